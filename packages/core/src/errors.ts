@@ -1,0 +1,102 @@
+/**
+ * Every error `@trellis/core` throws. docs/errors.md is generated from this file
+ * (`npm run gen`), so add new errors here, with a description.
+ */
+import { defineError } from './TrellisError.js';
+
+export interface ConfigIssue {
+  /** Dotted path of the offending field, e.g. `checks.db.timeoutMs` or `routes[0].path`. */
+  readonly path: string;
+  readonly message: string;
+}
+
+export const ConfigError = defineError<{
+  /** Which function or component rejected the options, e.g. `retry`. */
+  readonly component: string;
+  readonly issues: readonly ConfigIssue[];
+}>({
+  code: 'TRELLIS_CONFIG_INVALID',
+  name: 'ConfigError',
+  description:
+    'Options passed to a Trellis function failed validation. The message and `issues` name each offending field path.',
+});
+export type ConfigError = InstanceType<typeof ConfigError>;
+
+export const TimeoutError = defineError<{ readonly timeoutMs: number }>({
+  code: 'TRELLIS_TIMEOUT',
+  name: 'TimeoutError',
+  description:
+    'An operation did not finish within its time limit or before the caller deadline. Its signal was aborted.',
+  status: 504,
+  retryable: true,
+});
+export type TimeoutError = InstanceType<typeof TimeoutError>;
+
+export const AbortedError = defineError({
+  code: 'TRELLIS_ABORTED',
+  name: 'AbortedError',
+  description: "The caller's AbortSignal aborted the operation. `cause` holds the signal's reason.",
+});
+export type AbortedError = InstanceType<typeof AbortedError>;
+
+export const HttpError = defineError<{
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly body: unknown;
+  /** From the `Retry-After` header, when present. */
+  readonly retryAfterMs: number | undefined;
+}>({
+  code: 'TRELLIS_HTTP_STATUS',
+  name: 'HttpError',
+  description:
+    'An upstream answered with a non-2xx status that the endpoint declares no schema for. Carries `status`, `headers`, the parsed `body` and `retryAfterMs`; 502, 503 and 504 are retryable.',
+});
+export type HttpError = InstanceType<typeof HttpError>;
+
+export const RequestValidationError = defineError<{ readonly issues: readonly ConfigIssue[] }>({
+  code: 'TRELLIS_REQUEST_INVALID',
+  name: 'RequestValidationError',
+  description:
+    "A typed client call's params, query, headers or body failed the endpoint's schema. Thrown before any I/O.",
+});
+export type RequestValidationError = InstanceType<typeof RequestValidationError>;
+
+export const ResponseValidationError = defineError<{
+  readonly status: number;
+  readonly issues: readonly ConfigIssue[];
+  readonly body: unknown;
+}>({
+  code: 'TRELLIS_RESPONSE_INVALID',
+  name: 'ResponseValidationError',
+  description:
+    "An upstream's response body did not match the endpoint's response schema. `issues` holds the schema issues.",
+});
+export type ResponseValidationError = InstanceType<typeof ResponseValidationError>;
+
+export const ConnectError = defineError<{ readonly target: string }>({
+  code: 'TRELLIS_CONNECT_FAILED',
+  name: 'ConnectError',
+  description:
+    'The connection to an upstream was refused, reset or unreachable, or the upstream answered with invalid HTTP. Retryable: the request may not have reached the upstream.',
+  status: 502,
+  retryable: true,
+});
+export type ConnectError = InstanceType<typeof ConnectError>;
+
+export const NoInstanceError = defineError<{ readonly service: string }>({
+  code: 'TRELLIS_NO_INSTANCE',
+  name: 'NoInstanceError',
+  description:
+    'Discovery returned no instance for the service, or the balancer has ejected every instance. Retry later.',
+  status: 503,
+  retryable: true,
+});
+export type NoInstanceError = InstanceType<typeof NoInstanceError>;
+
+export const ShutdownError = defineError({
+  code: 'TRELLIS_SHUTTING_DOWN',
+  name: 'ShutdownError',
+  description: 'The component is shutting down or closed and no longer accepts work.',
+  status: 503,
+});
+export type ShutdownError = InstanceType<typeof ShutdownError>;

@@ -1,0 +1,42 @@
+export { type Clock, type ClockTimer, systemClock } from './Clock.js';
+export {
+  DEADLINE_HEADER,
+  getRequestContext,
+  parseDeadlineHeader,
+  type RequestContext,
+  remainingMs,
+  runWithContext,
+  runWithDeadline,
+} from './context.js';
+export type {
+  Balancer,
+  Instance,
+  Pick,
+  PickOptions,
+  PickOutcome,
+  Resolver,
+} from './discovery.js';
+export { Emitter, type Event } from './Event.js';
+export {
+  AbortedError,
+  ConfigError,
+  type ConfigIssue,
+  ConnectError,
+  HttpError,
+  NoInstanceError,
+  RequestValidationError,
+  ResponseValidationError,
+  ShutdownError,
+  TimeoutError,
+} from './errors.js';
+export { type Logger, silentLogger } from './Logger.js';
+export { formatPath, parseOptions, toIssues } from './options.js';
+export { type ExecuteOptions, noopPolicy, type Policy, type PolicyContext } from './Policy.js';
+export {
+  defineError,
+  type ErrorSpec,
+  isTrellisError,
+  TrellisError,
+  type TrellisErrorClass,
+  type TrellisErrorOptions,
+} from './TrellisError.js';
