@@ -2,7 +2,8 @@
 // Each package lists its entry points once, in package.json -> "trellis": { "entries": { "./x": "src/x.ts" } }.
 // This script writes the `exports`, `main`, `module` and `types` fields from that list
 // (`--check` fails instead when they are out of date). tsup.config and vitest aliases read the
-// same list, so an entry point is never written down twice.
+// same list, so an entry point is never written down twice. It also writes tsconfig.paths.json,
+// which maps each entry to its source for typechecking.
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,9 +51,32 @@ function apply(pkg, entries) {
   return next;
 }
 
+/** tsconfig `paths` so typechecking resolves sibling packages to their sources (no build needed). */
+export function pathsConfig(packages) {
+  const paths = {};
+  for (const { dir, name, entries } of packages) {
+    const rel = dir.slice(root.length + 1);
+    for (const [key, src] of Object.entries(entries)) {
+      paths[key === '.' ? name : `${name}/${key.slice(2)}`] = [`./${rel}/${src}`];
+    }
+  }
+  return `${JSON.stringify({ compilerOptions: { paths } }, null, 2)}\n`;
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const check = process.argv.includes('--check');
   let stale = 0;
+  const pathsFile = join(root, 'tsconfig.paths.json');
+  const paths = pathsConfig(listPackages());
+  if (!existsSync(pathsFile) || readFileSync(pathsFile, 'utf8') !== paths) {
+    if (check) {
+      console.error('tsconfig.paths.json is out of date; run `npm run gen`.');
+      stale++;
+    } else {
+      writeFileSync(pathsFile, paths);
+      console.log('tsconfig.paths.json written');
+    }
+  }
   for (const { dir, pkg, entries, name } of listPackages()) {
     const file = join(dir, 'package.json');
     const before = readFileSync(file, 'utf8');

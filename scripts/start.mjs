@@ -1,6 +1,7 @@
 // `npm start`: runs the example system (examples/shop) on its embedded defaults.
-import { existsSync } from 'node:fs';
+
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { root } from './entries.mjs';
 

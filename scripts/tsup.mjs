@@ -22,6 +22,7 @@ export function trellisTsup(configUrl, overrides = {}) {
     target: 'node20',
     platform: 'node',
     shims: false,
+    tsconfig: 'tsconfig.build.json',
     ...overrides,
   };
 }
