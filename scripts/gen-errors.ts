@@ -48,11 +48,15 @@ code (or use \`instanceof\`, which works across duplicate copies of a package th
 \`\`\`ts
 import { TimeoutError, isTrellisError } from '@trellis/core';
 
-try {
-  await client.getItem({ params: { id: '1' } });
-} catch (err) {
-  if (err instanceof TimeoutError) console.log('timed out after', err.timeoutMs, 'ms');
-  else if (isTrellisError(err)) console.log(err.code, err.retryable);
+export async function describeFailure(call: () => Promise<unknown>): Promise<string> {
+  try {
+    await call();
+    return 'ok';
+  } catch (err) {
+    if (err instanceof TimeoutError) return \`timed out after \${err.timeoutMs} ms\`;
+    if (isTrellisError(err)) return \`\${err.code} (retryable: \${err.retryable})\`;
+    throw err;
+  }
 }
 \`\`\`
 

@@ -24,6 +24,13 @@ describe('TrellisError', () => {
     expectTypeOf(err.timeoutMs).toEqualTypeOf<number>();
   });
 
+  it('instanceof narrows an unknown to the class with its properties', () => {
+    const caught: unknown = new TimeoutError('t', { timeoutMs: 7 });
+    if (!(caught instanceof TimeoutError)) throw new Error('expected a TimeoutError');
+    expectTypeOf(caught.timeoutMs).toEqualTypeOf<number>();
+    expect(caught.timeoutMs).toBe(7);
+  });
+
   it('distinguishes classes by brand', () => {
     const err = new TimeoutError('t', { timeoutMs: 1 });
     expect(err instanceof HttpError).toBe(false);

@@ -76,7 +76,6 @@ export interface TrellisErrorClass<P extends object> {
   readonly code: string;
   readonly description: string;
   readonly status: number | undefined;
-  readonly prototype: TrellisError;
   [Symbol.hasInstance](value: unknown): boolean;
 }
 

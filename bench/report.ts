@@ -1,0 +1,39 @@
+/** The result file every bench/<area>.ts writes to bench/results/<area>.json. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface BenchRow {
+  name: string;
+  value: number;
+  unit: string;
+  /** The peer (or baseline) this row is compared with. */
+  peer?: string;
+  /** Oriented so that > 1 favours Trellis; say which way in `name` or `unit`. */
+  ratio?: number;
+  /** Human-readable target, e.g. "≥ 1.5×". */
+  target?: string;
+  pass?: boolean;
+  /** Rows with a `chart` group are drawn in bench/results/chart.svg (value per row). */
+  chart?: string;
+}
+
+export interface BenchResult {
+  area: string;
+  title?: string;
+  setup?: string;
+  command?: string;
+  date?: string;
+  rows: BenchRow[];
+  notes?: string[];
+}
+
+export function writeResult(result: BenchResult): void {
+  const dir = join(import.meta.dirname, 'results');
+  mkdirSync(dir, { recursive: true });
+  const full = {
+    date: new Date().toISOString(),
+    command: `npx tsx bench/${result.area}.ts`,
+    ...result,
+  };
+  writeFileSync(join(dir, `${result.area}.json`), `${JSON.stringify(full, null, 2)}\n`);
+}
