@@ -21,7 +21,7 @@ export const ForbiddenError = defineError<{ readonly missing: readonly string[] 
   code: 'TRELLIS_GATEWAY_FORBIDDEN',
   name: 'ForbiddenError',
   description:
-    "The credential is valid but lacks a scope or claim the route requires. Answered with 403; the message names what is missing.",
+    'The credential is valid but lacks a scope or claim the route requires. Answered with 403; the message names what is missing.',
   status: 403,
 });
 export type ForbiddenError = InstanceType<typeof ForbiddenError>;
@@ -54,3 +54,79 @@ export const GatewayRateLimitedError = defineError<{ readonly retryAfterMs: numb
   retryable: true,
 });
 export type GatewayRateLimitedError = InstanceType<typeof GatewayRateLimitedError>;
+
+// ---------------------------------------------------------------------------------------------
+// Proxy core: canonical paths, framing, limits, upstream failures. The proxy also answers with
+// core's ConnectError (502), TimeoutError (504), NoInstanceError (503), ShutdownError (503) and
+// resilience's CircuitOpenError / BulkheadRejectedError (503): their codes become error.code.
+// ---------------------------------------------------------------------------------------------
+export const RouteNotFoundError = defineError({
+  code: 'TRELLIS_GATEWAY_NO_ROUTE',
+  name: 'RouteNotFoundError',
+  description:
+    'No gateway route matches the request path, method and host. The gateway answers 404 with a JSON error body.',
+  status: 404,
+});
+export type RouteNotFoundError = InstanceType<typeof RouteNotFoundError>;
+
+export const BadPathError = defineError({
+  code: 'TRELLIS_GATEWAY_BAD_PATH',
+  name: 'BadPathError',
+  description:
+    'The request target is not a canonical origin-form path: it contains `.`/`..` segments (plain or percent-encoded), an encoded `/` or `\\`, a backslash, double encoding, a control character or NUL, a `//` run, or it is in absolute form. Answered 400 and never forwarded.',
+  status: 400,
+});
+export type BadPathError = InstanceType<typeof BadPathError>;
+
+export const BadFramingError = defineError({
+  code: 'TRELLIS_GATEWAY_BAD_FRAMING',
+  name: 'BadFramingError',
+  description:
+    'The request framing is ambiguous or invalid (Content-Length with Transfer-Encoding, duplicate or invalid Content-Length, a Transfer-Encoding other than `chunked`, or a malformed request line or header). Answered 400 and never forwarded.',
+  status: 400,
+});
+export type BadFramingError = InstanceType<typeof BadFramingError>;
+
+export const BodyTooLargeError = defineError<{ readonly limitBytes: number }>({
+  code: 'TRELLIS_GATEWAY_BODY_TOO_LARGE',
+  name: 'BodyTooLargeError',
+  description:
+    "The request body is larger than the route's `maxBodyBytes`. Answered 413; a body that grows past the limit while streaming aborts the upstream request.",
+  status: 413,
+});
+export type BodyTooLargeError = InstanceType<typeof BodyTooLargeError>;
+
+export const HeadersTooLargeError = defineError({
+  code: 'TRELLIS_GATEWAY_HEADERS_TOO_LARGE',
+  name: 'HeadersTooLargeError',
+  description:
+    "The request headers exceed `limits.maxHeaderBytes` (the server's `maxHeaderSize`). Answered 431.",
+  status: 431,
+});
+export type HeadersTooLargeError = InstanceType<typeof HeadersTooLargeError>;
+
+export const RequestTimeoutError = defineError({
+  code: 'TRELLIS_GATEWAY_REQUEST_TIMEOUT',
+  name: 'RequestTimeoutError',
+  description:
+    'The client did not send its request headers within `limits.headersTimeoutMs` (slowloris). Answered 408 and the connection is closed.',
+  status: 408,
+});
+export type RequestTimeoutError = InstanceType<typeof RequestTimeoutError>;
+
+export const BodyConsumedError = defineError({
+  code: 'TRELLIS_GATEWAY_BODY_CONSUMED',
+  name: 'BodyConsumedError',
+  description:
+    "The host application's body parser already read the request body and the gateway cannot re-serialise what it left in `req.body` (not JSON, form, text or a Buffer). Answered 400 instead of hanging; mount the gateway before the body parser.",
+  status: 400,
+});
+export type BodyConsumedError = InstanceType<typeof BodyConsumedError>;
+
+export const UpstreamResponseError = defineError({
+  code: 'TRELLIS_GATEWAY_UPSTREAM_ABORTED',
+  name: 'UpstreamResponseError',
+  description:
+    'The upstream failed after the response had started (reset or timed out mid-body). The client connection is destroyed so the client sees an aborted response, never a hang.',
+});
+export type UpstreamResponseError = InstanceType<typeof UpstreamResponseError>;
