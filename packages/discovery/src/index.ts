@@ -1,1 +1,20 @@
-export {};
+export type {
+  BalancerOptions,
+  EjectionEvent,
+  OutlierOptions,
+  TrellisBalancer,
+} from './BalancerCore.js';
+export { type ConsistentHashOptions, consistentHash } from './consistentHash.js';
+export { DiscoveryUnavailableError, RegistrationError } from './errors.js';
+export { instanceFromUrl } from './instances.js';
+export { type LeastRequestOptions, leastRequest } from './leastRequest.js';
+export { type PeakEwmaOptions, peakEwma } from './peakEwma.js';
+export { type RandomOptions, random } from './random.js';
+export { type RoundRobinOptions, roundRobin } from './roundRobin.js';
+export type { ServiceStatus, StaleEvent } from './ServiceTable.js';
+export {
+  type StaticDiscovery,
+  type StaticDiscoveryOptions,
+  type StaticInstance,
+  staticDiscovery,
+} from './staticDiscovery.js';

@@ -1,0 +1,162 @@
+import { ConfigError, type Instance } from '@trellis/core';
+import { createTestClock } from '@trellis/core/testing';
+import { describe, expect, it } from 'vitest';
+import type { EjectionEvent, TrellisBalancer } from './BalancerCore.js';
+import { consistentHash } from './consistentHash.js';
+import { leastRequest } from './leastRequest.js';
+import { peakEwma } from './peakEwma.js';
+import { random } from './random.js';
+import { roundRobin } from './roundRobin.js';
+
+const make = (n: number, prefix = 'h'): Instance[] =>
+  Array.from({ length: n }, (_, i) => ({ id: `${prefix}${i}:80`, url: `http://${prefix}${i}:80` }));
+
+type Factory = (opts: Parameters<typeof roundRobin>[0]) => TrellisBalancer;
+const factories: [string, Factory][] = [
+  ['roundRobin', roundRobin],
+  ['random', random],
+  ['leastRequest', leastRequest],
+  ['peakEwma', peakEwma],
+  ['consistentHash', consistentHash],
+];
+
+describe.each(factories)('%s: shared balancer behaviour', (_name, factory) => {
+  it('returns undefined for an empty list', () => {
+    expect(factory({}).pick([])).toBeUndefined();
+  });
+
+  it('honours exclude, and ignores it when nothing else is left', () => {
+    const b = factory({});
+    const list = make(3);
+    const exclude = new Set(['h0:80', 'h1:80']);
+    for (let i = 0; i < 20; i++) {
+      const p = b.pick(list, { exclude, key: `k${i}` })!;
+      expect(p.instance.id).toBe('h2:80');
+      p.done({ ok: true, durationMs: 1 });
+    }
+    const all = new Set(list.map((i) => i.id));
+    const p = b.pick(list, { exclude: all })!;
+    expect(all.has(p.instance.id)).toBe(true);
+  });
+
+  it('ejects after 5 consecutive failures, for base x times ejected, and brings it back', async () => {
+    const clock = createTestClock();
+    const events: EjectionEvent[] = [];
+    const b = factory({ clock, outlier: { maxEjectionPercent: 100 } });
+    b.onEject((e) => events.push(e));
+    const list = make(2);
+    const exclude = new Set(['h1:80']);
+    for (let i = 0; i < 5; i++) b.pick(list, { exclude })!.done({ ok: false, durationMs: 1 });
+    expect(b.isEjected('h0:80')).toBe(true);
+    expect(events).toMatchObject([
+      { reason: 'consecutive-failures', durationMs: 30_000, timesEjected: 1 },
+    ]);
+    for (let i = 0; i < 20; i++) {
+      const p = b.pick(list, { key: `k${i}` })!;
+      expect(p.instance.id).toBe('h1:80');
+      p.done({ ok: true, durationMs: 1 });
+    }
+    clock.advance(30_000);
+    await clock.flush();
+    expect(b.isEjected('h0:80')).toBe(false);
+    // Fails again soon: the second ejection lasts twice as long.
+    for (let i = 0; i < 5; i++) b.pick(list, { exclude })!.done({ ok: false, durationMs: 1 });
+    expect(events[1]).toMatchObject({ durationMs: 60_000, timesEjected: 2 });
+  });
+
+  it('never ejects more than maxEjectionPercent (but at least one)', () => {
+    const clock = createTestClock();
+    const b = factory({ clock });
+    const list = make(5);
+    for (const inst of list) {
+      const others = new Set(list.filter((i) => i !== inst).map((i) => i.id));
+      for (let i = 0; i < 5; i++)
+        b.pick(list, { exclude: others })!.done({ ok: false, durationMs: 1 });
+    }
+    const ejected = list.filter((i) => b.isEjected(i.id));
+    expect(ejected).toHaveLength(1);
+  });
+
+  it('returns undefined when every instance is ejected', () => {
+    const b = factory({ outlier: { maxEjectionPercent: 100 } });
+    const list = make(1);
+    for (let i = 0; i < 5; i++) b.pick(list)!.done({ ok: false, durationMs: 1 });
+    expect(b.pick(list)).toBeUndefined();
+  });
+
+  it('does not eject when outlier detection is off', () => {
+    const b = factory({ outlier: false });
+    const list = make(1);
+    for (let i = 0; i < 50; i++) b.pick(list)!.done({ ok: false, durationMs: 1 });
+    expect(b.isEjected('h0:80')).toBe(false);
+    expect(b.pick(list)).toBeDefined();
+  });
+
+  it('tracks requests in flight per instance', () => {
+    const b = factory({});
+    const list = make(1);
+    const p1 = b.pick(list)!;
+    const p2 = b.pick(list)!;
+    expect(b.inflight('h0:80')).toBe(2);
+    p1.done({ ok: true, durationMs: 1 });
+    p2.done({ ok: true, durationMs: 1 });
+    expect(b.inflight('h0:80')).toBe(0);
+  });
+
+  it('keeps state bounded as instances come and go, and drains in-flight ones', async () => {
+    const clock = createTestClock();
+    const b = factory({ clock, retainMs: 1_000 });
+    const held = b.pick(make(1, 'keep'))!;
+    for (let gen = 0; gen < 200; gen++) {
+      const list = make(5, `g${gen}-`);
+      b.pick(list)!.done({ ok: true, durationMs: 1 });
+      await clock.advance(100);
+    }
+    expect(b.trackedIds).toBeLessThan(5 * 15);
+    // The instance with a request in flight is still tracked (drained, not cut).
+    expect(b.inflight('keep0:80')).toBe(1);
+    held.done({ ok: true, durationMs: 1 });
+    expect(b.inflight('keep0:80')).toBe(0);
+  });
+
+  it('rejects bad options with a ConfigError naming the field', () => {
+    expect(() => factory({ outlier: { consecutiveFailures: -1 } })).toThrow(ConfigError);
+    expect(() => factory({ outlier: { consecutiveFailures: -1 } })).toThrow(
+      /outlier\.consecutiveFailures/,
+    );
+  });
+});
+
+describe('failure-rate ejection (A50 failure percentage)', () => {
+  it('ejects an instance failing >= 85% over an interval once 5 instances have volume', async () => {
+    const clock = createTestClock();
+    const b = roundRobin({ clock, outlier: { consecutiveFailures: 0 } });
+    const events: EjectionEvent[] = [];
+    b.onEject((e) => events.push(e));
+    const list = make(5);
+    let h0 = 0;
+    for (let i = 0; i < 500; i++) {
+      const p = b.pick(list)!;
+      // h0 fails 9 requests in 10 (the consecutive-failures rule is off here).
+      const bad = p.instance.id === 'h0:80' && h0++ % 10 !== 0;
+      p.done({ ok: !bad, durationMs: 1 });
+    }
+    expect(events).toHaveLength(0);
+    await clock.advance(10_000);
+    b.pick(list)!.done({ ok: true, durationMs: 1 });
+    expect(events).toMatchObject([{ reason: 'failure-rate', instance: { id: 'h0:80' } }]);
+  });
+
+  it('does not run with fewer instances than failureMinInstances', async () => {
+    const clock = createTestClock();
+    const b = roundRobin({ clock, outlier: { consecutiveFailures: 0 } });
+    const list = make(2);
+    for (let i = 0; i < 400; i++) {
+      const p = b.pick(list)!;
+      p.done({ ok: p.instance.id !== 'h0:80', durationMs: 1 });
+    }
+    await clock.advance(10_000);
+    b.pick(list)!.done({ ok: true, durationMs: 1 });
+    expect(b.isEjected('h0:80')).toBe(false);
+  });
+});

@@ -1,0 +1,97 @@
+import { type PickOutcome, parseOptions } from '@trellis/core';
+import { z } from 'zod';
+import {
+  BalancerCore,
+  type BalancerOptions,
+  balancerFields,
+  type InstanceState,
+  type ParsedBalancerOptions,
+  type TrellisBalancer,
+  type View,
+} from './BalancerCore.js';
+
+export interface PeakEwmaOptions extends BalancerOptions {
+  /** Time constant of the latency average: older samples weigh e^(-age/decayMs). Default 10 000. */
+  readonly decayMs?: number;
+  /** Latency assumed for an instance with no sample yet. Default 30. */
+  readonly defaultRttMs?: number;
+  /** A failed request counts as at least this slow, so fast failures do not attract traffic. Default 1 000. */
+  readonly failurePenaltyMs?: number;
+}
+
+const schema = z
+  .object({
+    ...balancerFields,
+    decayMs: z.number().positive().default(10_000),
+    defaultRttMs: z.number().positive().default(30),
+    failurePenaltyMs: z.number().min(0).default(1_000),
+  })
+  .strict();
+
+class PeakEwma extends BalancerCore {
+  readonly #decayMs: number;
+  readonly #defaultRtt: number;
+  readonly #penalty: number;
+
+  constructor(opts: ParsedBalancerOptions & z.output<typeof schema>) {
+    super(opts);
+    this.#decayMs = opts.decayMs;
+    this.#defaultRtt = opts.defaultRttMs;
+    this.#penalty = opts.failurePenaltyMs;
+  }
+
+  #cost(s: InstanceState, now: number): number {
+    const rtt =
+      s.ewma < 0
+        ? this.#defaultRtt
+        : s.ewma * Math.exp(-Math.max(0, now - s.stamp) / this.#decayMs);
+    return (rtt * (s.inflight + 1)) / s.weight;
+  }
+
+  protected choose(
+    view: View,
+    now: number,
+    exclude: ReadonlySet<string> | undefined,
+  ): InstanceState | undefined {
+    const a = this.randomEligible(view, now, exclude, undefined);
+    if (a === undefined) return undefined;
+    const b = this.randomEligible(view, now, exclude, a);
+    if (b === undefined) return a;
+    return this.#cost(b, now) < this.#cost(a, now) ? b : a;
+  }
+
+  protected override observe(s: InstanceState, outcome: PickOutcome, now: number): void {
+    let rtt = outcome.durationMs;
+    if (!(rtt >= 0)) rtt = 0;
+    if (!outcome.ok && rtt < this.#penalty) rtt = this.#penalty;
+    if (s.ewma < 0 || rtt > s.ewma) {
+      // Peak sensitivity: a slower sample replaces the estimate at once.
+      s.ewma = rtt;
+    } else {
+      const w = Math.exp(-Math.max(0, now - s.stamp) / this.#decayMs);
+      s.ewma = s.ewma * w + rtt * (1 - w);
+    }
+    s.stamp = now;
+  }
+}
+
+/**
+ * Peak EWMA (Finagle, Linkerd): power of two choices on `latency x (in flight + 1)`, where latency
+ * is an exponentially weighted moving average that jumps up at once on a slow response and decays
+ * back over `decayMs`. A slow instance is avoided within a few requests; the recommended default
+ * for clients.
+ *
+ * @example
+ * ```ts
+ * import { peakEwma } from '@trellis/discovery';
+ * const balancer = peakEwma();
+ * const instances = [{ id: 'a:80', url: 'http://a:80' }, { id: 'b:80', url: 'http://b:80' }];
+ * const pick = balancer.pick(instances)!;
+ * const started = performance.now();
+ * // ... request pick.instance.url ...
+ * pick.done({ ok: true, durationMs: performance.now() - started });
+ * ```
+ */
+export function peakEwma(options: PeakEwmaOptions = {}): TrellisBalancer {
+  return new PeakEwma(parseOptions(schema, options, 'peakEwma'));
+}
