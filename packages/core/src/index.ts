@@ -29,9 +29,12 @@ export {
   ShutdownError,
   TimeoutError,
 } from './errors.js';
+export * from './health/index.js';
 export { type Logger, silentLogger } from './Logger.js';
+export * from './metrics/index.js';
 export { formatPath, parseOptions, toIssues } from './options.js';
 export { type ExecuteOptions, noopPolicy, type Policy, type PolicyContext } from './Policy.js';
+export * from './server/index.js';
 export {
   defineError,
   type ErrorSpec,
@@ -40,3 +43,4 @@ export {
   type TrellisErrorClass,
   type TrellisErrorOptions,
 } from './TrellisError.js';
+export * from './tracing/index.js';

@@ -1,1 +1,14 @@
-export {};
+/**
+ * Prometheus metrics on a per-app prom-client registry.
+ * @module
+ */
+export {
+  CLIENT_CLOSED_STATUS,
+  createMetrics,
+  HTTP_DURATION_BUCKETS,
+  type Metrics,
+  type MetricsOptions,
+  normalizeMethod,
+  type ServerRequestRecord,
+  UNMATCHED_ROUTE,
+} from './createMetrics.js';

@@ -1,0 +1,259 @@
+import {
+  collectDefaultMetrics,
+  Gauge,
+  Histogram,
+  type Metric,
+  Registry,
+  type RegistryContentType,
+} from 'prom-client';
+import { z } from 'zod';
+import { parseOptions } from '../options.js';
+
+/**
+ * The OpenTelemetry bucket boundaries for `http.server.request.duration`, in seconds
+ * (semantic conventions, stable HTTP metrics).
+ */
+export const HTTP_DURATION_BUCKETS: readonly number[] = [
+  0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10,
+];
+
+/** The `http_route` label value shared by every request that matched no route. */
+export const UNMATCHED_ROUTE = 'unmatched';
+
+/** The status code recorded for a request whose client went away before the response ended. */
+export const CLIENT_CLOSED_STATUS = 499;
+
+const NON_COUNTER_TOTALS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
+
+/** A prom-client registry of either exposition format. */
+export type AnyRegistry = Registry<RegistryContentType>;
+
+const KNOWN_METHODS = new Set([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'DELETE',
+  'CONNECT',
+  'OPTIONS',
+  'TRACE',
+  'PATCH',
+  'QUERY',
+]);
+
+/**
+ * The method as OpenTelemetry records it: one of the known methods, else `_OTHER`, so a client
+ * cannot blow up label cardinality with made-up methods.
+ */
+export function normalizeMethod(method: string | undefined): string {
+  if (method === undefined) return '_OTHER';
+  if (KNOWN_METHODS.has(method)) return method;
+  const upper = method.toUpperCase();
+  return KNOWN_METHODS.has(upper) ? upper : '_OTHER';
+}
+
+const optionsSchema = z
+  .object({
+    registry: z
+      .custom<AnyRegistry>((v) => v instanceof Registry, 'must be a prom-client Registry')
+      .optional(),
+    prefix: z
+      .string()
+      .regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/, 'must be a valid Prometheus metric name prefix')
+      .optional(),
+    defaultMetrics: z.boolean().optional(),
+    buckets: z.array(z.number().positive()).nonempty().optional(),
+  })
+  .strict();
+
+export interface MetricsOptions {
+  /** The registry to register on. Default: a new one owned by this object (never the global). */
+  registry?: AnyRegistry;
+  /** Prepended to every metric name, e.g. `shop_`. Default: none. */
+  prefix?: string;
+  /** Also collect prom-client's default process and Node.js metrics. Default: true. */
+  defaultMetrics?: boolean;
+  /** Histogram buckets in seconds. Default: {@link HTTP_DURATION_BUCKETS}. */
+  buckets?: number[];
+}
+
+/** One finished server request, as recorded by the adapters and by the gateway. */
+export interface ServerRequestRecord {
+  /** The HTTP method; anything unknown is recorded as `_OTHER`. */
+  method: string;
+  /** The route template (`/items/:id`), never the raw path; undefined = `unmatched`. */
+  route: string | undefined;
+  /** The response status code. */
+  status: number;
+  durationSeconds: number;
+}
+
+/** Prometheus metrics for one app. */
+export interface Metrics {
+  /** The registry holding every metric (yours if you passed one, else a private one). */
+  readonly registry: AnyRegistry;
+  /** The `Content-Type` to serve {@link Metrics.text} with. */
+  readonly contentType: string;
+  /** `http_server_request_duration_seconds`: labels `http_request_method`, `http_route`, `http_response_status_code`. */
+  readonly requestDuration: Histogram<
+    'http_request_method' | 'http_route' | 'http_response_status_code'
+  >;
+  /** `http_server_active_requests`: requests being served right now. */
+  readonly activeRequests: Gauge;
+  /** The exposition text of every metric in the registry. */
+  text(): Promise<string>;
+  /** Records one finished request in `http_server_request_duration_seconds`. */
+  recordServerRequest(record: ServerRequestRecord): void;
+  /** Same as {@link Metrics.recordServerRequest}, without the record object (hot paths). */
+  observeServerRequest(
+    method: string,
+    route: string | undefined,
+    status: number,
+    durationSeconds: number,
+  ): void;
+  /** Counts a request as started (`http_server_active_requests` + 1). */
+  requestStarted(): void;
+  /** Counts a request as ended (`http_server_active_requests` - 1). */
+  requestEnded(): void;
+  /**
+   * Unregisters the metrics this object registered from a registry you passed, or clears the
+   * private registry. Idempotent.
+   */
+  close(): void;
+}
+
+type DurationLabels = Record<
+  'http_request_method' | 'http_route' | 'http_response_status_code',
+  string
+>;
+
+function getOrCreate<M extends Metric>(registry: AnyRegistry, name: string, create: () => M): M {
+  const existing = registry.getSingleMetric(name);
+  return (existing as M | undefined) ?? create();
+}
+
+/**
+ * Creates the Prometheus metrics for one app, on its own registry. Creating it twice on the same
+ * registry reuses the metrics already there instead of throwing "already registered".
+ *
+ * @example
+ * ```ts
+ * import { createMetrics } from '@trellis/core';
+ *
+ * const metrics = createMetrics({ prefix: 'shop_' });
+ * metrics.recordServerRequest({ method: 'GET', route: '/items/:id', status: 200, durationSeconds: 0.012 });
+ * console.log(await metrics.text());
+ * ```
+ */
+export function createMetrics(options: MetricsOptions = {}): Metrics {
+  const opts = parseOptions(optionsSchema, options, 'createMetrics');
+  const owned = opts.registry === undefined;
+  const registry: AnyRegistry = opts.registry ?? new Registry();
+  const prefix = opts.prefix ?? '';
+  const registered: string[] = [];
+
+  const durationName = `${prefix}http_server_request_duration_seconds`;
+  const requestDuration = getOrCreate(registry, durationName, () => {
+    registered.push(durationName);
+    return new Histogram({
+      name: durationName,
+      help: 'Duration of HTTP server requests, by method, route template and status code.',
+      labelNames: ['http_request_method', 'http_route', 'http_response_status_code'] as const,
+      buckets: opts.buckets ?? [...HTTP_DURATION_BUCKETS],
+      registers: [registry],
+    });
+  }) as Histogram<'http_request_method' | 'http_route' | 'http_response_status_code'>;
+
+  const activeName = `${prefix}http_server_active_requests`;
+  const activeRequests = getOrCreate(registry, activeName, () => {
+    registered.push(activeName);
+    return new Gauge({
+      name: activeName,
+      help: 'Number of HTTP server requests being served.',
+      registers: [registry],
+    });
+  }) as Gauge;
+
+  if (opts.defaultMetrics !== false) {
+    // collectDefaultMetrics throws when called twice on a registry: detect an earlier call.
+    const probe = `${prefix}process_cpu_seconds_total`;
+    if (registry.getSingleMetric(probe) === undefined) {
+      const before = new Set(registry.getMetricsAsArray().map((m) => m.name));
+      collectDefaultMetrics({ register: registry, prefix });
+      // prom-client names three gauges `*_total`, which `promtool check metrics` rejects
+      // (only counters may end in `_total`). Their by-type siblings (`nodejs_active_handles`,
+      // ...) carry the same information: sum them.
+      for (const name of NON_COUNTER_TOTALS) registry.removeSingleMetric(`${prefix}${name}`);
+      for (const m of registry.getMetricsAsArray())
+        if (!before.has(m.name)) registered.push(m.name);
+    }
+  }
+
+  // Label objects are cached per (route, method, status) so recording allocates nothing after
+  // the first request of each kind. Route and status cardinality is bounded by the app.
+  const labelCache = new Map<string, Map<string, Map<number, DurationLabels>>>();
+  const labelsFor = (method: string, route: string, status: number): DurationLabels => {
+    let byMethod = labelCache.get(route);
+    if (byMethod === undefined) {
+      byMethod = new Map();
+      labelCache.set(route, byMethod);
+    }
+    let byStatus = byMethod.get(method);
+    if (byStatus === undefined) {
+      byStatus = new Map();
+      byMethod.set(method, byStatus);
+    }
+    let labels = byStatus.get(status);
+    if (labels === undefined) {
+      labels = {
+        http_request_method: method,
+        http_route: route,
+        http_response_status_code: String(status),
+      };
+      byStatus.set(status, labels);
+    }
+    return labels;
+  };
+
+  let closed = false;
+  const observeServerRequest = (
+    method: string,
+    route: string | undefined,
+    status: number,
+    durationSeconds: number,
+  ): void => {
+    if (closed) return;
+    requestDuration.observe(
+      labelsFor(normalizeMethod(method), route ?? UNMATCHED_ROUTE, status),
+      durationSeconds,
+    );
+  };
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    requestDuration,
+    activeRequests,
+    text: () => registry.metrics(),
+    observeServerRequest,
+    recordServerRequest: (r) =>
+      observeServerRequest(r.method, r.route, r.status, r.durationSeconds),
+    requestStarted: () => {
+      if (!closed) activeRequests.inc();
+    },
+    requestEnded: () => {
+      if (!closed) activeRequests.dec();
+    },
+    close: () => {
+      if (closed) return;
+      closed = true;
+      labelCache.clear();
+      if (owned) registry.clear();
+      else for (const name of registered) registry.removeSingleMetric(name);
+    },
+  };
+}

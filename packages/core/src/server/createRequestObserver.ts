@@ -1,0 +1,226 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { z } from 'zod';
+import { type Clock, systemClock } from '../Clock.js';
+import { DEADLINE_HEADER, parseDeadlineHeader, runWithContext } from '../context.js';
+import { CLIENT_CLOSED_STATUS, type Metrics, normalizeMethod } from '../metrics/createMetrics.js';
+import { parseOptions } from '../options.js';
+import {
+  createServerTracing,
+  type ServerTracing,
+  type StartedServerSpan,
+  withServerSpan,
+} from '../tracing/createServerTracing.js';
+
+/** The header a request id is read from and echoed in. */
+export const REQUEST_ID_HEADER = 'x-request-id';
+
+export interface RequestObserverOptions {
+  /** Records `http_server_request_duration_seconds` and the active-requests gauge. */
+  metrics?: Metrics;
+  /** `true` (default): spans from the global OpenTelemetry provider; `false`: none. */
+  tracing?: ServerTracing | boolean;
+  /** Finds the route template at the end of a request when none was set (adapters use it). */
+  routeOf?: (req: IncomingMessage) => string | undefined;
+  /** Echo the request id in the `x-request-id` response header. Default true. */
+  echoRequestId?: boolean;
+  /** The clock durations and deadlines are measured on. */
+  clock?: Clock;
+}
+
+/** One request being observed. Set `route` once the route template is known. */
+export interface ObservedRequest {
+  /** The route template (`/items/:id`); undefined means unmatched. */
+  route: string | undefined;
+  /** An error to record on the span (the response status is recorded anyway). */
+  error: unknown;
+  readonly requestId: string;
+  readonly traceId: string | undefined;
+}
+
+/** Observes server requests: metrics, a SERVER span, and the per-request context. */
+export interface RequestObserver {
+  /**
+   * Starts observing a request; it is recorded when `res` closes (a response that did not
+   * finish is recorded with status 499).
+   */
+  observe(req: IncomingMessage, res: ServerResponse, route?: string): ObservedRequest;
+  /**
+   * Runs `fn` in the request context (request id, trace id, deadline from
+   * `x-trellis-deadline-ms`) and inside the server span's OpenTelemetry context.
+   */
+  run<R>(observed: ObservedRequest, fn: () => R): R;
+}
+
+const kObserved = Symbol('trellis.observed');
+type ObservedResponse = ServerResponse & { [kObserved]?: Observation };
+
+class Observation implements ObservedRequest {
+  route: string | undefined;
+  error: unknown = undefined;
+  readonly requestId: string;
+  readonly traceId: string | undefined;
+  readonly start: number;
+  readonly method: string;
+  readonly req: IncomingMessage;
+  readonly span: StartedServerSpan | undefined;
+  readonly deadline: number | undefined;
+  readonly owner: Observer;
+
+  constructor(
+    owner: Observer,
+    req: IncomingMessage,
+    method: string,
+    route: string | undefined,
+    requestId: string,
+    span: StartedServerSpan | undefined,
+    traceId: string | undefined,
+    deadline: number | undefined,
+  ) {
+    this.owner = owner;
+    this.req = req;
+    this.method = method;
+    this.route = route;
+    this.requestId = requestId;
+    this.span = span;
+    this.traceId = traceId;
+    this.deadline = deadline;
+    this.start = owner.clock.now();
+  }
+}
+
+function onResponseClose(this: ObservedResponse): void {
+  const o = this[kObserved];
+  if (o === undefined) return;
+  this[kObserved] = undefined;
+  o.owner.finish(o, this);
+}
+
+const SAFE_ID = /^[\x21-\x7e]{1,128}$/;
+const TRACEPARENT = /^[\da-f]{2}-([\da-f]{32})-[\da-f]{16}-[\da-f]{2}/;
+
+class Observer implements RequestObserver {
+  readonly clock: Clock;
+  readonly #metrics: Metrics | undefined;
+  readonly #tracing: ServerTracing | undefined;
+  readonly #routeOf: ((req: IncomingMessage) => string | undefined) | undefined;
+  readonly #echo: boolean;
+
+  constructor(opts: RequestObserverOptions) {
+    this.clock = opts.clock ?? systemClock;
+    this.#metrics = opts.metrics;
+    this.#tracing =
+      opts.tracing === false
+        ? undefined
+        : opts.tracing === true || opts.tracing === undefined
+          ? createServerTracing()
+          : opts.tracing;
+    this.#routeOf = opts.routeOf;
+    this.#echo = opts.echoRequestId ?? true;
+  }
+
+  observe(req: IncomingMessage, res: ServerResponse, route?: string): ObservedRequest {
+    const method = normalizeMethod(req.method);
+    const headers = req.headers;
+    const incomingId = headers[REQUEST_ID_HEADER];
+    const requestId =
+      typeof incomingId === 'string' && SAFE_ID.test(incomingId) ? incomingId : randomUUID();
+    if (this.#echo && !res.headersSent) res.setHeader(REQUEST_ID_HEADER, requestId);
+    const span = this.#tracing?.start(req, method);
+    let traceId: string | undefined;
+    if (span?.valid) traceId = span.span.spanContext().traceId;
+    else if (typeof headers.traceparent === 'string') {
+      traceId = TRACEPARENT.exec(headers.traceparent)?.[1];
+    }
+    const budget = parseDeadlineHeader(headers[DEADLINE_HEADER]);
+    const deadline = budget === undefined ? undefined : this.clock.now() + budget;
+    const o = new Observation(this, req, method, route, requestId, span, traceId, deadline);
+    this.#metrics?.requestStarted();
+    (res as ObservedResponse)[kObserved] = o;
+    res.on('close', onResponseClose);
+    return o;
+  }
+
+  run<R>(observed: ObservedRequest, fn: () => R): R {
+    const o = observed as Observation;
+    const ctx =
+      o.deadline === undefined
+        ? { requestId: o.requestId, traceId: o.traceId }
+        : { requestId: o.requestId, traceId: o.traceId, deadline: o.deadline, clock: this.clock };
+    const span = o.span;
+    if (span === undefined || !span.valid) return runWithContext(ctx, fn);
+    return runWithContext(ctx, () => withServerSpan(span, fn));
+  }
+
+  /** @internal */
+  finish(o: Observation, res: ServerResponse): void {
+    const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED_STATUS;
+    const route = o.route ?? this.#routeOf?.(o.req);
+    const metrics = this.#metrics;
+    if (metrics !== undefined) {
+      metrics.requestEnded();
+      metrics.observeServerRequest(o.method, route, status, (this.clock.now() - o.start) / 1000);
+    }
+    if (o.span !== undefined) this.#tracing?.end(o.span, o.method, route, status, o.error);
+  }
+}
+
+const optionsSchema = z
+  .object({
+    metrics: z
+      .custom<Metrics>(
+        (v) =>
+          typeof v === 'object' &&
+          v !== null &&
+          typeof (v as Metrics).observeServerRequest === 'function',
+        'must be Metrics from createMetrics()',
+      )
+      .optional(),
+    tracing: z
+      .union([
+        z.boolean(),
+        z.custom<ServerTracing>(
+          (v) =>
+            typeof v === 'object' && v !== null && typeof (v as ServerTracing).start === 'function',
+          'must be true, false or a ServerTracing from createServerTracing()',
+        ),
+      ])
+      .optional(),
+    routeOf: z
+      .custom<(req: IncomingMessage) => string | undefined>(
+        (v) => typeof v === 'function',
+        'must be a function',
+      )
+      .optional(),
+    echoRequestId: z.boolean().optional(),
+    clock: z
+      .custom<Clock>(
+        (v) => typeof v === 'object' && v !== null && typeof (v as Clock).now === 'function',
+        'must be a Clock',
+      )
+      .optional(),
+  })
+  .strict();
+
+/**
+ * Creates the framework-neutral server instrumentation both adapters use, and the gateway can
+ * use: per request it counts the active-requests gauge, starts a SERVER span (context from
+ * `traceparent`), sets up the request context (request id, trace id, deadline) and, when the
+ * response closes, records `http_server_request_duration_seconds` by route template.
+ *
+ * @example
+ * ```ts
+ * import { createServer } from 'node:http';
+ * import { createMetrics, createRequestObserver } from '@trellis/core';
+ *
+ * const observer = createRequestObserver({ metrics: createMetrics() });
+ * createServer((req, res) => {
+ *   const o = observer.observe(req, res);
+ *   o.route = '/hello';
+ *   observer.run(o, () => res.end('hello'));
+ * }).listen(3000);
+ * ```
+ */
+export function createRequestObserver(options: RequestObserverOptions = {}): RequestObserver {
+  return new Observer(parseOptions(optionsSchema, options, 'createRequestObserver'));
+}
