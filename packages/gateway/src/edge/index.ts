@@ -4,16 +4,75 @@
  * config schema and runs `createEdge(...).forRoute(route)` before proxying.
  *
  * Order of a route's chain (documented in docs/gateway.md):
- *   cors -> auth -> rateLimit -> header transforms -> [proxy core: bulkhead, proxy]
- * The access log wraps the whole chain.
+ *   strip client identity header -> cors -> auth -> rateLimit -> header transforms
+ *   -> [proxy core: bulkhead, proxy]
+ * The access log wraps the whole chain (`outer`).
  */
+import { ConfigError, type Logger } from '@trellis/core';
 import { z } from 'zod';
 import type { GatewayDeps, GatewayMiddleware } from '../GatewayMiddleware.js';
+import { accessLogMiddleware, accessLogSchema } from './accessLog.js';
+import { ApiKeyStore, apiKeysSchema } from './apiKeys.js';
+import {
+  authMiddleware,
+  identityHeaderSchema,
+  routeAuthSchema,
+  stripIdentityMiddleware,
+} from './auth.js';
+import { corsMiddleware, corsSchema } from './cors.js';
+import { createRateLimiter, type RedisLike } from './createRateLimiter.js';
+import { headerTransformsMiddleware, headerTransformsSchema } from './headerTransforms.js';
+import { JwtProvider, jwtProviderSchema } from './jwtProvider.js';
+import {
+  type KeyedRateLimiter,
+  rateLimitMiddleware,
+  routeRateLimitSchema,
+} from './rateLimitStage.js';
+
+export type { AccessLogLine } from './accessLog.js';
+export { hashApiKey } from './apiKeys.js';
+export type { KeyedRateLimiter, RateLimitDecision } from './rateLimitStage.js';
 
 /** Per-route edge settings, merged into each route of the gateway config. */
-export const edgeRouteSchema = z.object({});
+export const edgeRouteSchema = z.object({
+  cors: corsSchema.optional(),
+  auth: routeAuthSchema.optional(),
+  rateLimit: routeRateLimitSchema.optional(),
+  headers: headerTransformsSchema.optional(),
+});
+
 /** Gateway-wide edge settings (key stores, JWT providers, Redis, access log). */
-export const edgeGlobalSchema = z.object({});
+export const edgeGlobalSchema = z.object({
+  auth: z
+    .object({
+      jwt: z
+        .record(z.string().min(1), jwtProviderSchema)
+        .default({})
+        .describe('Named JWT providers; a route picks one with `auth.jwt: "<name>"`.'),
+      apiKeys: apiKeysSchema.optional(),
+      identityHeader: identityHeaderSchema,
+    })
+    .strict()
+    .prefault({})
+    .describe('Credentials the gateway can verify, shared by all routes.'),
+  redis: z
+    .object({
+      url: z
+        .string()
+        .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+        .describe('Redis URL for shared rate-limit counters (`redis://host:6379/0`).'),
+      keyPrefix: z
+        .string()
+        .default('trellis:rl:')
+        .describe('Prefix of every rate-limit key in Redis.'),
+    })
+    .strict()
+    .optional()
+    .describe(
+      'Redis for rate limits shared by several gateway processes. Connected with ioredis (an optional peer dependency).',
+    ),
+  accessLog: accessLogSchema,
+});
 
 export type EdgeRouteConfig = z.output<typeof edgeRouteSchema>;
 export type EdgeGlobalConfig = z.output<typeof edgeGlobalSchema>;
@@ -27,10 +86,119 @@ export interface Edge {
   close(): Promise<void>;
 }
 
-export function createEdge(_config: EdgeGlobalConfig, _deps: GatewayDeps): Edge {
-  return {
-    forRoute: () => [],
-    outer: [],
-    close: async () => {},
+/** Extra, optional dependencies of the edge stages (all have production defaults). */
+export interface EdgeDeps extends GatewayDeps {
+  /** Wall-clock time (ms since the epoch) for JWT `exp`/`nbf`; default `Date.now`. */
+  readonly now?: () => number;
+  /** An ioredis client to use instead of connecting to `redis.url` (not closed by the edge). */
+  readonly redis?: RedisLike;
+}
+
+/**
+ * Builds the edge stages for one config version. Call `close()` when that version retires.
+ *
+ * @example
+ * ```ts
+ * import { silentLogger, systemClock } from '@trellis/core';
+ * import { createEdge, edgeGlobalSchema } from '@trellis/gateway';
+ *
+ * const edge = createEdge(edgeGlobalSchema.parse({}), { clock: systemClock, logger: silentLogger });
+ * const chain = edge.forRoute({ id: 'orders' });
+ * await edge.close();
+ * ```
+ */
+export function createEdge(config: EdgeGlobalConfig, deps: EdgeDeps): Edge {
+  const logger: Logger = deps.logger;
+  const now = deps.now ?? Date.now;
+  const providers = new Map<string, JwtProvider>();
+  for (const [name, p] of Object.entries(config.auth.jwt)) {
+    providers.set(name, new JwtProvider(p, { clock: deps.clock, logger, now }));
+  }
+  const apiKeys = config.auth.apiKeys ? new ApiKeyStore(config.auth.apiKeys) : undefined;
+  const identityHeader = config.auth.identityHeader;
+  const stripIdentity = stripIdentityMiddleware(identityHeader.name);
+  const limiters: Promise<KeyedRateLimiter>[] = [];
+  let ownedRedis: Promise<RedisLike> | undefined;
+  let closed = false;
+
+  const redisClient = (): Promise<RedisLike> | undefined => {
+    if (deps.redis) return Promise.resolve(deps.redis);
+    if (!config.redis) return undefined;
+    ownedRedis ??= import('ioredis').then(
+      ({ Redis }) =>
+        new Redis(config.redis!.url, {
+          // Fail fast when Redis is down instead of queueing commands (rate-limiter-flexible's advice).
+          enableOfflineQueue: false,
+          maxRetriesPerRequest: 1,
+          lazyConnect: false,
+        }) as unknown as RedisLike,
+    );
+    return ownedRedis;
   };
+
+  const outer: GatewayMiddleware[] = config.accessLog.enabled
+    ? [accessLogMiddleware(config.accessLog, logger, deps.clock)]
+    : [];
+
+  return {
+    outer,
+    forRoute(route) {
+      const chain: GatewayMiddleware[] = [stripIdentity];
+      const path = `routes.${route.id}`;
+      if (route.cors) chain.push(corsMiddleware(route.cors));
+      if (route.auth) {
+        chain.push(
+          authMiddleware(route.auth, { providers, apiKeys, identityHeader, path: `${path}.auth` }),
+        );
+      }
+      if (route.rateLimit) {
+        const rl = route.rateLimit;
+        const store = rl.store ?? (config.redis || deps.redis ? 'redis' : 'memory');
+        const redis = store === 'redis' ? redisClient() : undefined;
+        if (store === 'redis' && redis === undefined) {
+          throw configError(
+            `${path}.rateLimit.store`,
+            "store 'redis' needs the top-level redis.url",
+          );
+        }
+        const limiter = createRateLimiter({
+          limit: rl.limit,
+          windowMs: rl.windowMs,
+          onStoreError: rl.onStoreError,
+          keyPrefix: `${config.redis?.keyPrefix ?? 'trellis:rl:'}${route.id}:`,
+          redis,
+          clock: deps.clock,
+          logger,
+        });
+        limiters.push(limiter);
+        chain.push(rateLimitMiddleware(rl, limiter));
+      }
+      if (route.headers) chain.push(headerTransformsMiddleware(route.headers));
+      return chain;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await Promise.all([...providers.values()].map((p) => p.close()));
+      await Promise.all(
+        limiters.map((l) =>
+          l.then(
+            (x) => x.close(),
+            () => {},
+          ),
+        ),
+      );
+      if (ownedRedis) {
+        const client = await ownedRedis.catch(() => undefined);
+        client?.disconnect();
+      }
+    },
+  };
+}
+
+function configError(path: string, message: string): Error {
+  return new ConfigError(`gateway: invalid options: ${path}: ${message}`, {
+    component: 'gateway',
+    issues: [{ path, message }],
+  });
 }
