@@ -5,6 +5,7 @@ export type {
   TrellisBalancer,
 } from './BalancerCore.js';
 export { type ConsistentHashOptions, consistentHash } from './consistentHash.js';
+export { type DnsDiscovery, type DnsDiscoveryOptions, dnsDiscovery } from './dnsDiscovery.js';
 export { DiscoveryUnavailableError, RegistrationError } from './errors.js';
 export { instanceFromUrl } from './instances.js';
 export { type LeastRequestOptions, leastRequest } from './leastRequest.js';
@@ -12,6 +13,7 @@ export { type PeakEwmaOptions, peakEwma } from './peakEwma.js';
 export { type RandomOptions, random } from './random.js';
 export { type RoundRobinOptions, roundRobin } from './roundRobin.js';
 export type { ServiceStatus, StaleEvent } from './ServiceTable.js';
+export { type ResolvedSrv, srvInstances } from './srvInstances.js';
 export {
   type StaticDiscovery,
   type StaticDiscoveryOptions,

@@ -1,0 +1,102 @@
+import type { Instance } from '@trellis/core';
+import { createTestClock } from '@trellis/core/testing';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { type DnsHandle, hasEngine, startDns } from '../../../testing/engines.js';
+import { dnsDiscovery } from '../src/dnsDiscovery.js';
+import type { StaleEvent } from '../src/ServiceTable.js';
+
+const records = {
+  a: {
+    'a.api.test': ['127.0.0.11'],
+    'b.api.test': ['127.0.0.12'],
+    'c.api.test': ['127.0.0.13'],
+    'web.test': ['127.0.0.21', '127.0.0.22'],
+  },
+  srv: [
+    { name: '_http._tcp.api.test', target: 'a.api.test', port: 8080, priority: 10, weight: 30 },
+    { name: '_http._tcp.api.test', target: 'b.api.test', port: 8081, priority: 10, weight: 10 },
+    { name: '_http._tcp.api.test', target: 'c.api.test', port: 8082, priority: 20, weight: 100 },
+  ],
+  ttl: 2,
+};
+
+describe.skipIf(!hasEngine('dnsmasq'))('dnsDiscovery against dnsmasq', () => {
+  let dns: DnsHandle;
+  beforeAll(async () => {
+    dns = await startDns(records);
+  });
+  afterAll(async () => {
+    await dns?.stop();
+  });
+
+  it('resolves SRV with RFC 2782 priority and weight, targets resolved through the same server', async () => {
+    const d = dnsDiscovery({ servers: [dns.server] });
+    const list = await d.resolve('_http._tcp.api.test');
+    expect(list.map((i) => [i.url, i.weight, i.metadata?.target])).toEqual([
+      ['http://127.0.0.11:8080', 30, 'a.api.test'],
+      ['http://127.0.0.12:8081', 10, 'b.api.test'],
+    ]);
+    const all = dnsDiscovery({ servers: [dns.server], priorities: 'all' });
+    expect((await all.resolve('_http._tcp.api.test')).map((i) => i.id)).toEqual([
+      '127.0.0.11:8080',
+      '127.0.0.12:8081',
+      '127.0.0.13:8082',
+    ]);
+    await d.close();
+    await all.close();
+  });
+
+  it('resolves A records with host:port; a name without a port is an error', async () => {
+    const d = dnsDiscovery({ servers: [dns.server] });
+    expect((await d.resolve('web.test:9000')).map((i) => i.url)).toEqual([
+      'http://127.0.0.21:9000',
+      'http://127.0.0.22:9000',
+    ]);
+    await expect(d.resolve('web.test')).rejects.toThrow(/no port/);
+    await d.close();
+  });
+
+  it('re-resolves on the TTL, keeps the last good set while the server is down, and recovers', async () => {
+    const clock = createTestClock();
+    const d = dnsDiscovery({ servers: [dns.server], clock, timeoutMs: 200, tries: 1 });
+    const seen: Instance[][] = [];
+    const stale: StaleEvent[] = [];
+    d.onStale((e) => stale.push(e));
+    d.watch('_http._tcp.api.test', (list) => seen.push(list));
+    await vi.waitFor(() => expect(seen).toHaveLength(1));
+
+    await dns.stop();
+    await clock.advance(2_000); // the 2 s TTL: a refresh that fails
+    await vi.waitFor(() => expect(d.status('_http._tcp.api.test').stale).toBe(true));
+    await clock.advance(5_000);
+    const status = d.status('_http._tcp.api.test');
+    expect(status.instances).toHaveLength(2);
+    expect(status.staleForMs).toBeGreaterThanOrEqual(5_000);
+    expect(stale[0]).toMatchObject({ service: '_http._tcp.api.test', instances: 2 });
+    expect(await d.resolve('_http._tcp.api.test')).toHaveLength(2);
+
+    // Back with a changed record set: the retry loop picks it up.
+    await dns.setRecords({ ...records, srv: records.srv.slice(1) });
+    for (let i = 0; i < 40 && seen.length < 2; i++) {
+      await clock.advance(1_000);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(seen.at(-1)!.map((i) => i.id)).toEqual(['127.0.0.12:8081']);
+    expect(d.status('_http._tcp.api.test').stale).toBe(false);
+    await d.close();
+    expect(clock.pendingTimers).toBe(0);
+    await dns.setRecords(records);
+  });
+
+  it('fails resolve() with DiscoveryUnavailableError when there is no last good set', async () => {
+    await dns.stop();
+    const clock = createTestClock();
+    const d = dnsDiscovery({ servers: [dns.server], clock, timeoutMs: 100, tries: 1 });
+    await expect(d.resolve('_http._tcp.api.test')).rejects.toMatchObject({
+      code: 'TRELLIS_DISCOVERY_UNAVAILABLE',
+      backend: 'dns',
+    });
+    await d.close();
+    await dns.start();
+  });
+});
