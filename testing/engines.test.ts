@@ -73,9 +73,11 @@ describe.skipIf(!hasEngine('dnsmasq'))('engines: dnsmasq', () => {
     const resolver = new Resolver();
     resolver.setServers([dns.server]);
     expect(await resolver.resolve4('a.svc.test')).toEqual(['127.0.0.10']);
-    expect(await resolver.resolveSrv('_http._tcp.svc.test')).toEqual([
-      { name: 'a.svc.test', port: 8080, priority: 1, weight: 5 },
-    ]);
+    // Node 24 adds `type: 'SRV'` to each record; compare the fields both versions return.
+    const srv = await resolver.resolveSrv('_http._tcp.svc.test');
+    expect(
+      srv.map(({ name, port, priority, weight }) => ({ name, port, priority, weight })),
+    ).toEqual([{ name: 'a.svc.test', port: 8080, priority: 1, weight: 5 }]);
     await dns.setRecords({ a: { 'a.svc.test': ['127.0.0.11'] } });
     expect(await resolver.resolve4('a.svc.test')).toEqual(['127.0.0.11']);
   });
