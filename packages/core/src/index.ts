@@ -1,3 +1,4 @@
+export * from './client/index.js';
 export { type Clock, type ClockTimer, systemClock } from './Clock.js';
 export {
   DEADLINE_HEADER,
