@@ -1,1 +1,53 @@
-export {};
+export type { BackoffOptions } from './backoff.js';
+export {
+  type BulkheadOptions,
+  BulkheadPolicy,
+  type BulkheadRejectEvent,
+  bulkhead,
+} from './bulkhead.js';
+export {
+  type CallResult,
+  type CircuitBreakerOptions,
+  CircuitBreakerPolicy,
+  type CircuitSnapshot,
+  type CircuitState,
+  circuitBreaker,
+  type OpenReason,
+  type StateChangeEvent,
+} from './circuitBreaker.js';
+export { BulkheadRejectedError, CircuitOpenError, RateLimitedError } from './errors.js';
+export { type FallbackOptions, FallbackPolicy, fallback } from './fallback.js';
+export {
+  type HedgeEvent,
+  type HedgeOptions,
+  HedgePolicy,
+  hedge,
+  idempotent,
+  isIdempotent,
+} from './hedge.js';
+export { type InstrumentOptions, instrument, metricNames } from './instrument.js';
+export {
+  type KeyedCircuitBreaker,
+  type KeyedCircuitBreakerOptions,
+  type KeyedStateChangeEvent,
+  keyedCircuitBreaker,
+} from './keyedCircuitBreaker.js';
+export { PipelinePolicy, pipeline } from './pipeline.js';
+export { RetryBudget, type RetryBudgetOptions, retryBudget } from './RetryBudget.js';
+export {
+  type RateLimitOptions,
+  RateLimitPolicy,
+  type RateLimitResult,
+  type RedisClientLike,
+  rateLimit,
+  type StoreErrorEvent,
+} from './rateLimit.js';
+export {
+  type GiveUpEvent,
+  type GiveUpReason,
+  type RetryEvent,
+  type RetryOptions,
+  RetryPolicy,
+  retry,
+} from './retry.js';
+export { type TimeoutEvent, type TimeoutOptions, TimeoutPolicy, timeout } from './timeout.js';

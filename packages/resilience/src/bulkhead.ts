@@ -1,0 +1,169 @@
+import {
+  type Clock,
+  type ClockTimer,
+  Emitter,
+  type Event,
+  type ExecuteOptions,
+  type Policy,
+  parseOptions,
+  remainingMs,
+  systemClock,
+  TimeoutError,
+} from '@trellis/core';
+import { z } from 'zod';
+import { abortedError, type BaseContext, type Task, toContext } from './CallContext.js';
+import { clockSchema } from './clockOption.js';
+import { BulkheadRejectedError } from './errors.js';
+
+const schema = z.strictObject({
+  limit: z.number().int().min(1),
+  queue: z.number().int().min(0).default(0),
+  clock: clockSchema.optional(),
+});
+
+export interface BulkheadOptions {
+  /** Calls running at once. */
+  limit: number;
+  /** Calls that may wait for a slot (FIFO). Default 0: reject at once when full. */
+  queue?: number;
+  clock?: Clock;
+}
+
+export interface BulkheadRejectEvent {
+  readonly running: number;
+  readonly queued: number;
+}
+
+interface Waiter {
+  run: () => void;
+  fail: (err: unknown) => void;
+  done: boolean;
+}
+
+/**
+ * Limits concurrency: at most `limit` calls run, up to `queue` more wait in FIFO order, the
+ * rest reject with `BulkheadRejectedError`. A queued call leaves the queue when its signal
+ * aborts (`AbortedError`) or its ambient deadline passes (`TimeoutError`) — it never starts
+ * late.
+ *
+ * @example
+ * ```ts
+ * import { bulkhead } from '@trellis/resilience';
+ * const db = bulkhead({ limit: 10, queue: 100 });
+ * await db.execute(async () => 'row');
+ * console.log(db.running, db.queued);
+ * ```
+ */
+export class BulkheadPolicy implements Policy {
+  readonly limit: number;
+  readonly queueLimit: number;
+  readonly #clock: Clock;
+  #running = 0;
+  #queue: Waiter[] = [];
+  #onReject: Emitter<BulkheadRejectEvent> | undefined;
+
+  constructor(options: BulkheadOptions) {
+    const o = parseOptions(schema, options, 'bulkhead');
+    this.limit = o.limit;
+    this.queueLimit = o.queue;
+    this.#clock = o.clock ?? systemClock;
+  }
+
+  /** Calls running now. */
+  get running(): number {
+    return this.#running;
+  }
+
+  /** Calls waiting now. */
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  /** Fires when a call is rejected because the bulkhead and its queue are full. */
+  onReject: Event<BulkheadRejectEvent> = (listener) => {
+    this.#onReject ??= new Emitter();
+    return this.#onReject.event(listener);
+  };
+
+  async execute<T>(fn: Task<T>, opts?: ExecuteOptions): Promise<T> {
+    const ctx = toContext(opts);
+    if (this.#running >= this.limit) await this.#wait(ctx);
+    else this.#running++;
+    try {
+      return await fn(ctx);
+    } finally {
+      this.#release();
+    }
+  }
+
+  #wait(ctx: BaseContext): Promise<void> {
+    const signal = ctx.signal;
+    if (signal.aborted) return Promise.reject(abortedError(signal));
+    if (this.#queue.length >= this.queueLimit) {
+      this.#onReject?.emit({ running: this.#running, queued: this.#queue.length });
+      return Promise.reject(
+        new BulkheadRejectedError(
+          `bulkhead full: ${this.#running} running, ${this.#queue.length} queued`,
+          { limit: this.limit, queue: this.queueLimit },
+        ),
+      );
+    }
+    const left = remainingMs(this.#clock);
+    if (left !== undefined && left <= 0) {
+      return Promise.reject(
+        new TimeoutError('deadline passed before a bulkhead slot', { timeoutMs: 0 }),
+      );
+    }
+    return new Promise<void>((resolve, reject) => {
+      let timer: ClockTimer | undefined;
+      const cleanup = () => {
+        waiter.done = true;
+        signal.removeEventListener('abort', onAbort);
+        if (timer !== undefined) this.#clock.clearTimeout(timer);
+        const i = this.#queue.indexOf(waiter);
+        if (i !== -1) this.#queue.splice(i, 1);
+      };
+      const onAbort = () => waiter.fail(abortedError(signal));
+      const waiter: Waiter = {
+        done: false,
+        run: () => {
+          cleanup();
+          resolve();
+        },
+        fail: (err) => {
+          if (waiter.done) return;
+          cleanup();
+          reject(err);
+        },
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      if (left !== undefined) {
+        timer = this.#clock.setTimeout(
+          () =>
+            waiter.fail(
+              new TimeoutError(`deadline passed while queued in the bulkhead`, {
+                timeoutMs: left,
+              }),
+            ),
+          left,
+        );
+      }
+      this.#queue.push(waiter);
+    });
+  }
+
+  #release(): void {
+    const next = this.#queue.shift();
+    if (next === undefined) {
+      this.#running--;
+      return;
+    }
+    // The slot passes straight to the next waiter: `running` stays the same.
+    next.run();
+  }
+}
+
+/** Creates a {@link BulkheadPolicy}. */
+export function bulkhead(options: BulkheadOptions): BulkheadPolicy {
+  return new BulkheadPolicy(options);
+}

@@ -1,0 +1,74 @@
+import {
+  AbortedError,
+  Emitter,
+  type Event,
+  type ExecuteOptions,
+  type Policy,
+  parseOptions,
+} from '@trellis/core';
+import { z } from 'zod';
+import { type Task, toContext } from './CallContext.js';
+import { fnSchema } from './clockOption.js';
+
+export interface FallbackOptions {
+  /**
+   * Which errors get the fallback. Default: every error except `AbortedError` (a caller that gave
+   * up wants no answer).
+   */
+  when?: (err: unknown) => boolean;
+}
+
+const schema = z.strictObject({ when: fnSchema<(err: unknown) => boolean>().optional() });
+
+const defaultWhen = (err: unknown): boolean => !(err instanceof AbortedError);
+
+/**
+ * Answers with a fallback when the call fails: a value, or a function of the error (which may
+ * itself be async, or throw). To fall back to a function value, return it from a function.
+ *
+ * Typing note: a fallback value is returned in place of the call's result, so the caller's `T`
+ * must accept it; `fallback<F>` types the value.
+ *
+ * @example
+ * ```ts
+ * import { fallback } from '@trellis/resilience';
+ * const cached = fallback(() => ({ items: [] as string[], stale: true }));
+ * const result = await cached.execute(async () => ({ items: ['a'], stale: false }));
+ * ```
+ */
+export class FallbackPolicy<F = unknown> implements Policy {
+  readonly #value: F | ((err: unknown) => F | PromiseLike<F>);
+  readonly #when: (err: unknown) => boolean;
+  #onFallback: Emitter<unknown> | undefined;
+
+  constructor(value: F | ((err: unknown) => F | PromiseLike<F>), options: FallbackOptions = {}) {
+    const o = parseOptions(schema, options, 'fallback');
+    this.#value = value;
+    this.#when = o.when ?? defaultWhen;
+  }
+
+  /** Fires with the error each time the fallback is used. */
+  onFallback: Event<unknown> = (listener) => {
+    this.#onFallback ??= new Emitter();
+    return this.#onFallback.event(listener);
+  };
+
+  async execute<T>(fn: Task<T>, opts?: ExecuteOptions): Promise<T> {
+    try {
+      return await fn(toContext(opts));
+    } catch (err) {
+      if (!this.#when(err)) throw err;
+      this.#onFallback?.emit(err);
+      const v = this.#value;
+      return (typeof v === 'function' ? await (v as (e: unknown) => F)(err) : v) as unknown as T;
+    }
+  }
+}
+
+/** Creates a {@link FallbackPolicy}. */
+export function fallback<F>(
+  value: F | ((err: unknown) => F | PromiseLike<F>),
+  options?: FallbackOptions,
+): FallbackPolicy<F> {
+  return new FallbackPolicy(value, options);
+}
