@@ -72,6 +72,11 @@ export async function startEdgeTestServer(options: EdgeTestServerOptions): Promi
           for (const hook of hooks.get(ctx) ?? []) hook(upRes.statusCode ?? 502, out);
           Object.assign(out, ctx.responseHeaders);
           ctx.res.writeHead(upRes.statusCode ?? 502, out);
+          let bytes = 0;
+          upRes.on('data', (chunk: Buffer) => {
+            bytes += chunk.length;
+            ctx.state.bytesOut = bytes;
+          });
           upRes.pipe(ctx.res);
           upRes.once('end', resolve);
         },
@@ -118,6 +123,7 @@ export async function startEdgeTestServer(options: EdgeTestServerOptions): Promi
           'content-length': Buffer.byteLength(body),
         });
         res.end(body);
+        ctx.state.bytesOut = Buffer.byteLength(body);
       },
       get answered() {
         return res.headersSent;
