@@ -19,7 +19,13 @@ import {
   TimeoutError,
 } from '../src/index.js';
 import { createTestClock } from '../src/testing/index.js';
-import { json, type Recorded, startServer, type TestServer } from './clientServer.js';
+import {
+  json,
+  type Recorded,
+  startServer,
+  type TestServer,
+  waitForNoConnections,
+} from './clientServer.js';
 
 const Item = z.object({ id: z.string(), name: z.string(), price: z.number() });
 const NotFound = z.object({ error: z.literal('not_found') });
@@ -415,10 +421,7 @@ describe('createClient connection failures and lifecycle', () => {
     expect(await server.connections()).toBeLessThanOrEqual(3);
     await client.close();
     // The pool closes its sockets; the server sees them go.
-    for (let i = 0; i < 50 && (await server.connections()) > 0; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    expect(await server.connections()).toBe(0);
+    expect(await waitForNoConnections(server)).toBe(0);
     await expect(client.echo()).rejects.toBeInstanceOf(ShutdownError);
     await server.close();
   });

@@ -69,3 +69,13 @@ export function json(res: ServerResponse, status: number, body: unknown, headers
   res.writeHead(status, { 'content-type': 'application/json', ...headers });
   res.end(text);
 }
+
+/** Polls until the server has no open connections (sockets close asynchronously), max ~1 s. */
+export async function waitForNoConnections(server: TestServer): Promise<number> {
+  let n = await server.connections();
+  for (let i = 0; i < 100 && n > 0; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    n = await server.connections();
+  }
+  return n;
+}
