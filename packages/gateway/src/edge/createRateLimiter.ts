@@ -2,12 +2,12 @@
  * Adapts `@trellis/resilience`'s `rateLimit(...)` to the rate-limit stage. The gateway does not
  * implement a limiter of its own.
  */
-import type { Clock, Logger } from '@trellis/core';
-import * as resilience from '@trellis/resilience';
+import type { Logger } from '@trellis/core';
+import { type RedisClientLike, rateLimit } from '@trellis/resilience';
 import type { KeyedRateLimiter } from './rateLimitStage.js';
 
-/** The part of an ioredis client the edge uses (passed through to the limiter's store). */
-export interface RedisLike {
+/** The part of an ioredis client the edge uses (passed through to the limiter's Redis store). */
+export interface RedisLike extends RedisClientLike {
   disconnect(): void;
 }
 
@@ -17,26 +17,19 @@ export interface CreateRateLimiterOptions {
   readonly onStoreError: 'open' | 'closed';
   readonly keyPrefix: string;
   readonly redis: Promise<RedisLike> | undefined;
-  readonly clock: Clock;
   readonly logger: Logger;
 }
 
-type RateLimitFactory = (options: Record<string, unknown>) => KeyedRateLimiter;
-
+/** A limiter for one route: memory by default, Redis when `redis` is given. */
 export async function createRateLimiter(
   options: CreateRateLimiterOptions,
 ): Promise<KeyedRateLimiter> {
-  const rateLimit = (resilience as unknown as { rateLimit?: RateLimitFactory }).rateLimit;
-  if (typeof rateLimit !== 'function') {
-    throw new Error('@trellis/resilience does not export rateLimit yet');
-  }
   const redis = options.redis ? await options.redis : undefined;
   return rateLimit({
-    limit: options.limit,
-    windowMs: options.windowMs,
+    points: options.limit,
+    durationMs: options.windowMs,
     keyPrefix: options.keyPrefix,
     onStoreError: options.onStoreError,
-    clock: options.clock,
     logger: options.logger,
     ...(redis ? { store: { redis } } : {}),
   });

@@ -124,15 +124,36 @@ export function createEdge(config: EdgeGlobalConfig, deps: EdgeDeps): Edge {
   const redisClient = (): Promise<RedisLike> | undefined => {
     if (deps.redis) return Promise.resolve(deps.redis);
     if (!config.redis) return undefined;
-    ownedRedis ??= import('ioredis').then(
-      ({ Redis }) =>
-        new Redis(config.redis!.url, {
-          // Fail fast when Redis is down instead of queueing commands (rate-limiter-flexible's advice).
-          enableOfflineQueue: false,
-          maxRetriesPerRequest: 1,
-          lazyConnect: false,
-        }) as unknown as RedisLike,
-    );
+    ownedRedis ??= import('ioredis').then(({ Redis }) => {
+      const url = config.redis!.url;
+      const client = new Redis(url, {
+        // Fail fast when Redis is down instead of queueing commands (rate-limiter-flexible's
+        // advice); the limiter then answers per `onStoreError`.
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+      });
+      // One warning per outage, not one per reconnect attempt.
+      let down = false;
+      client.on('error', (err: unknown) => {
+        if (down) return;
+        down = true;
+        logger.warn({ err, redis: url }, 'gateway: rate-limit Redis unavailable');
+      });
+      client.on('ready', () => {
+        if (down) logger.info({ redis: url }, 'gateway: rate-limit Redis available again');
+        down = false;
+      });
+      // The first request waits for the first connection attempt (ready or failed).
+      return new Promise<RedisLike>((resolve) => {
+        const settle = () => {
+          client.off('ready', settle);
+          client.off('error', settle);
+          resolve(client as unknown as RedisLike);
+        };
+        client.once('ready', settle);
+        client.once('error', settle);
+      });
+    });
     return ownedRedis;
   };
 
@@ -161,15 +182,22 @@ export function createEdge(config: EdgeGlobalConfig, deps: EdgeDeps): Edge {
             "store 'redis' needs the top-level redis.url",
           );
         }
+        if (store === 'redis' && rl.windowMs % 1000 !== 0) {
+          throw configError(
+            `${path}.rateLimit.windowMs`,
+            'must be whole seconds (a multiple of 1000) with the Redis store',
+          );
+        }
         const limiter = createRateLimiter({
           limit: rl.limit,
           windowMs: rl.windowMs,
           onStoreError: rl.onStoreError,
-          keyPrefix: `${config.redis?.keyPrefix ?? 'trellis:rl:'}${route.id}:`,
+          keyPrefix: `${config.redis?.keyPrefix ?? 'trellis:rl:'}${route.id}`,
           redis,
-          clock: deps.clock,
           logger,
         });
+        // A failure surfaces on the first request (the stage awaits it); never unhandled.
+        limiter.catch(() => {});
         limiters.push(limiter);
         chain.push(rateLimitMiddleware(rl, limiter));
       }

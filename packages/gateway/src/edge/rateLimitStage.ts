@@ -53,7 +53,7 @@ export interface RateLimitDecision {
 
 export interface KeyedRateLimiter {
   consume(key: string, cost?: number): Promise<RateLimitDecision>;
-  close(): Promise<void>;
+  close(): void | Promise<void>;
 }
 
 function keyFn(config: RouteRateLimitConfig): (ctx: GatewayRequestContext) => string {
