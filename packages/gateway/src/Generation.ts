@@ -1,0 +1,212 @@
+/**
+ * One config generation: the route table, the edge stages, the upstream groups and the pools
+ * they use. `reload()` builds a new generation and swaps it in; the old one is closed once its
+ * last request has finished.
+ */
+import type { Clock, Logger, Resolver } from '@trellis/core';
+import { ConfigError } from '@trellis/core';
+import { type BulkheadPolicy, bulkhead, type RetryBudget, retryBudget } from '@trellis/resilience';
+import type { Pool } from 'undici';
+import { encodePath } from './canonicalPath.js';
+import { createEdge, type Edge } from './edge/index.js';
+import type { GatewayMiddleware } from './GatewayMiddleware.js';
+import type { GatewayConfig, RouteConfig } from './gatewayConfig.js';
+import type { PoolSet } from './PoolSet.js';
+import { RouteTable } from './RouteTable.js';
+import { TrustedProxies } from './TrustedProxies.js';
+import { UpstreamGroup, type UpstreamTarget } from './UpstreamGroup.js';
+
+/** A route ready to serve. */
+export interface RouteRuntime {
+  readonly id: string;
+  readonly path: string;
+  readonly methods: readonly string[] | undefined;
+  readonly hosts: readonly string[] | undefined;
+  readonly config: RouteConfig;
+  readonly upstream: UpstreamGroup;
+  /** edge.outer + edge.forRoute(route); undefined when empty (the fast path). */
+  readonly chain: readonly GatewayMiddleware[] | undefined;
+  readonly retry:
+    | {
+        readonly attempts: number;
+        readonly methods: ReadonlySet<string>;
+        readonly budget: RetryBudget;
+      }
+    | undefined;
+  readonly bulkhead: BulkheadPolicy | undefined;
+  /** The encoded upstream path for a canonical request path. */
+  upstreamPath(path: string, rest: string, params: Readonly<Record<string, string>>): string;
+}
+
+export interface GenerationDeps {
+  readonly resolver: Resolver | undefined;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly pools: PoolSet;
+}
+
+export class Generation {
+  readonly config: GatewayConfig;
+  readonly table: RouteTable<RouteRuntime>;
+  readonly routes: readonly RouteRuntime[];
+  readonly edge: Edge;
+  readonly trusted: TrustedProxies;
+  readonly adminOnGateway: boolean;
+  /** Keys of the pools this generation used (see PoolSet). */
+  readonly poolKeys = new Set<string>();
+  readonly #deps: GenerationDeps;
+  #active = 0;
+  #waiters: (() => void)[] = [];
+  #closed = false;
+
+  constructor(config: GatewayConfig, deps: GenerationDeps) {
+    this.config = config;
+    this.#deps = deps;
+    config.routes.forEach((r, i) => {
+      if (r.upstream.service !== undefined && deps.resolver === undefined) {
+        throw new ConfigError(
+          `gateway: invalid options: routes[${i}].upstream.service: needs the resolver option of createGateway`,
+          {
+            component: 'gateway',
+            issues: [{ path: `routes[${i}].upstream.service`, message: 'needs a resolver' }],
+          },
+        );
+      }
+    });
+    const names = new Set<string>();
+    config.routes.forEach((r, i) => {
+      const id = r.name ?? `routes[${i}]`;
+      if (names.has(id)) {
+        throw new ConfigError(
+          `gateway: invalid options: routes[${i}].name: duplicate route name ${id}`,
+          {
+            component: 'gateway',
+            issues: [{ path: `routes[${i}].name`, message: `duplicate route name ${id}` }],
+          },
+        );
+      }
+      names.add(id);
+    });
+    this.trusted = new TrustedProxies(config.trustedProxies);
+    this.adminOnGateway = config.admin.mode === 'gateway';
+    this.edge = createEdge(config, { clock: deps.clock, logger: deps.logger });
+    const outer = this.edge.outer;
+    this.routes = config.routes.map((route, i) => {
+      const id = route.name ?? `routes[${i}]`;
+      const own = this.edge.forRoute({ ...route, id });
+      const chain = outer.length + own.length === 0 ? undefined : [...outer, ...own];
+      return makeRoute(route, id, chain, deps);
+    });
+    this.table = new RouteTable(this.routes);
+  }
+
+  /** The pool for an upstream target under this route's settings. */
+  pool(target: UpstreamTarget, route: RouteRuntime): Pool {
+    const c = route.config;
+    return this.#deps.pools.get(
+      target.origin,
+      {
+        connections: c.upstream.connections,
+        pipelining: c.upstream.pipelining,
+        connectMs: c.timeouts.connectMs,
+        keepAliveMs: 4_000,
+      },
+      this.poolKeys,
+    );
+  }
+
+  enter(): void {
+    this.#active++;
+  }
+
+  leave(): void {
+    this.#active--;
+    if (this.#active === 0 && this.#waiters.length > 0) {
+      const waiters = this.#waiters;
+      this.#waiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  get active(): number {
+    return this.#active;
+  }
+
+  /** Resolves once no request of this generation is in flight. */
+  drained(): Promise<void> {
+    if (this.#active === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all([this.edge.close(), ...this.routes.map((r) => r.upstream.close())]);
+  }
+}
+
+function makeRoute(
+  config: RouteConfig,
+  id: string,
+  chain: readonly GatewayMiddleware[] | undefined,
+  deps: GenerationDeps,
+): RouteRuntime {
+  const upstream = new UpstreamGroup(config, id, deps);
+  const r = config.retry;
+  const retry =
+    r === false || r.attempts < 2
+      ? undefined
+      : {
+          attempts: r.attempts,
+          methods: new Set<string>(r.methods),
+          budget: retryBudget({
+            ratio: r.budgetRatio,
+            minRetriesPerSecond: r.minRetriesPerSecond,
+            clock: deps.clock,
+          }),
+        };
+  const bh = config.bulkhead
+    ? bulkhead({ limit: config.bulkhead.limit, queue: config.bulkhead.queue, clock: deps.clock })
+    : undefined;
+  const upstreamPath = pathMapper(config);
+  return {
+    id,
+    path: config.path,
+    methods: config.methods,
+    hosts: config.hosts?.map((h) => h.toLowerCase()),
+    config,
+    upstream,
+    chain,
+    retry,
+    bulkhead: bh,
+    upstreamPath,
+  };
+}
+
+/** Builds the function that maps a canonical request path to the encoded upstream path. */
+function pathMapper(
+  config: RouteConfig,
+): (path: string, rest: string, params: Readonly<Record<string, string>>) => string {
+  const rewrite = config.rewrite;
+  if (rewrite !== undefined) {
+    const base = rewrite.endsWith('/*') ? rewrite.slice(0, -2) || '/' : rewrite;
+    const hasParams = base.includes(':');
+    return (_path, rest, params) => {
+      let b = base;
+      if (hasParams) {
+        b = base
+          .split('/')
+          .map((seg) => (seg.startsWith(':') ? (params[seg.slice(1)] ?? '') : seg))
+          .join('/');
+      }
+      return encodePath(join(b, rest));
+    };
+  }
+  if (config.stripPrefix) return (_path, rest) => encodePath(rest === '' ? '/' : rest);
+  return (path) => encodePath(path);
+}
+
+function join(base: string, rest: string): string {
+  if (rest === '' || rest === '/') return rest === '/' && !base.endsWith('/') ? `${base}/` : base;
+  return base.endsWith('/') ? base + rest.slice(1) : base + rest;
+}

@@ -1,0 +1,921 @@
+/**
+ * `createGateway(config, options)`: the proxy core. One request goes through
+ *
+ *   framing firewall -> canonical path -> admin endpoints -> route match
+ *   -> edge.outer (access log) -> route chain (cors -> auth -> rateLimit -> header transforms)
+ *   -> bulkhead -> balancer pick (skipping open breakers) -> undici dispatch (timeouts)
+ *   -> retry on a safe failure -> stream the response back
+ *
+ * The route table, the edge stages and the upstream groups form a "generation"; `reload()`
+ * builds a new one and swaps it atomically. Requests finish on the generation they started on.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import {
+  context,
+  propagation,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from '@opentelemetry/api';
+import {
+  AbortedError,
+  type Clock,
+  ConfigError,
+  ConnectError,
+  createHealth,
+  createMetrics,
+  createObservabilityHandler,
+  type Health,
+  type Logger,
+  type Metrics,
+  NoInstanceError,
+  type ObservabilityHandler,
+  type Resolver,
+  ShutdownError,
+  silentLogger,
+  systemClock,
+  TimeoutError,
+  TrellisError,
+} from '@trellis/core';
+import { BulkheadRejectedError, CircuitOpenError } from '@trellis/resilience';
+import { Histogram } from 'prom-client';
+import { z } from 'zod';
+import { canonicalPath } from './canonicalPath.js';
+import { Exchange } from './Exchange.js';
+import { BadFramingError, BadPathError, RouteNotFoundError } from './errors.js';
+import type { GatewayMiddleware } from './GatewayMiddleware.js';
+import { Generation, type RouteRuntime } from './Generation.js';
+import { type GatewayConfig, parseGatewayConfig } from './gatewayConfig.js';
+import { connectionTokens, stripHopByHop } from './hopByHop.js';
+import { PoolSet } from './PoolSet.js';
+import { type AttemptFailure, type AttemptListener, ProxyCall } from './ProxyCall.js';
+import { proxyUpgrade } from './proxyUpgrade.js';
+import { requestBody, type UpstreamBody } from './requestBody.js';
+import { forwardedNode, normalizeIp } from './TrustedProxies.js';
+import { targetOf } from './UpstreamGroup.js';
+
+/** Options that are objects, not config: injected dependencies. */
+export interface GatewayOptions {
+  /** Resolves `upstream.service` names (etcd, Consul, DNS, static...). */
+  readonly resolver?: Resolver;
+  readonly logger?: Logger;
+  readonly clock?: Clock;
+  /** Metrics registry holder; one is created when absent. */
+  readonly metrics?: Metrics;
+  /** Health checks served at /health*; one is created when absent. */
+  readonly health?: Health;
+  /** OpenTelemetry CLIENT span per upstream attempt and `traceparent` propagation. Default true. */
+  readonly tracing?: boolean;
+  /** How long `close()` waits for in-flight requests before cutting them. Default 10_000. */
+  readonly closeTimeoutMs?: number;
+}
+
+/** A running gateway. */
+export interface Gateway {
+  /**
+   * The request handler: `http.createServer(gateway.handler)`, `app.use(gateway.handler)`.
+   * As Express middleware it never calls `next`: unmatched requests get a 404 JSON answer.
+   */
+  readonly handler: (req: IncomingMessage, res: ServerResponse) => void;
+  /** Starts a standalone server (with the header-size and slowloris limits of `config.limits`). */
+  listen(port?: number, host?: string): Promise<{ readonly port: number; readonly host: string }>;
+  /** Stops accepting, lets in-flight requests finish (up to `closeTimeoutMs`), releases everything. */
+  close(): Promise<void>;
+  /** Validates and swaps in a new config atomically; throws `ConfigError` and keeps the old one. */
+  reload(config: unknown): void;
+  /** Proxies WebSocket upgrades arriving at `server` (routes with `websocket: true`). Returns a detach function. */
+  attachUpgrade(server: Server): () => void;
+  /** The config in force. */
+  readonly config: GatewayConfig;
+  readonly metrics: Metrics;
+  readonly health: Health;
+}
+
+const optionsSchema = z
+  .object({
+    resolver: z.custom<Resolver>((v) => typeof (v as Resolver)?.resolve === 'function').optional(),
+    logger: z.custom<Logger>((v) => typeof (v as Logger)?.info === 'function').optional(),
+    clock: z.custom<Clock>((v) => typeof (v as Clock)?.now === 'function').optional(),
+    metrics: z.custom<Metrics>((v) => typeof (v as Metrics)?.text === 'function').optional(),
+    health: z.custom<Health>((v) => typeof (v as Health)?.ready === 'function').optional(),
+    tracing: z.boolean().optional(),
+    closeTimeoutMs: z.number().int().min(0).optional(),
+  })
+  .strict();
+
+const REQUEST_ID = /^[A-Za-z0-9._:@=+/-]{1,200}$/;
+const ADMIN_PATHS = new Set(['/health', '/health/live', '/health/ready', '/metrics']);
+const CLIENT_CLOSED = 499;
+
+/**
+ * Creates a gateway from a config (validated with zod; errors name the field).
+ *
+ * @example
+ * ```ts
+ * import { createGateway } from '@trellis/gateway';
+ * const gateway = createGateway({
+ *   routes: [{ path: '/api/users', stripPrefix: true, upstream: { urls: ['http://127.0.0.1:3001'] } }],
+ * });
+ * const { port } = await gateway.listen(8080);
+ * // later: await gateway.close();
+ * ```
+ */
+export function createGateway(config: unknown, options: GatewayOptions = {}): Gateway {
+  return new TrellisGateway(config, options);
+}
+
+class TrellisGateway implements Gateway {
+  readonly metrics: Metrics;
+  readonly health: Health;
+  readonly requestIdHeader: string;
+  readonly #ownMetrics: boolean;
+  readonly #resolver: Resolver | undefined;
+  readonly #logger: Logger;
+  readonly #clock: Clock;
+  readonly #tracing: boolean;
+  readonly #closeTimeoutMs: number;
+  readonly #pools = new PoolSet();
+  readonly #upstreamDuration: Histogram<'route' | 'upstream' | 'status'>;
+  readonly #observe: ObservabilityHandler;
+  readonly #servers = new Set<Server>();
+  readonly #upgradeSockets = new Set<Duplex>();
+  readonly #detach: (() => void)[] = [];
+  readonly #live = new Set<Generation>();
+  #current: Generation;
+  #closing: Promise<void> | undefined;
+
+  constructor(config: unknown, options: GatewayOptions) {
+    const opts = parseGatewayOptions(options);
+    this.#resolver = opts.resolver;
+    this.#logger = opts.logger ?? silentLogger;
+    this.#clock = opts.clock ?? systemClock;
+    this.#tracing = opts.tracing ?? true;
+    this.#closeTimeoutMs = opts.closeTimeoutMs ?? 10_000;
+    this.#ownMetrics = opts.metrics === undefined;
+    this.metrics = opts.metrics ?? createMetrics({ defaultMetrics: false });
+    this.health = opts.health ?? createHealth();
+    this.#upstreamDuration = upstreamHistogram(this.metrics);
+    this.#observe = createObservabilityHandler({ health: this.health, metrics: this.metrics });
+    const parsed = parseGatewayConfig(config);
+    this.requestIdHeader = parsed.requestIdHeader;
+    this.#current = this.#build(parsed);
+  }
+
+  get config(): GatewayConfig {
+    return this.#current.config;
+  }
+
+  #build(config: GatewayConfig): Generation {
+    const gen = new Generation(config, {
+      resolver: this.#resolver,
+      clock: this.#clock,
+      logger: this.#logger,
+      pools: this.#pools,
+    });
+    this.#live.add(gen);
+    return gen;
+  }
+
+  reload(input: unknown): void {
+    if (this.#closing !== undefined) throw new ShutdownError('gateway: closed, cannot reload');
+    let next: Generation;
+    try {
+      const parsed = parseGatewayConfig(input);
+      if (parsed.requestIdHeader !== this.requestIdHeader) {
+        throw new ConfigError(
+          'gateway: invalid options: requestIdHeader: cannot change on reload',
+          {
+            component: 'gateway',
+            issues: [{ path: 'requestIdHeader', message: 'cannot change on reload' }],
+          },
+        );
+      }
+      next = this.#build(parsed);
+    } catch (err) {
+      this.#logger.error({ err }, 'gateway: reload rejected, keeping the previous config');
+      throw err;
+    }
+    const prev = this.#current;
+    this.#current = next;
+    this.#logger.info({ routes: next.routes.length }, 'gateway: config reloaded');
+    void this.#retire(prev);
+  }
+
+  async #retire(gen: Generation): Promise<void> {
+    await gen.drained();
+    this.#live.delete(gen);
+    const keep = new Set<string>();
+    for (const g of this.#live) for (const k of g.poolKeys) keep.add(k);
+    await gen.close();
+    await this.#pools.release(gen.poolKeys, keep);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Request handling
+  // ------------------------------------------------------------------------------------------
+
+  readonly handler = (req: IncomingMessage, res: ServerResponse): void => {
+    const gen = this.#current;
+    const startedAt = this.#clock.now();
+    const socket = req.socket;
+    const peer = normalizeIp(socket.remoteAddress ?? '');
+    const trusted = gen.trusted;
+    const peerTrusted = trusted.enabled && trusted.isTrustedPeer(peer);
+    const incomingId = req.headers[this.requestIdHeader];
+    const requestId =
+      peerTrusted && typeof incomingId === 'string' && REQUEST_ID.test(incomingId)
+        ? incomingId
+        : randomUUID();
+    const xff = req.headers['x-forwarded-for'];
+    const clientIp = peerTrusted
+      ? trusted.clientIp(peer, typeof xff === 'string' ? xff : xff?.join(','))
+      : peer;
+    const target = canonicalPath(req.url ?? '');
+    const ex = new Exchange(
+      req,
+      res,
+      this,
+      typeof target === 'string' ? '' : target.path,
+      typeof target === 'string' ? '' : target.search,
+      requestId,
+      clientIp,
+      startedAt,
+    );
+    gen.enter();
+    if (this.#closing !== undefined) {
+      this.#fail(gen, ex, undefined, new ShutdownError('gateway: shutting down'), {
+        'retry-after': '1',
+      });
+      return;
+    }
+    const framing = checkFraming(req);
+    if (framing !== undefined) {
+      this.#fail(gen, ex, undefined, new BadFramingError(framing));
+      return;
+    }
+    if (typeof target === 'string') {
+      this.#fail(gen, ex, undefined, new BadPathError(`bad request target: ${target}`));
+      return;
+    }
+    if (gen.adminOnGateway && ADMIN_PATHS.has(target.path) && this.#observe(req, res)) {
+      res.once('close', () => gen.leave());
+      return;
+    }
+    const match = gen.table.match(target.path, req.method ?? 'GET', req.headers.host);
+    if (match === undefined) {
+      this.#fail(
+        gen,
+        ex,
+        undefined,
+        new RouteNotFoundError(`no route for ${req.method} ${target.path}`),
+      );
+      return;
+    }
+    const route = match.route;
+    ex.routeId = route.id;
+    ex.params = match.params;
+    const forward = new Forward(this, gen, route, ex, match.rest);
+    res.once('close', forward.onClose);
+    const chain = route.chain;
+    if (chain === undefined) {
+      forward.start();
+      return;
+    }
+    runChain(chain, 0, ex, forward).then(
+      () => forward.chainDone(),
+      (err: unknown) => forward.chainFailed(err),
+    );
+  };
+
+  /** Answers a gateway error (JSON body) and records the request. */
+  #fail(
+    gen: Generation,
+    ex: Exchange,
+    route: RouteRuntime | undefined,
+    err: TrellisError,
+    headers?: Record<string, string>,
+  ): void {
+    const status = (err.constructor as { status?: number }).status ?? 500;
+    ex.reply(status, err.code, err.message, headers);
+    this.complete(gen, ex, route, status);
+  }
+
+  /** Called exactly once per request when it is over. */
+  complete(gen: Generation, ex: Exchange, route: RouteRuntime | undefined, status: number): void {
+    gen.leave();
+    this.metrics.recordServerRequest({
+      method: ex.req.method ?? 'GET',
+      route: route?.id,
+      status,
+      durationSeconds: (this.#clock.now() - ex.startedAt) / 1000,
+    });
+  }
+
+  fail(
+    gen: Generation,
+    ex: Exchange,
+    route: RouteRuntime,
+    err: TrellisError,
+    headers?: Record<string, string>,
+  ): void {
+    this.#fail(gen, ex, route, err, headers);
+  }
+
+  observeUpstream(route: string, upstream: string, status: number, seconds: number): void {
+    this.#upstreamDuration.observe({ route, upstream, status: String(status) }, seconds);
+  }
+
+  get clock(): Clock {
+    return this.#clock;
+  }
+  readonly tracer = trace.getTracer('@trellis/gateway');
+  get tracing(): boolean {
+    return this.#tracing;
+  }
+  get logger(): Logger {
+    return this.#logger;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Servers, upgrades, close
+  // ------------------------------------------------------------------------------------------
+
+  async listen(port = 0, host?: string): Promise<{ port: number; host: string }> {
+    if (this.#closing !== undefined) throw new ShutdownError('gateway: closed');
+    const limits = this.#current.config.limits;
+    const server = createServer(
+      {
+        maxHeaderSize: limits.maxHeaderBytes,
+        headersTimeout: limits.headersTimeoutMs,
+        requestTimeout: limits.requestTimeoutMs,
+        keepAliveTimeout: limits.keepAliveTimeoutMs,
+        connectionsCheckingInterval: Math.min(1_000, Math.max(50, limits.headersTimeoutMs / 4)),
+        requireHostHeader: true,
+      },
+      this.handler,
+    );
+    server.on('clientError', onClientError);
+    this.#servers.add(server);
+    this.#detach.push(this.attachUpgrade(server));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const admin = this.#current.config.admin;
+    if (admin.mode === 'port') await this.#listenAdmin(admin.port, admin.host);
+    const addr = server.address() as AddressInfo;
+    return { port: addr.port, host: addr.address };
+  }
+
+  async #listenAdmin(port: number, host: string): Promise<void> {
+    const observe = this.#observe;
+    const server = createServer((req, res) => {
+      if (!observe(req, res)) {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end('{"error":{"code":"TRELLIS_GATEWAY_NO_ROUTE","message":"not an admin path"}}');
+      }
+    });
+    this.#servers.add(server);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  attachUpgrade(server: Server): () => void {
+    const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+      if (this.#closing !== undefined) {
+        socket.destroy();
+        return;
+      }
+      this.#upgradeSockets.add(socket);
+      socket.once('close', () => this.#upgradeSockets.delete(socket));
+      proxyUpgrade(this, this.#current, req, socket as Socket, head, this.#upgradeSockets);
+    };
+    server.on('upgrade', onUpgrade);
+    return () => server.off('upgrade', onUpgrade);
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const servers = [...this.#servers];
+    const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    for (const s of servers) s.closeIdleConnections();
+    // Let in-flight requests finish, up to closeTimeoutMs.
+    const gens = [...this.#live];
+    let timer: ReturnType<Clock['setTimeout']> | undefined;
+    const grace = new Promise<void>((resolve) => {
+      timer = this.#clock.setTimeout(resolve, this.#closeTimeoutMs);
+    });
+    await Promise.race([Promise.all(gens.map((g) => g.drained())), grace]);
+    if (timer !== undefined) this.#clock.clearTimeout(timer);
+    for (const s of this.#upgradeSockets) s.destroy();
+    await this.#pools.closeAll(true);
+    for (const s of servers) s.closeAllConnections();
+    for (const d of this.#detach) d();
+    await Promise.all(gens.map((g) => g.close()));
+    this.#live.clear();
+    await Promise.all(closed);
+    if (this.#ownMetrics) this.metrics.close();
+  }
+}
+
+function parseGatewayOptions(options: GatewayOptions): GatewayOptions {
+  const result = optionsSchema.safeParse(options);
+  if (result.success) return options;
+  const issues = result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+  throw new ConfigError(
+    `createGateway: invalid options: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+    { component: 'createGateway', issues },
+  );
+}
+
+function upstreamHistogram(metrics: Metrics): Histogram<'route' | 'upstream' | 'status'> {
+  const name = 'trellis_gateway_upstream_request_duration_seconds';
+  const existing = metrics.registry.getSingleMetric(name);
+  if (existing !== undefined) return existing as Histogram<'route' | 'upstream' | 'status'>;
+  return new Histogram({
+    name,
+    help: 'Duration of gateway requests to upstream instances (to the end of the response), by route, upstream instance and status (0 = no response).',
+    labelNames: ['route', 'upstream', 'status'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [metrics.registry],
+  });
+}
+
+/** The framing firewall for what Node's parser lets through. Returns why, or undefined. */
+export function checkFraming(req: IncomingMessage): string | undefined {
+  const headers = req.headers;
+  const te = headers['transfer-encoding'];
+  const cl = headers['content-length'];
+  if (te === undefined && cl === undefined) return undefined;
+  if (te !== undefined && cl !== undefined) return 'both Content-Length and Transfer-Encoding';
+  if (te !== undefined && te.trim().toLowerCase() !== 'chunked') {
+    return `unsupported Transfer-Encoding: ${te}`;
+  }
+  if (cl !== undefined && !/^\d{1,15}$/.test(cl)) return 'invalid Content-Length';
+  // Node keeps the first of duplicate Content-Length / Transfer-Encoding headers: look again.
+  const raw = req.rawHeaders;
+  let seen = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 14 || name.length === 17) {
+      const lower = name.toLowerCase();
+      if (lower === 'content-length' || lower === 'transfer-encoding') seen++;
+    }
+  }
+  return seen > 1 ? 'duplicate Content-Length or Transfer-Encoding' : undefined;
+}
+
+function onClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (!socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+    socket.destroy();
+    return;
+  }
+  const [status, code, message] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'TRELLIS_GATEWAY_HEADERS_TOO_LARGE', 'request headers too large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'TRELLIS_GATEWAY_REQUEST_TIMEOUT', 'request headers not received in time']
+        : [400, 'TRELLIS_GATEWAY_BAD_FRAMING', 'malformed request'];
+  const body = JSON.stringify({ error: { code, message, requestId: '' } });
+  const reason =
+    status === 431
+      ? 'Request Header Fields Too Large'
+      : status === 408
+        ? 'Request Timeout'
+        : 'Bad Request';
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
+async function runChain(
+  chain: readonly GatewayMiddleware[],
+  i: number,
+  ex: Exchange,
+  forward: Forward,
+): Promise<void> {
+  if (ex.answered) return;
+  if (i === chain.length) return forward.proxy();
+  const mw = chain[i] as GatewayMiddleware;
+  return mw(ex, () => runChain(chain, i + 1, ex, forward));
+}
+
+/** The status and Retry-After for an error from a resilience policy or discovery. */
+function retryAfterSeconds(ms: number | undefined): string {
+  return String(Math.max(1, Math.ceil((ms ?? 1000) / 1000)));
+}
+
+const UPSTREAM_STATUS_FAILURE = new TrellisError('upstream answered 5xx', {
+  code: 'TRELLIS_GATEWAY_UPSTREAM_5XX',
+});
+
+/**
+ * The proxy stage of one request: bulkhead, pick, dispatch, retries. Implements the attempt
+ * listener of its `ProxyCall`s.
+ */
+class Forward implements AttemptListener {
+  readonly #gw: TrellisGateway;
+  readonly #gen: Generation;
+  readonly #route: RouteRuntime;
+  readonly #ex: Exchange;
+  readonly #rest: string;
+  #attempt = 0;
+  #exclude: Set<string> | undefined;
+  #call: ProxyCall | undefined;
+  #headers: Record<string, string | string[] | undefined> | undefined;
+  #body: UpstreamBody | undefined;
+  #queued: AbortController | undefined;
+  #release: (() => void) | undefined;
+  #proxying = false;
+  #done = false;
+  #resolve: (() => void) | undefined;
+  #settle: { resolve: () => void; reject: (err: unknown) => void } | undefined;
+  #parent: ReturnType<typeof context.active> | undefined;
+
+  constructor(
+    gw: TrellisGateway,
+    gen: Generation,
+    route: RouteRuntime,
+    ex: Exchange,
+    rest: string,
+  ) {
+    this.#gw = gw;
+    this.#gen = gen;
+    this.#route = route;
+    this.#ex = ex;
+    this.#rest = rest;
+  }
+
+  /** Client connection closed: abort the upstream call if the response is not finished. */
+  readonly onClose = (): void => {
+    const res = this.#ex.res;
+    if (res.writableFinished) return;
+    this.#ex.clientGone = true;
+    this.#call?.abort(new AbortedError('client closed the connection'));
+    if (!this.#proxying) this.#finish(CLIENT_CLOSED);
+  };
+
+  /** No edge stages: proxy straight away. */
+  start(): void {
+    this.proxy().catch((err: unknown) => this.chainFailed(err));
+  }
+
+  /** The edge chain ended; if it answered itself (401, 429, CORS preflight), record it. */
+  chainDone(): void {
+    if (!this.#proxying) this.#finish(this.#ex.status || this.#ex.res.statusCode);
+  }
+
+  chainFailed(err: unknown): void {
+    this.#gw.logger.error({ err, requestId: this.#ex.requestId }, 'gateway: middleware failed');
+    if (this.#proxying && this.#ex.answered) return;
+    const e =
+      err instanceof TrellisError
+        ? err
+        : new TrellisError('internal gateway error', { cause: err });
+    const status = (e.constructor as { status?: number }).status ?? 500;
+    this.#ex.reply(status, e.code, e.message);
+    if (!this.#proxying) this.#finish(status);
+  }
+
+  /** The proxy stage (last in the chain); resolves when the exchange is over. */
+  proxy(): Promise<void> {
+    this.#proxying = true;
+    const route = this.#route;
+    const bh = route.bulkhead;
+    if (bh !== undefined && this.#release === undefined) {
+      const p = new Promise<void>((resolve) => {
+        this.#resolve = resolve;
+      });
+      const ac = new AbortController();
+      this.#queued = ac;
+      bh.execute(
+        () =>
+          new Promise<void>((release) => {
+            this.#queued = undefined;
+            this.#release = release;
+            if (this.#done) release();
+            else this.#afterBulkhead();
+          }),
+        { signal: ac.signal },
+      ).catch((err: unknown) => {
+        this.#queued = undefined;
+        if (this.#release !== undefined) return;
+        if (err instanceof TrellisError) {
+          this.#reply(
+            err,
+            err instanceof BulkheadRejectedError ? { 'retry-after': '1' } : undefined,
+          );
+        } else this.#finish(CLIENT_CLOSED);
+      });
+      return p;
+    }
+    const p = new Promise<void>((resolve) => {
+      this.#resolve = resolve;
+    });
+    this.#afterBulkhead();
+    return p;
+  }
+
+  #afterBulkhead(): void {
+    const route = this.#route;
+    const ex = this.#ex;
+    const body = requestBody(ex, route.config.maxBodyBytes);
+    if (body instanceof TrellisError) {
+      this.#reply(body);
+      return;
+    }
+    this.#body = body;
+    this.#headers = this.#upstreamHeaders();
+    this.#next();
+  }
+
+  #upstreamHeaders(): Record<string, string | string[] | undefined> {
+    const ex = this.#ex;
+    const req = ex.req;
+    const gen = this.#gen;
+    const route = this.#route;
+    const h: Record<string, string | string[] | undefined> = { ...req.headers };
+    const named = connectionTokens(req.headers.connection);
+    const peer = normalizeIp(req.socket.remoteAddress ?? '');
+    const trusted = gen.trusted;
+    const peerTrusted = trusted.enabled && trusted.isTrustedPeer(peer);
+    if (!peerTrusted) {
+      h['x-forwarded-for'] = undefined;
+      h['x-forwarded-proto'] = undefined;
+      h['x-forwarded-host'] = undefined;
+      h.forwarded = undefined;
+    }
+    const edits = ex.upstreamHeaderEdits;
+    const removals = ex.upstreamHeaderRemovals;
+    if (removals !== undefined) for (const name of removals) h[name] = undefined;
+    if (edits !== undefined)
+      for (const name of Object.keys(edits)) h[name.toLowerCase()] = edits[name];
+    // After the hooks: hop-by-hop and Connection-named headers go (te: trailers stays).
+    stripHopByHop(h, named);
+    if (this.#body?.length !== undefined) {
+      h['content-length'] = String(this.#body.length);
+      if (this.#body.reserialised) h['content-encoding'] = undefined;
+    }
+    h[ex.gateway.requestIdHeader] = ex.requestId;
+    if (trusted.enabled) {
+      const proto = (req.socket as Socket & { encrypted?: boolean }).encrypted ? 'https' : 'http';
+      const host = req.headers.host ?? '';
+      const inXff = peerTrusted ? req.headers['x-forwarded-for'] : undefined;
+      h['x-forwarded-for'] = inXff ? `${inXff}, ${peer}` : peer;
+      h['x-forwarded-proto'] = (peerTrusted && req.headers['x-forwarded-proto']) || proto;
+      h['x-forwarded-host'] = (peerTrusted && req.headers['x-forwarded-host']) || host;
+      const inFwd = peerTrusted ? req.headers.forwarded : undefined;
+      const node = `for=${forwardedNode(peer)};host="${host.replace(/["\\]/g, '')}";proto=${proto}`;
+      h.forwarded = inFwd ? `${inFwd}, ${node}` : node;
+    }
+    const hostPolicy = route.config.host;
+    if (hostPolicy === 'upstream') h.host = undefined;
+    else if (hostPolicy !== 'preserve') h.host = hostPolicy;
+    return h;
+  }
+
+  #next(): void {
+    const route = this.#route;
+    const upstream = route.upstream;
+    const ex = this.#ex;
+    const breakers = upstream.breakers;
+    let exclude = this.#exclude;
+    let retryAfterMs: number | undefined;
+    if (breakers !== undefined) {
+      // Skip instances whose breaker is open: a 503 without touching them.
+      for (const inst of upstream.instances) {
+        const b = breakers.get(inst.id);
+        if (b.state === 'open') {
+          exclude ??= new Set();
+          exclude.add(inst.id);
+          const snap = b.toJSON();
+          if (snap.halfOpenInMs !== undefined) {
+            retryAfterMs = Math.min(retryAfterMs ?? Number.POSITIVE_INFINITY, snap.halfOpenInMs);
+          }
+        }
+      }
+    }
+    const pick = upstream.pick(exclude);
+    if (pick === undefined || exclude?.has(pick.instance.id)) {
+      pick?.done({ ok: true, durationMs: 0 });
+      const err =
+        retryAfterMs !== undefined
+          ? new CircuitOpenError(`route ${route.id}: every upstream circuit is open`, {
+              retryAfterMs,
+              breaker: undefined,
+            })
+          : new NoInstanceError(`route ${route.id}: no healthy upstream instance`, {
+              service: upstream.name,
+            });
+      this.#reply(err, { 'retry-after': retryAfterSeconds(retryAfterMs) });
+      return;
+    }
+    this.#attempt++;
+    const target = targetOf(pick.instance);
+    const gw = this.#gw;
+    const now = gw.clock.now();
+    let span: Span | undefined;
+    const headers = this.#headers as Record<string, string | string[] | undefined>;
+    if (gw.tracing) {
+      this.#parent ??= propagation.extract(context.active(), ex.req.headers);
+      span = gw.tracer.startSpan(
+        `${ex.req.method} ${route.id}`,
+        {
+          kind: SpanKind.CLIENT,
+          attributes: {
+            'http.request.method': ex.req.method ?? 'GET',
+            'server.address': target.host,
+            'http.route': route.id,
+            'http.request.resend_count': this.#attempt - 1,
+          },
+        },
+        this.#parent,
+      );
+      if (span.isRecording()) propagation.inject(trace.setSpan(this.#parent, span), headers);
+      else span = undefined;
+    }
+    const call = new ProxyCall(ex, target, pick, now, this, span);
+    this.#call = call;
+    const dispatchOpts = {
+      origin: target.origin,
+      path: target.basePath + route.upstreamPath(ex.path, this.#rest, ex.params) + ex.search,
+      method: ex.req.method ?? 'GET',
+      headers,
+      body: (this.#body as UpstreamBody).body,
+      headersTimeout: route.config.timeouts.headersMs,
+      bodyTimeout: route.config.timeouts.streaming ? 0 : route.config.timeouts.bodyMs,
+    };
+    const pool = this.#gen.pool(target, route);
+    const breaker = breakers?.get(pick.instance.id);
+    if (breaker === undefined) {
+      this.#dispatch(pool, dispatchOpts, call);
+      return;
+    }
+    breaker
+      .execute(
+        () =>
+          new Promise<void>((resolve, reject) => {
+            this.#settle = { resolve, reject };
+            this.#dispatch(pool, dispatchOpts, call);
+          }),
+      )
+      .catch((err: unknown) => {
+        if (
+          err instanceof CircuitOpenError &&
+          this.#call === call &&
+          call.status === 0 &&
+          this.#settle === undefined
+        ) {
+          // Opened between the check and the call (half-open trial taken): try elsewhere.
+          pick.done({ ok: true, durationMs: 0 });
+          this.#exclude ??= new Set();
+          this.#exclude.add(pick.instance.id);
+          this.#attempt--;
+          this.#next();
+        }
+      });
+  }
+
+  #dispatch(
+    pool: ReturnType<Generation['pool']>,
+    opts: Parameters<ReturnType<Generation['pool']>['dispatch']>[0],
+    call: ProxyCall,
+  ): void {
+    try {
+      pool.dispatch(opts, call);
+    } catch (err) {
+      call.onError(err as Error);
+    }
+  }
+
+  started(call: ProxyCall, status: number): void {
+    const ok = status < 500;
+    call.pick.done({ ok, durationMs: this.#gw.clock.now() - call.startedAt });
+    const settle = this.#settle;
+    this.#settle = undefined;
+    if (settle !== undefined) {
+      if (ok) settle.resolve();
+      else settle.reject(UPSTREAM_STATUS_FAILURE);
+    }
+    this.#ex.status = status;
+    if (call.span !== undefined) {
+      call.span.setAttribute('http.response.status_code', status);
+      if (!ok) call.span.setStatus({ code: SpanStatusCode.ERROR });
+    }
+  }
+
+  failed(call: ProxyCall, failure: AttemptFailure): void {
+    const gw = this.#gw;
+    const route = this.#route;
+    const ex = this.#ex;
+    const durationMs = gw.clock.now() - call.startedAt;
+    const settle = this.#settle;
+    this.#settle = undefined;
+    const gone = failure.kind === 'client-gone';
+    call.pick.done({ ok: gone, durationMs });
+    if (settle !== undefined) {
+      settle.reject(gone ? new AbortedError('client gone') : failure.error);
+    }
+    if (call.span !== undefined) {
+      call.span.recordException(failure.error);
+      call.span.setStatus({ code: SpanStatusCode.ERROR, message: failure.error.message });
+      call.span.end();
+    }
+    gw.observeUpstream(route.id, call.target.host, 0, durationMs / 1000);
+    if (gone) {
+      this.#finish(CLIENT_CLOSED);
+      return;
+    }
+    if (failure.kind === 'body-too-large') {
+      this.#reply(failure.error as TrellisError);
+      return;
+    }
+    if (this.#canRetry(failure)) {
+      this.#exclude ??= new Set();
+      this.#exclude.add(call.pick.instance.id);
+      gw.logger.debug(
+        { requestId: ex.requestId, err: failure.error },
+        'gateway: retrying upstream request',
+      );
+      this.#next();
+      return;
+    }
+    const err =
+      failure.kind === 'timeout'
+        ? new TimeoutError(`upstream ${call.target.host} did not answer in time`, {
+            timeoutMs: route.config.timeouts.headersMs,
+            cause: failure.error,
+          })
+        : new ConnectError(`upstream ${call.target.host} failed: ${failure.error.message}`, {
+            target: call.target.host,
+            cause: failure.error,
+          });
+    this.#reply(err);
+  }
+
+  #canRetry(failure: AttemptFailure): boolean {
+    const route = this.#route;
+    if (route.retry === undefined || this.#attempt >= route.retry.attempts) return false;
+    const body = this.#body;
+    if (
+      body !== undefined &&
+      body.body !== null &&
+      typeof body.body === 'object' &&
+      !Buffer.isBuffer(body.body)
+    ) {
+      return false; // a streamed body cannot be sent twice
+    }
+    const req = this.#ex.req;
+    const safe =
+      route.retry.methods.has(req.method ?? 'GET') ||
+      req.headers['idempotency-key'] !== undefined ||
+      (failure.kind === 'connect' && failure.neverSent);
+    if (!safe) return false;
+    return route.retry.budget.tryWithdraw();
+  }
+
+  finished(call: ProxyCall, error: Error | undefined): void {
+    const durationMs = this.#gw.clock.now() - call.startedAt;
+    this.#gw.observeUpstream(this.#route.id, call.target.host, call.status, durationMs / 1000);
+    if (call.span !== undefined) {
+      if (error !== undefined) call.span.recordException(error);
+      call.span.end();
+    }
+    this.#finish(
+      error !== undefined && !this.#ex.res.writableFinished ? CLIENT_CLOSED : call.status,
+    );
+  }
+
+  #reply(err: TrellisError, headers?: Record<string, string>): void {
+    const status = (err.constructor as { status?: number }).status ?? 500;
+    this.#ex.reply(status, err.code, err.message, headers);
+    this.#finish(status);
+  }
+
+  #finish(status: number): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#release?.();
+    this.#queued?.abort();
+    this.#body?.release();
+    this.#ex.res.off('close', this.onClose);
+    this.#gw.complete(this.#gen, this.#ex, this.#route, status);
+    this.#resolve?.();
+  }
+}
