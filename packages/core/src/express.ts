@@ -1,1 +1,121 @@
-export {};
+/**
+ * Express adapter (Express 4 and 5): `GET /health`, `/health/live`, `/health/ready` and
+ * `/metrics`, plus metrics, a SERVER span and the request context for every route.
+ * @module
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Health } from './health/createHealth.js';
+import type { Metrics } from './metrics/createMetrics.js';
+import { parseOptions } from './options.js';
+import { adapterOptionsSchema } from './server/adapterOptions.js';
+import { createObservabilityHandler } from './server/createObservabilityHandler.js';
+import { createRequestObserver } from './server/createRequestObserver.js';
+import type { ServerTracing } from './tracing/createServerTracing.js';
+
+export interface TrellisExpressOptions {
+  /** Serves the health endpoints. Remember `health.attach(server)` for graceful shutdown. */
+  health?: Health;
+  /** Serves `/metrics` and records `http_server_request_duration_seconds` per route template. */
+  metrics?: Metrics;
+  /** SERVER spans: `true` (default, global OpenTelemetry provider), `false`, or your own. */
+  tracing?: ServerTracing | boolean;
+  /** Prefix for the observability paths, e.g. `/_internal`. Default none. */
+  basePath?: string;
+}
+
+/** The request as far as the adapter reads it (an Express `Request` fits). */
+export interface ExpressLikeRequest extends IncomingMessage {
+  baseUrl?: string;
+  route?: { path?: unknown };
+}
+
+/** An Express middleware: `app.use(trellis({ ... }))`, first, before your routes. */
+export type TrellisExpressMiddleware = (
+  req: ExpressLikeRequest,
+  res: ServerResponse,
+  next: (err?: unknown) => void,
+) => void;
+
+const kTemplate = Symbol('trellis.routeTemplate');
+const kRoute = Symbol('trellis.route');
+type TemplateCarrier = ExpressLikeRequest & { [kTemplate]?: string; [kRoute]?: unknown };
+const patched = new WeakSet<object>();
+
+function templateOf(route: unknown, baseUrl: string | undefined): string | undefined {
+  const path = (route as { path?: unknown } | undefined)?.path;
+  if (path === undefined) return undefined;
+  const tail = typeof path === 'string' ? path : String(path);
+  return baseUrl ? baseUrl + tail : tail;
+}
+
+/**
+ * Express sets `req.route` when a route matches, but restores `req.baseUrl` when an error
+ * leaves a router, so by the time the response closes the mount path may be gone. An accessor
+ * on the app's own request prototype (`app.request`, which Express creates per app) records
+ * `baseUrl + route.path` at the moment of the match.
+ */
+function captureTemplates(req: ExpressLikeRequest): void {
+  const proto = (req as { app?: { request?: object } }).app?.request;
+  if (proto === undefined || patched.has(proto)) return;
+  patched.add(proto);
+  if (Object.getOwnPropertyDescriptor(proto, 'route') !== undefined) return;
+  Object.defineProperty(proto, 'route', {
+    configurable: true,
+    enumerable: true,
+    get(this: TemplateCarrier) {
+      return this[kRoute];
+    },
+    set(this: TemplateCarrier, value: unknown) {
+      this[kRoute] = value;
+      this[kTemplate] = templateOf(value, this.baseUrl);
+    },
+  });
+}
+
+/** The matched route template: the router's mount path plus the route path. */
+function routeOf(req: IncomingMessage): string | undefined {
+  const r = req as TemplateCarrier;
+  return r[kTemplate] ?? templateOf(r.route, r.baseUrl);
+}
+
+/**
+ * Creates the Trellis middleware for an Express 4 or 5 app. Mount it first, so it sees every
+ * request; routes are recorded by template (`/items/:id`), unmatched ones as `unmatched`.
+ *
+ * @example
+ * ```ts
+ * import express from 'express';
+ * import { createHealth, createMetrics } from '@trellis/core';
+ * import { trellis } from '@trellis/core/express';
+ *
+ * const health = createHealth();
+ * const app = express();
+ * app.use(trellis({ health, metrics: createMetrics() }));
+ * app.get('/items/:id', (req, res) => res.json({ id: req.params.id }));
+ * health.attach(app.listen(3000));
+ * ```
+ */
+export function trellis(options: TrellisExpressOptions = {}): TrellisExpressMiddleware {
+  const opts = parseOptions(adapterOptionsSchema, options, 'trellis (express)');
+  const answer = createObservabilityHandler({
+    ...(opts.health && { health: opts.health }),
+    ...(opts.metrics && { metrics: opts.metrics }),
+    ...(opts.basePath !== undefined && { basePath: opts.basePath }),
+  });
+  const observer = createRequestObserver({
+    ...(opts.metrics && { metrics: opts.metrics }),
+    ...(opts.tracing !== undefined && { tracing: opts.tracing }),
+    routeOf,
+  });
+  return function trellisMiddleware(req, res, next) {
+    captureTemplates(req);
+    const observed = observer.observe(req, res);
+    if (answer(req, res)) {
+      const url = req.url ?? '';
+      const q = url.indexOf('?');
+      observed.route = q === -1 ? url : url.slice(0, q);
+      return;
+    }
+    observer.run(observed, next);
+  };
+}

@@ -1,1 +1,110 @@
-export {};
+/**
+ * Fastify 5 adapter: a `fastify-plugin` plugin serving `GET /health`, `/health/live`,
+ * `/health/ready` and `/metrics`, recording metrics, SERVER spans and the request context for
+ * every route, with the Fastify server attached to the health shutdown sequence.
+ * @module
+ */
+import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Health, HealthReport } from './health/createHealth.js';
+import type { Metrics } from './metrics/createMetrics.js';
+import { parseOptions } from './options.js';
+import { adapterOptionsSchema } from './server/adapterOptions.js';
+import { HEALTH_CONTENT_TYPE } from './server/createObservabilityHandler.js';
+import { createRequestObserver } from './server/createRequestObserver.js';
+import type { ServerTracing } from './tracing/createServerTracing.js';
+
+export interface TrellisFastifyOptions {
+  /** Serves the health endpoints and ties `fastify.close()` and the shutdown sequence together. */
+  health?: Health;
+  /** Serves `/metrics` and records `http_server_request_duration_seconds` per route template. */
+  metrics?: Metrics;
+  /** SERVER spans: `true` (default, global OpenTelemetry provider), `false`, or your own. */
+  tracing?: ServerTracing | boolean;
+  /** Prefix for the observability paths, e.g. `/_internal`. Default none. */
+  basePath?: string;
+}
+
+function sendReport(reply: FastifyReply, report: HealthReport): Buffer {
+  reply.code(report.httpStatus).type(HEALTH_CONTENT_TYPE).header('cache-control', 'no-store');
+  // A Buffer, so Fastify sends the media type as is (it appends a charset to strings).
+  return Buffer.from(JSON.stringify(report.body));
+}
+
+const plugin: FastifyPluginCallback<TrellisFastifyOptions> = (fastify, options, done) => {
+  let health: Health | undefined;
+  let metrics: Metrics | undefined;
+  let base: string;
+  let observer: ReturnType<typeof createRequestObserver>;
+  try {
+    const opts = parseOptions(adapterOptionsSchema.loose(), options, 'trellis (fastify)');
+    health = opts.health;
+    metrics = opts.metrics;
+    base = opts.basePath ?? '';
+    observer = createRequestObserver({
+      ...(metrics && { metrics }),
+      ...(opts.tracing !== undefined && { tracing: opts.tracing }),
+    });
+  } catch (err) {
+    done(err as Error);
+    return;
+  }
+
+  fastify.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, next) => {
+    const observed = observer.observe(request.raw, reply.raw, request.routeOptions.url);
+    observer.run(observed, next);
+  });
+
+  if (metrics) {
+    const m = metrics;
+    fastify.get(`${base}/metrics`, async (_request, reply) => {
+      reply.type(m.contentType).header('cache-control', 'no-store');
+      return m.text();
+    });
+  }
+
+  if (health) {
+    const h = health;
+    fastify.get(`${base}/health`, async (_r, reply) => sendReport(reply, await h.report()));
+    fastify.get(`${base}/health/live`, async (_r, reply) => sendReport(reply, await h.live()));
+    fastify.get(`${base}/health/ready`, async (_r, reply) => sendReport(reply, await h.ready()));
+
+    const detach = h.attach(fastify.server);
+    let closingFromFastify = false;
+    // On SIGTERM or health.shutdown(): once requests have drained, close Fastify so its own
+    // onClose hooks (your plugins) run, as one of the cleanup steps.
+    const removeCleanup = h.addCleanup(() => (closingFromFastify ? undefined : fastify.close()));
+    // On fastify.close(): run the rest of the shutdown sequence (hooks, flush). Fastify has
+    // already stopped its server, so the drain delay is skipped.
+    fastify.addHook('onClose', async (_instance: FastifyInstance) => {
+      if (h.state === 'draining' || h.state === 'stopping' || h.state === 'stopped') {
+        detach();
+        return;
+      }
+      closingFromFastify = true;
+      removeCleanup();
+      await h.shutdown();
+      detach();
+    });
+  }
+  done();
+};
+
+/**
+ * The Trellis Fastify plugin. Register it at the root (it is wrapped with `fastify-plugin`, so
+ * its hooks see every route).
+ *
+ * @example
+ * ```ts
+ * import Fastify from 'fastify';
+ * import { createHealth, createMetrics } from '@trellis/core';
+ * import { trellis } from '@trellis/core/fastify';
+ *
+ * const app = Fastify();
+ * await app.register(trellis, { health: createHealth(), metrics: createMetrics() });
+ * app.get('/items/:id', async (req) => ({ id: (req.params as { id: string }).id }));
+ * await app.listen({ port: 3000 });
+ * ```
+ */
+export const trellis = fp(plugin, { fastify: '5.x', name: '@trellis/core' });
+export default trellis;

@@ -1,0 +1,217 @@
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import { SpanKind, trace } from '@opentelemetry/api';
+import express5 from 'express';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { hasEngine, promtoolCheck } from '../../../testing/engines.js';
+import { trellis } from '../src/express.js';
+import {
+  createHealth,
+  createMetrics,
+  getRequestContext,
+  type Health,
+  type Metrics,
+  remainingMs,
+} from '../src/index.js';
+import {
+  installTracing,
+  PARENT_SPAN_ID,
+  TRACE_ID,
+  TRACEPARENT,
+  type TracingHarness,
+} from './tracingHarness.js';
+
+// Express 4 is installed under the npm alias `express4` (no types of its own: same API shape).
+const express4 = createRequire(import.meta.url)('express4') as typeof express5;
+
+const flavours = [
+  ['Express 5', express5],
+  ['Express 4', express4],
+] as const;
+
+describe.each(flavours)('%s adapter', (_name, express) => {
+  let server: Server | undefined;
+  let health: Health;
+  let metrics: Metrics;
+  let tracing: TracingHarness;
+  let base: string;
+
+  beforeAll(() => {
+    tracing = installTracing();
+  });
+  afterAll(() => tracing.uninstall());
+
+  afterEach(async () => {
+    health.close();
+    metrics.close();
+    tracing.exporter.reset();
+    if (server?.listening) {
+      server.closeAllConnections();
+      server.close();
+      await once(server, 'close');
+    }
+  });
+
+  async function start(workMs = 0) {
+    health = createHealth({ signals: false, drainDelayMs: 50, shutdownTimeoutMs: 5_000 });
+    metrics = createMetrics();
+    const app = express();
+    app.use(trellis({ health, metrics }));
+    app.get('/items/:id', (req, res) => {
+      const ctx = getRequestContext();
+      const span = trace.getActiveSpan();
+      const send = () =>
+        res.json({
+          id: req.params.id,
+          requestId: ctx?.requestId,
+          traceId: ctx?.traceId,
+          remaining: remainingMs(),
+          activeSpan: span?.spanContext().spanId,
+        });
+      if (workMs > 0) setTimeout(send, workMs);
+      else send();
+    });
+    const api = express.Router();
+    api.get('/orders/:orderId', (_req, res) => {
+      res.status(201).send('created');
+    });
+    api.get('/boom', () => {
+      throw new Error('boom');
+    });
+    app.use('/api', api);
+    server = app.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    health.attach(server);
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+
+  it('serves the health endpoints as application/health+json', async () => {
+    await start();
+    for (const path of ['/health', '/health/live', '/health/ready']) {
+      const res = await fetch(base + path);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toBe('application/health+json');
+      expect(await res.json()).toMatchObject({ status: 'pass' });
+    }
+    void health.shutdown();
+    const res = await fetch(`${base}/health/ready`);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ status: 'fail' });
+  });
+
+  it('records every route by template, unmatched ones under one label; promtool passes', async () => {
+    await start();
+    await fetch(`${base}/items/1`);
+    await fetch(`${base}/items/2`);
+    expect((await fetch(`${base}/api/orders/9`)).status).toBe(201);
+    expect((await fetch(`${base}/api/boom`)).status).toBe(500);
+    expect((await fetch(`${base}/no/such/1`)).status).toBe(404);
+    expect((await fetch(`${base}/no/such/2`)).status).toBe(404);
+    const res = await fetch(`${base}/metrics`);
+    expect(res.headers.get('content-type')).toBe(metrics.contentType);
+    const text = await res.text();
+    const count = (labels: string) =>
+      new RegExp(`http_server_request_duration_seconds_count\\{${labels}\\} (\\d+)`).exec(
+        text,
+      )?.[1];
+    expect(
+      count('http_request_method="GET",http_route="/items/:id",http_response_status_code="200"'),
+    ).toBe('2');
+    expect(
+      count(
+        'http_request_method="GET",http_route="/api/orders/:orderId",http_response_status_code="201"',
+      ),
+    ).toBe('1');
+    expect(
+      count('http_request_method="GET",http_route="/api/boom",http_response_status_code="500"'),
+    ).toBe('1');
+    expect(
+      count('http_request_method="GET",http_route="unmatched",http_response_status_code="404"'),
+    ).toBe('2');
+    expect(text).not.toContain('/no/such');
+    expect(text).toContain('http_server_active_requests 1');
+    if (hasEngine('promtool')) expect(promtoolCheck(text)).toEqual({ ok: true, output: '' });
+  });
+
+  it('creates a SERVER span per request, continuing the incoming traceparent', async () => {
+    await start();
+    const res = await fetch(`${base}/items/7`, {
+      headers: { traceparent: TRACEPARENT, 'x-trellis-deadline-ms': '1500' },
+    });
+    const body = (await res.json()) as Record<string, unknown>;
+    await new Promise((r) => setImmediate(r));
+    const spans = tracing.exporter.getFinishedSpans();
+    const span = spans.find((s) => s.name === 'GET /items/:id');
+    expect(span).toBeDefined();
+    expect(span?.kind).toBe(SpanKind.SERVER);
+    expect(span?.spanContext().traceId).toBe(TRACE_ID);
+    expect(span?.parentSpanContext?.spanId).toBe(PARENT_SPAN_ID);
+    expect(span?.attributes).toMatchObject({
+      'http.request.method': 'GET',
+      'http.route': '/items/:id',
+      'http.response.status_code': 200,
+      'url.path': '/items/7',
+      'url.scheme': 'http',
+      'server.address': '127.0.0.1',
+    });
+    // The handler ran inside the span and the request context.
+    expect(body.activeSpan).toBe(span?.spanContext().spanId);
+    expect(body.traceId).toBe(TRACE_ID);
+    expect(body.requestId).toBe(res.headers.get('x-request-id'));
+    expect(body.remaining).toBeGreaterThan(0);
+    expect(body.remaining).toBeLessThanOrEqual(1500);
+  });
+
+  it('marks 5xx spans as errors', async () => {
+    await start();
+    await fetch(`${base}/api/boom`);
+    await new Promise((r) => setImmediate(r));
+    const span = tracing.exporter.getFinishedSpans().find((s) => s.name === 'GET /api/boom');
+    expect(span?.status.code).toBe(2);
+    expect(span?.attributes['error.type']).toBe('500');
+  });
+
+  it('shuts down under load without resetting an accepted request', async () => {
+    await start(10);
+    let ok = 0;
+    let stop = false;
+    const worker = async () => {
+      while (!stop) {
+        try {
+          const res = await fetch(`${base}/items/1`);
+          await res.text();
+          if (res.status === 200) ok++;
+        } catch {
+          // Refused, or a keep-alive socket closed before the request reached the server:
+          // either way not an accepted request (those are counted by the server below).
+          stop = true;
+        }
+        if (health.state === 'stopped') stop = true;
+      }
+    };
+    const workers = Array.from({ length: 8 }, worker);
+    await new Promise((r) => setTimeout(r, 50));
+    await health.shutdown();
+    stop = true;
+    await Promise.all(workers);
+    const text = await metrics.text();
+    const served = Number(
+      /http_server_request_duration_seconds_count\{http_request_method="GET",http_route="\/items\/:id",http_response_status_code="200"\} (\d+)/.exec(
+        text,
+      )?.[1],
+    );
+    expect(ok).toBeGreaterThan(0);
+    // Every request the server accepted was answered in full, and none was cut off (499).
+    expect(ok).toBe(served);
+    expect(text).not.toContain('http_response_status_code="499"');
+    expect(server?.listening).toBe(false);
+  });
+
+  it('rejects bad options naming the field', () => {
+    expect(() => trellis({ basePath: 'x/' })).toThrow(/basePath/);
+    // @ts-expect-error metrics must come from createMetrics()
+    expect(() => trellis({ metrics: {} })).toThrow(/metrics/);
+  });
+});
