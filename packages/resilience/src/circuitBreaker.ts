@@ -99,9 +99,9 @@ export interface CircuitBreakerOptions {
   /** Trial calls allowed at once in half-open; all must succeed to close. Default 1. */
   halfOpenTrialCalls?: number;
   /**
-   * Which errors count against the upstream. Default: all but `AbortedError` (a caller that gave
-   * up says nothing about the upstream; such calls are `ignored`). An error this returns false
-   * for counts as a success: the upstream answered.
+   * Which errors count against the upstream. Default: all. An error this returns false for
+   * counts as a success (the upstream answered). A caller abort (`AbortedError`) is always
+   * `ignored`: it says nothing about the upstream.
    */
   isFailure?: (err: unknown) => boolean;
   initialState?: CircuitSnapshot;
@@ -114,7 +114,7 @@ export type ResolvedBreakerOptions = z.output<typeof breakerSchema>;
 /** Internal hook: keyed breakers observe transitions without an emitter per breaker. */
 export type TransitionHook = (breaker: CircuitBreakerPolicy, event: StateChangeEvent) => void;
 
-const defaultIsFailure = (err: unknown): boolean => !(err instanceof AbortedError);
+const defaultIsFailure = (): boolean => true;
 
 /**
  * A circuit breaker: after enough failures it opens and rejects calls with `CircuitOpenError`
@@ -236,8 +236,8 @@ export class CircuitBreakerPolicy implements Policy {
       value = await fn(toContext(opts));
     } catch (err) {
       if (generation === this.#generation) {
-        if (this.#isFailure(err)) this.#failure();
-        else if (err instanceof AbortedError) this.#ignored();
+        if (err instanceof AbortedError) this.#ignored();
+        else if (this.#isFailure(err)) this.#failure();
         else this.#success(false);
       }
       throw err;
@@ -349,7 +349,7 @@ export class CircuitBreakerPolicy implements Policy {
     this.#generation++;
     this.#trialsStarted = 0;
     this.#trialSuccesses = 0;
-    if (to === 'closed') this.#consecutive = 0;
+    this.#consecutive = 0;
     this.#clearWindow();
     if (from === to && to !== 'open') return;
     const event: StateChangeEvent = reason === undefined ? { from, to } : { from, to, reason };

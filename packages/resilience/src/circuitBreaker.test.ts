@@ -1,0 +1,290 @@
+import { AbortedError, ConfigError, ShutdownError } from '@trellis/core';
+import { createTestClock } from '@trellis/core/testing';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { circuitBreaker } from './circuitBreaker.js';
+import { CircuitOpenError } from './errors.js';
+
+const ok = async () => 'ok';
+const boom = async () => {
+  throw new Error('boom');
+};
+
+async function fail(breaker: { execute(f: () => Promise<unknown>): Promise<unknown> }, n: number) {
+  for (let i = 0; i < n; i++) await breaker.execute(boom).catch(() => {});
+}
+
+describe('circuitBreaker', () => {
+  it('opens after consecutive failures (default 5), rejects with retryAfterMs, no timers', async () => {
+    const clock = createTestClock();
+    const breaker = circuitBreaker({ clock, halfOpenAfterMs: 1_000, name: 'users' });
+    const changes: string[] = [];
+    breaker.onStateChange(({ from, to, reason }) => changes.push(`${from}>${to}:${reason ?? ''}`));
+    await fail(breaker, 4);
+    await breaker.execute(ok);
+    await fail(breaker, 4);
+    expect(breaker.state).toBe('closed');
+    await fail(breaker, 1);
+    expect(breaker.state).toBe('open');
+    expect(changes).toEqual(['closed>open:consecutive-failures']);
+    await clock.advance(400);
+    let ran = false;
+    const err = await breaker
+      .execute(async () => {
+        ran = true;
+      })
+      .catch((e: unknown) => e);
+    expect(ran).toBe(false);
+    expect(err).toBeInstanceOf(CircuitOpenError);
+    expect((err as CircuitOpenError).retryAfterMs).toBe(600);
+    expect((err as CircuitOpenError).breaker).toBe('users');
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('goes half-open lazily, closes after N trial successes, lets at most N through', async () => {
+    const clock = createTestClock();
+    const breaker = circuitBreaker({
+      clock,
+      consecutiveFailures: 1,
+      halfOpenAfterMs: 1_000,
+      halfOpenTrialCalls: 2,
+    });
+    const events: string[] = [];
+    breaker.onOpen(() => events.push('open'));
+    breaker.onHalfOpen(() => events.push('half-open'));
+    breaker.onClose(() => events.push('close'));
+    await fail(breaker, 1);
+    await clock.advance(1_000);
+    expect(breaker.state).toBe('half-open');
+    const releases: (() => void)[] = [];
+    const trial = () =>
+      breaker.execute(() => new Promise<string>((r) => releases.push(() => r('trial'))));
+    const t1 = trial();
+    const t2 = trial();
+    await expect(trial()).rejects.toBeInstanceOf(CircuitOpenError);
+    for (const release of releases) release();
+    await Promise.all([t1, t2]);
+    expect(breaker.state).toBe('closed');
+    expect(events).toEqual(['open', 'half-open', 'close']);
+  });
+
+  it('reopens when a trial call fails', async () => {
+    const clock = createTestClock();
+    const breaker = circuitBreaker({ clock, consecutiveFailures: 1, halfOpenAfterMs: 100 });
+    await fail(breaker, 1);
+    await clock.advance(100);
+    await fail(breaker, 1);
+    expect(breaker.state).toBe('open');
+    expect(breaker.toJSON()).toEqual({
+      state: 'open',
+      isolated: false,
+      consecutiveFailures: 0,
+      halfOpenInMs: 100,
+    });
+  });
+
+  it('ignores outcomes of calls that started before a transition', async () => {
+    const clock = createTestClock();
+    const breaker = circuitBreaker({ clock, consecutiveFailures: 1, halfOpenAfterMs: 100 });
+    let release!: () => void;
+    const slow = breaker.execute(() => new Promise<void>((r) => (release = r)));
+    await fail(breaker, 1);
+    expect(breaker.state).toBe('open');
+    await clock.advance(100);
+    expect(breaker.state).toBe('half-open');
+    release();
+    await slow;
+    // The old call's success did not close the breaker: a trial is still needed.
+    expect(breaker.state).toBe('half-open');
+  });
+
+  it('opens on the failure rate over the window once minimumCalls is reached', async () => {
+    const clock = createTestClock();
+    const breaker = circuitBreaker({
+      clock,
+      failureRateThreshold: 0.5,
+      minimumCalls: 10,
+      windowMs: 10_000,
+    });
+    for (let i = 0; i < 4; i++) await breaker.execute(ok);
+    await fail(breaker, 5);
+    expect(breaker.state).toBe('closed'); // 9 calls < minimumCalls, and no consecutive mode
+    await fail(breaker, 1); // 10 calls, 6 failures
+    expect(breaker.state).toBe('open');
+  });
+
+  it('forgets old buckets as the window rolls', async () => {
+    const clock = createTestClock();
+    const breaker = circuitBreaker({
+      clock,
+      failureRateThreshold: 0.5,
+      minimumCalls: 4,
+      windowMs: 1_000,
+      windowBuckets: 10,
+    });
+    await fail(breaker, 3);
+    await clock.advance(1_500);
+    await breaker.execute(ok);
+    await fail(breaker, 1);
+    expect(breaker.state).toBe('closed');
+  });
+
+  it('opens on the slow-call rate', async () => {
+    const clock = createTestClock();
+    const breaker = circuitBreaker({
+      clock,
+      slowCallRateThreshold: 0.5,
+      slowCallDurationMs: 100,
+      minimumCalls: 2,
+    });
+    const slowCall = () =>
+      breaker.execute(() => new Promise((r) => clock.setTimeout(() => r('slow'), 150)));
+    const p1 = slowCall();
+    await clock.advance(150);
+    await p1;
+    expect(breaker.state).toBe('closed');
+    const p2 = slowCall();
+    await clock.advance(150);
+    await p2;
+    expect(breaker.state).toBe('open');
+  });
+
+  it('isFailure ignores business errors; caller aborts are not failures', async () => {
+    const breaker = circuitBreaker({
+      consecutiveFailures: 1,
+      isFailure: (err) => !(err instanceof Error && err.message === 'not found'),
+    });
+    const results: string[] = [];
+    breaker.onCallResult((r) => results.push(r));
+    await breaker
+      .execute(async () => {
+        throw new Error('not found');
+      })
+      .catch(() => {});
+    await breaker
+      .execute(async () => {
+        throw new AbortedError('caller left');
+      })
+      .catch(() => {});
+    expect(breaker.state).toBe('closed');
+    await breaker.execute(async () => Promise.reject('non-error value')).catch(() => {});
+    expect(breaker.state).toBe('open');
+    await breaker.execute(ok).catch(() => {});
+    expect(results).toEqual(['success', 'ignored', 'failure', 'rejected']);
+  });
+
+  it('isolate() holds it open until reset()', async () => {
+    const clock = createTestClock();
+    const breaker = circuitBreaker({ clock, halfOpenAfterMs: 10 });
+    breaker.isolate();
+    await clock.advance(1_000);
+    expect(breaker.state).toBe('open');
+    await expect(breaker.execute(ok)).rejects.toThrow(/isolated/);
+    expect(breaker.toJSON().isolated).toBe(true);
+    breaker.reset();
+    expect(breaker.state).toBe('closed');
+    await expect(breaker.execute(ok)).resolves.toBe('ok');
+  });
+
+  it('restores a snapshot with initialState', async () => {
+    const clock = createTestClock();
+    const a = circuitBreaker({ clock, consecutiveFailures: 1, halfOpenAfterMs: 1_000 });
+    await fail(a, 1);
+    await clock.advance(300);
+    const snapshot = JSON.parse(JSON.stringify(a));
+    const b = circuitBreaker({ clock, consecutiveFailures: 1, initialState: snapshot });
+    expect(b.state).toBe('open');
+    await clock.advance(699);
+    expect(b.state).toBe('open');
+    await clock.advance(1);
+    expect(b.state).toBe('half-open');
+  });
+
+  it('handles a synchronous throw as a failure', async () => {
+    const breaker = circuitBreaker({ consecutiveFailures: 1 });
+    await expect(
+      breaker.execute(() => {
+        throw new Error('sync');
+      }),
+    ).rejects.toThrow('sync');
+    expect(breaker.state).toBe('open');
+  });
+
+  it('close() drops listeners and rejects later calls', async () => {
+    const breaker = circuitBreaker({ consecutiveFailures: 1 });
+    const seen: string[] = [];
+    breaker.onStateChange(({ to }) => seen.push(to));
+    breaker.close();
+    await expect(breaker.execute(ok)).rejects.toBeInstanceOf(ShutdownError);
+    breaker.isolate();
+    expect(seen).toEqual([]);
+  });
+
+  it('unsubscribes listeners', async () => {
+    const breaker = circuitBreaker({ consecutiveFailures: 1 });
+    const seen: string[] = [];
+    const off = breaker.onStateChange(({ to }) => seen.push(to));
+    off();
+    await fail(breaker, 1);
+    expect(seen).toEqual([]);
+  });
+
+  it('rejects bad options naming the field', () => {
+    expect(() => circuitBreaker({ failureRateThreshold: 1.5 })).toThrow(ConfigError);
+    expect(() => circuitBreaker({ failureRateThreshold: 1.5 })).toThrow(/failureRateThreshold/);
+    expect(() => circuitBreaker({ consecutiveFailures: 0 })).toThrow(/consecutiveFailures/);
+    expect(() => circuitBreaker({ slowCallRateThreshold: 0.5 })).toThrow(/slowCallDurationMs/);
+    expect(() => circuitBreaker({ halfOpenAfterMs: -1 })).toThrow(/halfOpenAfterMs/);
+    expect(() => circuitBreaker({ bogus: 1 } as never)).toThrow(/bogus/);
+  });
+
+  it('property: in half-open, never more than N trial calls run at once', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 5 }),
+        fc.array(fc.constantFrom('start', 'succeed', 'fail', 'advance'), { maxLength: 60 }),
+        async (trials, ops) => {
+          const clock = createTestClock();
+          const breaker = circuitBreaker({
+            clock,
+            consecutiveFailures: 1,
+            halfOpenAfterMs: 10,
+            halfOpenTrialCalls: trials,
+          });
+          await fail(breaker, 1);
+          await clock.advance(10);
+          const pending: { settle: (ok: boolean) => void; halfOpen: boolean }[] = [];
+          let runningHalfOpen = 0;
+          for (const op of ops) {
+            if (op === 'start') {
+              const halfOpen = breaker.state === 'half-open';
+              const call = breaker.execute(
+                () =>
+                  new Promise<void>((resolve, reject) => {
+                    if (halfOpen) runningHalfOpen++;
+                    expect(runningHalfOpen).toBeLessThanOrEqual(trials);
+                    pending.push({
+                      halfOpen,
+                      settle: (ok) => {
+                        if (halfOpen) runningHalfOpen--;
+                        if (ok) resolve();
+                        else reject(new Error('trial failed'));
+                      },
+                    });
+                  }),
+              );
+              call.catch(() => {});
+            } else if (op === 'advance') {
+              await clock.advance(10);
+            } else {
+              pending.shift()?.settle(op === 'succeed');
+              await clock.flush();
+            }
+          }
+          for (const p of pending) p.settle(true);
+        },
+      ),
+      { numRuns: 80 },
+    );
+  });
+});

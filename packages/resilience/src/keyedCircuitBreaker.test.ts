@@ -1,0 +1,69 @@
+import { ConfigError, ShutdownError } from '@trellis/core';
+import { createTestClock } from '@trellis/core/testing';
+import { describe, expect, it } from 'vitest';
+import { keyedCircuitBreaker } from './keyedCircuitBreaker.js';
+
+const boom = async () => {
+  throw new Error('boom');
+};
+
+describe('keyedCircuitBreaker', () => {
+  it('keeps one independent breaker per key', async () => {
+    const breakers = keyedCircuitBreaker({ consecutiveFailures: 2 });
+    const a = breakers.get('a');
+    expect(breakers.get('a')).toBe(a);
+    await a.execute(boom).catch(() => {});
+    await a.execute(boom).catch(() => {});
+    expect(a.state).toBe('open');
+    expect(breakers.get('b').state).toBe('closed');
+    expect(breakers.size).toBe(2);
+    breakers.delete('a');
+    expect(breakers.size).toBe(1);
+    await expect(a.execute(async () => 1)).rejects.toBeInstanceOf(ShutdownError);
+    expect(breakers.get('a').state).toBe('closed');
+  });
+
+  it('reports state changes with the key', async () => {
+    const breakers = keyedCircuitBreaker({ consecutiveFailures: 1 });
+    const seen: string[] = [];
+    const off = breakers.onStateChange(({ key, to }) => seen.push(`${key}:${to}`));
+    await breakers
+      .get('x')
+      .execute(boom)
+      .catch(() => {});
+    off();
+    await breakers
+      .get('y')
+      .execute(boom)
+      .catch(() => {});
+    expect(seen).toEqual(['x:open']);
+  });
+
+  it('starts keys from initialStates', () => {
+    const clock = createTestClock();
+    const breakers = keyedCircuitBreaker({
+      clock,
+      initialStates: {
+        a: { state: 'open', isolated: false, halfOpenInMs: 50, consecutiveFailures: 0 },
+      },
+    });
+    expect(breakers.get('a').state).toBe('open');
+    expect(breakers.get('b').state).toBe('closed');
+  });
+
+  it('many breakers own no timers; close() forgets them all', async () => {
+    const clock = createTestClock();
+    const breakers = keyedCircuitBreaker({ clock, failureRateThreshold: 0.5 });
+    for (let i = 0; i < 1_000; i++) await breakers.get(`k${i}`).execute(async () => i);
+    expect(clock.pendingTimers).toBe(0);
+    const one = breakers.get('k1');
+    breakers.close();
+    expect(breakers.size).toBe(0);
+    await expect(one.execute(async () => 1)).rejects.toBeInstanceOf(ShutdownError);
+  });
+
+  it('validates the shared options once', () => {
+    expect(() => keyedCircuitBreaker({ minimumCalls: 0 })).toThrow(ConfigError);
+    expect(() => keyedCircuitBreaker({ minimumCalls: 0 })).toThrow(/minimumCalls/);
+  });
+});

@@ -1,0 +1,303 @@
+import { AbortedError, ConfigError, HttpError, runWithDeadline, TimeoutError } from '@trellis/core';
+import { createTestClock } from '@trellis/core/testing';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { CircuitOpenError } from './errors.js';
+import { retryBudget } from './RetryBudget.js';
+import { retry } from './retry.js';
+
+const noJitter = { initialMs: 100, maxMs: 1_000, jitter: 'none' } as const;
+
+/** Runs `p` while advancing the test clock until it settles. */
+async function settle<T>(clock: ReturnType<typeof createTestClock>, p: Promise<T>) {
+  let done = false;
+  const out = p.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+  out.finally(() => {
+    done = true;
+  });
+  for (let i = 0; i < 1000 && !done; i++) await clock.advance(100);
+  return out;
+}
+
+describe('retry', () => {
+  it('returns the first success without touching the clock', async () => {
+    const clock = createTestClock();
+    const policy = retry({ clock });
+    const attempts: number[] = [];
+    const value = await policy.execute(async ({ attempt }) => {
+      attempts.push(attempt);
+      return 'ok';
+    });
+    expect(value).toBe('ok');
+    expect(attempts).toEqual([1]);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('retries failures with the backoff, numbering attempts', async () => {
+    const clock = createTestClock();
+    const policy = retry({ clock, maxAttempts: 4, backoff: noJitter });
+    const events: { attempt: number; delayMs: number }[] = [];
+    policy.onRetry(({ attempt, delayMs }) => events.push({ attempt, delayMs }));
+    const seen: number[] = [];
+    const p = policy.execute(async ({ attempt }) => {
+      seen.push(attempt);
+      if (attempt < 4) throw new Error(`fail ${attempt}`);
+      return attempt;
+    });
+    const r = await settle(clock, p);
+    expect(r).toEqual({ ok: true, value: 4 });
+    expect(seen).toEqual([1, 2, 3, 4]);
+    expect(events).toEqual([
+      { attempt: 2, delayMs: 100 },
+      { attempt: 3, delayMs: 200 },
+      { attempt: 4, delayMs: 400 },
+    ]);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('gives up after maxAttempts with the last error', async () => {
+    const clock = createTestClock();
+    const policy = retry({ clock, maxAttempts: 3, backoff: noJitter });
+    const giveUps: string[] = [];
+    policy.onGiveUp(({ reason, attempts }) => giveUps.push(`${reason}:${attempts}`));
+    let n = 0;
+    const r = await settle(
+      clock,
+      policy.execute(async () => {
+        throw new Error(`fail ${++n}`);
+      }),
+    );
+    expect(r.ok).toBe(false);
+    expect((r as { error: Error }).error.message).toBe('fail 3');
+    expect(giveUps).toEqual(['attempts:3']);
+  });
+
+  it('does not retry a Trellis error that is not retryable, nor an abort', async () => {
+    const policy = retry({ backoff: noJitter });
+    let calls = 0;
+    const err = new HttpError('bad request', {
+      status: 400,
+      headers: {},
+      body: null,
+      retryAfterMs: undefined,
+    });
+    await expect(
+      policy.execute(async () => {
+        calls++;
+        throw err;
+      }),
+    ).rejects.toBe(err);
+    expect(calls).toBe(1);
+    await expect(
+      policy.execute(async () => {
+        calls++;
+        throw new AbortedError('gone');
+      }),
+    ).rejects.toBeInstanceOf(AbortedError);
+    expect(calls).toBe(2);
+  });
+
+  it('retries retryable Trellis errors and any non-Trellis value, even a non-Error', async () => {
+    const clock = createTestClock();
+    const policy = retry({ clock, backoff: noJitter, maxAttempts: 3 });
+    let calls = 0;
+    const r = await settle(
+      clock,
+      policy.execute(async () => {
+        calls++;
+        if (calls === 1) throw new TimeoutError('slow', { timeoutMs: 5 });
+        return Promise.reject('a string');
+      }),
+    );
+    expect(r).toEqual({ ok: false, error: 'a string' });
+    expect(calls).toBe(3);
+  });
+
+  it('handles a function that throws synchronously', async () => {
+    const clock = createTestClock();
+    const policy = retry({ clock, backoff: noJitter, maxAttempts: 2 });
+    let calls = 0;
+    const r = await settle(
+      clock,
+      policy.execute(() => {
+        calls++;
+        if (calls === 1) throw new Error('sync');
+        return 'second';
+      }),
+    );
+    expect(r).toEqual({ ok: true, value: 'second' });
+  });
+
+  it('uses retryOn and retryOnResult', async () => {
+    const clock = createTestClock();
+    const policy = retry<{ status: number }>({
+      clock,
+      backoff: noJitter,
+      retryOn: (err) => err instanceof Error && err.message === 'again',
+      retryOnResult: (r) => r.status >= 502,
+    });
+    const statuses = [503, 200];
+    const r = await settle(
+      clock,
+      policy.execute(async () => ({ status: statuses.shift() ?? 0 })),
+    );
+    expect(r).toEqual({ ok: true, value: { status: 200 } });
+    const last = await settle(
+      clock,
+      policy.execute(async () => ({ status: 504 })),
+    );
+    expect(last).toEqual({ ok: true, value: { status: 504 } });
+    await expect(
+      policy.execute(async () => {
+        throw new Error('other');
+      }),
+    ).rejects.toThrow('other');
+  });
+
+  it("honours an error's retryAfterMs, and gives up when it is too long", async () => {
+    const clock = createTestClock();
+    const policy = retry({ clock, backoff: noJitter, maxRetryAfterMs: 5_000 });
+    const delays: number[] = [];
+    policy.onRetry(({ delayMs }) => delays.push(delayMs));
+    let calls = 0;
+    const r = await settle(
+      clock,
+      policy.execute(async () => {
+        if (++calls === 1) {
+          throw new CircuitOpenError('open', { retryAfterMs: 2_500, breaker: undefined });
+        }
+        return 'ok';
+      }),
+    );
+    expect(r).toEqual({ ok: true, value: 'ok' });
+    expect(delays).toEqual([2_500]);
+    const reasons: string[] = [];
+    policy.onGiveUp(({ reason }) => reasons.push(reason));
+    const err = new CircuitOpenError('open', { retryAfterMs: 60_000, breaker: undefined });
+    await expect(
+      policy.execute(async () => {
+        throw err;
+      }),
+    ).rejects.toBe(err);
+    expect(reasons).toEqual(['retry-after']);
+  });
+
+  it('aborts at once during a backoff when the signal aborts, leaving no timer', async () => {
+    const clock = createTestClock();
+    const policy = retry({ clock, backoff: { initialMs: 10_000, jitter: 'none' } });
+    const controller = new AbortController();
+    let calls = 0;
+    const p = policy.execute(
+      async () => {
+        calls++;
+        throw new Error('down');
+      },
+      { signal: controller.signal },
+    );
+    await clock.flush();
+    expect(clock.pendingTimers).toBe(1);
+    controller.abort(new Error('client left'));
+    await expect(p).rejects.toBeInstanceOf(AbortedError);
+    expect(clock.pendingTimers).toBe(0);
+    expect(calls).toBe(1);
+  });
+
+  it('does not retry after the caller aborted during an attempt', async () => {
+    const controller = new AbortController();
+    const policy = retry({ backoff: noJitter });
+    let calls = 0;
+    await expect(
+      policy.execute(
+        async () => {
+          calls++;
+          controller.abort();
+          throw new Error('failed while aborting');
+        },
+        { signal: controller.signal },
+      ),
+    ).rejects.toBeInstanceOf(AbortedError);
+    expect(calls).toBe(1);
+  });
+
+  it('does not start an attempt the ambient deadline cannot fit', async () => {
+    const clock = createTestClock();
+    const policy = retry({ clock, backoff: noJitter, maxAttempts: 5, minAttemptMs: 50 });
+    const reasons: string[] = [];
+    policy.onGiveUp(({ reason }) => reasons.push(reason));
+    let calls = 0;
+    const p = runWithDeadline(
+      320,
+      () =>
+        policy.execute(async () => {
+          calls++;
+          throw new Error('down');
+        }),
+      clock,
+    );
+    const r = await settle(clock, p);
+    // t=0 fail, wait 100 (t=100) fail, wait 200 would end at 300 + 50 > 320: give up.
+    expect(r.ok).toBe(false);
+    expect(calls).toBe(2);
+    expect(reasons).toEqual(['deadline']);
+  });
+
+  it('stops when the shared budget is spent', async () => {
+    const clock = createTestClock();
+    const budget = retryBudget({ ratio: 0, minRetriesPerSecond: 0.1, ttlMs: 10_000, clock });
+    const a = retry({ clock, budget, backoff: noJitter, maxAttempts: 10 });
+    const b = retry({ clock, budget, backoff: noJitter, maxAttempts: 10 });
+    let calls = 0;
+    const fail = async () => {
+      calls++;
+      throw new Error('down');
+    };
+    await settle(clock, a.execute(fail));
+    await settle(clock, b.execute(fail));
+    // The floor allows 0.1/s × 10 s = 1 retry in all.
+    expect(calls).toBe(3);
+  });
+
+  it('rejects bad options with a ConfigError naming the field', () => {
+    expect(() => retry({ maxAttempts: 0 })).toThrow(ConfigError);
+    expect(() => retry({ maxAttempts: -1 })).toThrow(/maxAttempts/);
+    expect(() => retry({ backoff: { initialMs: 500, maxMs: 10 } })).toThrow(/backoff\.maxMs/);
+    expect(() => retry({ retryOn: 'yes' as never })).toThrow(/retryOn/);
+    expect(() => retry({ budget: {} as never })).toThrow(/budget/);
+  });
+
+  it('property: never more than maxAttempts calls, delays within the backoff bounds', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 6 }),
+        fc.integer({ min: 0, max: 10 }),
+        fc.integer({ min: 0, max: 500 }),
+        async (maxAttempts, failures, maxMs) => {
+          const clock = createTestClock();
+          const policy = retry({ clock, maxAttempts, backoff: { initialMs: 0, maxMs } });
+          const delays: number[] = [];
+          policy.onRetry(({ delayMs }) => delays.push(delayMs));
+          let calls = 0;
+          const r = await settle(
+            clock,
+            policy.execute(async () => {
+              calls++;
+              if (calls <= failures) throw new Error('x');
+              return calls;
+            }),
+          );
+          expect(calls).toBeLessThanOrEqual(maxAttempts);
+          expect(calls).toBe(Math.min(maxAttempts, failures + 1));
+          expect(r.ok).toBe(failures < maxAttempts);
+          for (const d of delays) {
+            expect(d).toBeGreaterThanOrEqual(0);
+            expect(d).toBeLessThanOrEqual(maxMs);
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+});
