@@ -23,6 +23,7 @@ import { corsMiddleware, corsSchema } from './cors.js';
 import { createRateLimiter, type RedisLike } from './createRateLimiter.js';
 import { headerTransformsMiddleware, headerTransformsSchema } from './headerTransforms.js';
 import { JwtProvider, jwtProviderSchema } from './jwtProvider.js';
+import { listenSchema } from './listenSchema.js';
 import {
   type KeyedRateLimiter,
   rateLimitMiddleware,
@@ -72,6 +73,7 @@ export const edgeGlobalSchema = z.object({
       'Redis for rate limits shared by several gateway processes. Connected with ioredis (an optional peer dependency).',
     ),
   accessLog: accessLogSchema,
+  listen: listenSchema,
 });
 
 export type EdgeRouteConfig = z.output<typeof edgeRouteSchema>;
