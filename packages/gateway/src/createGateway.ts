@@ -133,6 +133,7 @@ class TrellisGateway implements Gateway {
   readonly health: Health;
   readonly requestIdHeader: string;
   readonly #ownMetrics: boolean;
+  readonly #ownHealth: boolean;
   readonly #resolver: Resolver | undefined;
   readonly #logger: Logger;
   readonly #clock: Clock;
@@ -157,7 +158,8 @@ class TrellisGateway implements Gateway {
     this.#closeTimeoutMs = opts.closeTimeoutMs ?? 10_000;
     this.#ownMetrics = opts.metrics === undefined;
     this.metrics = opts.metrics ?? createMetrics({ defaultMetrics: false });
-    this.health = opts.health ?? createHealth();
+    this.#ownHealth = opts.health === undefined;
+    this.health = opts.health ?? createHealth({ signals: false, clock: this.#clock });
     this.#upstreamDuration = upstreamHistogram(this.metrics);
     this.#observe = createObservabilityHandler({ health: this.health, metrics: this.metrics });
     const parsed = parseGatewayConfig(config);
@@ -431,6 +433,7 @@ class TrellisGateway implements Gateway {
     this.#live.clear();
     await Promise.all(closed);
     if (this.#ownMetrics) this.metrics.close();
+    if (this.#ownHealth) this.health.close();
   }
 }
 
@@ -541,6 +544,7 @@ class Forward implements AttemptListener {
   #headers: Record<string, string | string[] | undefined> | undefined;
   #body: UpstreamBody | undefined;
   #queued: AbortController | undefined;
+  #lastFailure: TrellisError | undefined;
   #release: (() => void) | undefined;
   #proxying = false;
   #done = false;
@@ -695,15 +699,16 @@ class Forward implements AttemptListener {
     const upstream = route.upstream;
     const ex = this.#ex;
     const breakers = upstream.breakers;
-    let exclude = this.#exclude;
+    // Open breakers are a hard exclusion (503 without touching them); instances this request
+    // already tried are only a preference (a single instance is retried in place).
+    let open: Set<string> | undefined;
     let retryAfterMs: number | undefined;
     if (breakers !== undefined) {
-      // Skip instances whose breaker is open: a 503 without touching them.
       for (const inst of upstream.instances) {
         const b = breakers.get(inst.id);
         if (b.state === 'open') {
-          exclude ??= new Set();
-          exclude.add(inst.id);
+          open ??= new Set();
+          open.add(inst.id);
           const snap = b.toJSON();
           if (snap.halfOpenInMs !== undefined) {
             retryAfterMs = Math.min(retryAfterMs ?? Number.POSITIVE_INFINITY, snap.halfOpenInMs);
@@ -711,9 +716,24 @@ class Forward implements AttemptListener {
         }
       }
     }
-    const pick = upstream.pick(exclude);
-    if (pick === undefined || exclude?.has(pick.instance.id)) {
+    const tried = this.#exclude;
+    let exclude = open;
+    if (tried !== undefined) {
+      exclude = open === undefined ? tried : new Set([...open, ...tried]);
+    }
+    let pick = upstream.pick(exclude);
+    if (pick !== undefined && open?.has(pick.instance.id) && tried !== undefined) {
+      // Everything not open was tried already: try one of those again.
+      pick.done({ ok: true, durationMs: 0 });
+      pick = upstream.pick(open);
+    }
+    if (pick === undefined || open?.has(pick.instance.id)) {
       pick?.done({ ok: true, durationMs: 0 });
+      const last = this.#lastFailure;
+      if (last !== undefined) {
+        this.#reply(last);
+        return;
+      }
       const err =
         retryAfterMs !== undefined
           ? new CircuitOpenError(`route ${route.id}: every upstream circuit is open`, {
@@ -846,16 +866,6 @@ class Forward implements AttemptListener {
       this.#reply(failure.error as TrellisError);
       return;
     }
-    if (this.#canRetry(failure)) {
-      this.#exclude ??= new Set();
-      this.#exclude.add(call.pick.instance.id);
-      gw.logger.debug(
-        { requestId: ex.requestId, err: failure.error },
-        'gateway: retrying upstream request',
-      );
-      this.#next();
-      return;
-    }
     const err =
       failure.kind === 'timeout'
         ? new TimeoutError(`upstream ${call.target.host} did not answer in time`, {
@@ -866,6 +876,17 @@ class Forward implements AttemptListener {
             target: call.target.host,
             cause: failure.error,
           });
+    if (this.#canRetry(failure)) {
+      this.#lastFailure = err;
+      this.#exclude ??= new Set();
+      this.#exclude.add(call.pick.instance.id);
+      gw.logger.debug(
+        { requestId: ex.requestId, err: failure.error },
+        'gateway: retrying upstream request',
+      );
+      this.#next();
+      return;
+    }
     this.#reply(err);
   }
 

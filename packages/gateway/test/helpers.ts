@@ -100,3 +100,30 @@ export function statusOf(raw: string): number {
   const m = /^HTTP\/1\.1 (\d{3})/.exec(raw);
   return m ? Number(m[1]) : 0;
 }
+
+const TRACKED = ['TCPSocketWrap', 'TCPServerWrap', 'Timeout'] as const;
+
+/** Counts of the handle kinds a gateway could leak. */
+export function handleCounts(): Record<(typeof TRACKED)[number], number> {
+  const out = { TCPSocketWrap: 0, TCPServerWrap: 0, Timeout: 0 };
+  for (const r of process.getActiveResourcesInfo()) {
+    if (r in out) out[r as keyof typeof out]++;
+  }
+  return out;
+}
+
+/**
+ * Waits (briefly, polling) until no more sockets, servers or timers are open than in `before`;
+ * returns the counts it ended with. Peers need a moment to see the FIN of closed connections.
+ */
+export async function settledHandles(
+  before: ReturnType<typeof handleCounts>,
+): Promise<ReturnType<typeof handleCounts>> {
+  let now = handleCounts();
+  for (let i = 0; i < 40; i++) {
+    if (TRACKED.every((k) => now[k] <= before[k])) return now;
+    await new Promise((r) => setTimeout(r, 25));
+    now = handleCounts();
+  }
+  return now;
+}
