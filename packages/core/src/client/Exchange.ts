@@ -12,7 +12,7 @@ const NO_HEADERS: IncomingHttpHeaders = {};
 export class Exchange implements Dispatcher.DispatchHandler {
   statusCode = 0;
   headers: IncomingHttpHeaders = NO_HEADERS;
-  /** When the response headers arrived (clock time), 0 until then. */
+  /** When the response headers arrived (clock time); 0 until then, or when not timed. */
   headersAt = 0;
   readonly promise: Promise<Exchange>;
   #chunks: Buffer[] | undefined;
@@ -28,9 +28,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
   callerSignal: AbortSignal | undefined;
   /** Set by the owner: called when `signal` fires. A shared function, not a closure per call. */
   onSignal: ((exchange: Exchange) => void) | undefined;
-  readonly #now: () => number;
+  readonly #now: (() => number) | undefined;
 
-  constructor(now: () => number) {
+  constructor(now: (() => number) | undefined) {
     this.#now = now;
     this.promise = new Promise<Exchange>((resolve, reject) => {
       this.#resolve = resolve;
@@ -78,7 +78,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return;
     this.statusCode = statusCode;
     this.headers = headers;
-    this.headersAt = this.#now();
+    if (this.#now !== undefined) this.headersAt = this.#now();
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {

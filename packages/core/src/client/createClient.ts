@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import {
+  isSpanContextValid,
   context as otelContext,
   propagation,
   type Span,
@@ -12,7 +13,7 @@ import {
 import type { Registry, RegistryContentType } from 'prom-client';
 import { z } from 'zod';
 import { type Clock, systemClock } from '../Clock.js';
-import { DEADLINE_HEADER, getRequestContext, remainingMs } from '../context.js';
+import { DEADLINE_HEADER, getRequestContext, type RequestContext } from '../context.js';
 import type { Balancer, Resolver } from '../discovery.js';
 import {
   AbortedError,
@@ -334,13 +335,25 @@ class ClientCore {
     return this.#closing;
   }
 
-  async call(ep: Compiled, input: CallInput): Promise<unknown> {
-    if (this.#closed) throw new ShutdownError('createClient: the client is closed');
-    const prepared = this.#prepare(ep, input);
+  call(ep: Compiled, input: CallInput): Promise<unknown> {
+    if (this.#closed) {
+      return Promise.reject(new ShutdownError('createClient: the client is closed'));
+    }
+    const ctx = getRequestContext();
+    let prepared: Prepared;
+    try {
+      prepared = this.#prepare(ep, input, ctx);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     let budget = input.timeoutMs ?? this.#timeoutMs;
-    const ambient = remainingMs(this.#clock);
-    if (ambient !== undefined && ambient < budget) budget = ambient;
-    const deadlineAt = this.#clock.now() + budget;
+    const now = this.#clock.now();
+    if (ctx?.deadline !== undefined) {
+      // Same rule as remainingMs(): the context's own clock when it has one.
+      const ambient = ctx.deadline - (ctx.clock ?? this.#clock).now();
+      if (ambient < budget) budget = ambient;
+    }
+    const deadlineAt = now + budget;
     const signal = input.signal;
     const policy = this.#policy;
     if (policy === undefined) {
@@ -381,7 +394,7 @@ class ClientCore {
             ctx.signal,
             callerSignal,
             ctx.attempt,
-            deadlineAt,
+            this.#attemptDeadline(deadlineAt),
             budget,
             tried,
           ),
@@ -403,7 +416,19 @@ class ClientCore {
     }
   }
 
-  #prepare(ep: Compiled, input: CallInput): Prepared {
+  /**
+   * A policy may run each attempt under a shorter ambient deadline (a per-attempt `timeout()`):
+   * the attempt honours it, and sends it downstream.
+   */
+  #attemptDeadline(deadlineAt: number): number {
+    const ctx = getRequestContext();
+    if (ctx?.deadline === undefined) return deadlineAt;
+    const clock = this.#clock;
+    const at = clock.now() + (ctx.deadline - (ctx.clock ?? clock).now());
+    return Math.min(at, deadlineAt);
+  }
+
+  #prepare(ep: Compiled, input: CallInput, ctx: RequestContext | undefined): Prepared {
     let params = input.params;
     let query = input.query;
     let body = input.body;
@@ -447,7 +472,7 @@ class ClientCore {
       out['content-type'] ??= 'application/json';
     }
     if (out['x-request-id'] === undefined) {
-      const requestId = getRequestContext()?.requestId;
+      const requestId = ctx?.requestId;
       if (requestId !== undefined) out['x-request-id'] = requestId;
     }
     return { path, body: text, headers: out };
@@ -465,7 +490,8 @@ class ClientCore {
   ): Promise<unknown> {
     if (signal?.aborted) throw abortError(signal, callerSignal);
     const clock = this.#clock;
-    const left = deadlineAt - clock.now();
+    const startedAt = clock.now();
+    const left = deadlineAt - startedAt;
     if (left <= 0) throw timeoutError(this.#target.name, budget);
     if (this.#closed) throw new ShutdownError('createClient: the client is closed');
 
@@ -476,7 +502,8 @@ class ClientCore {
 
     const headers = prepared.headers;
     headers[DEADLINE_HEADER] = String(Math.floor(left));
-    const span = this.#tracer.startSpan(ep.spanName, SPAN_OPTIONS, otelContext.active());
+    const active = otelContext.active();
+    const span = this.#tracer.startSpan(ep.spanName, SPAN_OPTIONS, active);
     const recording = span.isRecording();
     if (recording) {
       span.setAttributes({
@@ -488,10 +515,14 @@ class ClientCore {
       });
       if (attempt > 1) span.setAttribute('http.request.resend_count', attempt - 1);
     }
-    propagation.inject(trace.setSpan(otelContext.active(), span), headers);
+    // Without an SDK and without an incoming trace there is nothing to propagate: skip the
+    // context copy. A valid non-recording span (sampled out) still propagates its flags.
+    if (recording || isSpanContextValid(span.spanContext())) {
+      propagation.inject(trace.setSpan(active, span), headers);
+    }
 
-    const startedAt = clock.now();
-    const exchange = new Exchange(this.#now);
+    // Headers time matters only to a balancer: skip the clock read otherwise.
+    const exchange = new Exchange(lease.pick === undefined ? undefined : this.#now);
     const timer = clock.setTimeout(
       () => exchange.abort(timeoutError(this.#target.name, budget)),
       Math.min(left, MAX_TIMER_MS),
@@ -532,7 +563,7 @@ class ClientCore {
     } finally {
       clock.clearTimeout(timer);
       signal?.removeEventListener('abort', exchange);
-      const endedAt = clock.now();
+      const endedAt = lease.pick !== undefined || this.#metrics !== undefined ? clock.now() : 0;
       if (lease.pick !== undefined) {
         const answeredAt = exchange.headersAt === 0 ? endedAt : exchange.headersAt;
         lease.pick.done({
