@@ -103,14 +103,15 @@ export function corsMiddleware(config: CorsConfig): GatewayMiddleware {
   // `*` is only echoed as `*` when credentials are off; otherwise the origin itself is echoed.
   const allowOriginValue = (origin: string) => (anyOrigin && !config.credentials ? '*' : origin);
 
-  // Upstream CORS headers are replaced by the gateway's; Vary gains Origin.
-  const upstreamHook = (_status: number, headers: Record<string, string | string[]>) => {
+  // Upstream CORS headers are replaced by the gateway's; Vary gains Origin. Works whether the
+  // proxy applies `responseHeaders` before or after the hooks.
+  const fixUpstream = (headers: Record<string, string | string[]>, allowOrigin: string) => {
     for (const name of Object.keys(headers)) {
-      const lower = name.toLowerCase();
-      if (lower.startsWith('access-control-') && lower !== 'access-control-expose-headers') {
-        delete headers[name];
-      }
+      if (name.toLowerCase().startsWith('access-control-')) delete headers[name];
     }
+    headers['access-control-allow-origin'] = allowOrigin;
+    if (config.credentials) headers['access-control-allow-credentials'] = 'true';
+    if (expose) headers['access-control-expose-headers'] = expose;
     const vary = headers.vary;
     if (vary === undefined) headers.vary = 'Origin';
     else {
@@ -169,10 +170,12 @@ export function corsMiddleware(config: CorsConfig): GatewayMiddleware {
 
     if (allowed(origin)) {
       const rh = ctx.responseHeaders;
-      rh['access-control-allow-origin'] = allowOriginValue(origin);
+      const allowOrigin = allowOriginValue(origin);
+      // For gateway error answers (401, 429...): readable by the browser too.
+      rh['access-control-allow-origin'] = allowOrigin;
       if (config.credentials) rh['access-control-allow-credentials'] = 'true';
       if (expose) rh['access-control-expose-headers'] = expose;
-      ctx.onUpstreamResponse(upstreamHook);
+      ctx.onUpstreamResponse((_status, headers) => fixUpstream(headers, allowOrigin));
     }
     return next();
   };
