@@ -5,6 +5,13 @@ export type {
   TrellisBalancer,
 } from './BalancerCore.js';
 export { type ConsistentHashOptions, consistentHash } from './consistentHash.js';
+export {
+  type ConsulCheck,
+  type ConsulDiscovery,
+  type ConsulDiscoveryOptions,
+  type ConsulRegisterOptions,
+  consulDiscovery,
+} from './consulDiscovery.js';
 export { type DnsDiscovery, type DnsDiscoveryOptions, dnsDiscovery } from './dnsDiscovery.js';
 export { DiscoveryUnavailableError, RegistrationError } from './errors.js';
 export {

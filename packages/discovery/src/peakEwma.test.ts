@@ -8,10 +8,30 @@ const list: Instance[] = Array.from({ length: 4 }, (_, i) => ({
   url: `http://h${i}:80`,
 }));
 
+function seeded(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
 describe('peakEwma', () => {
+  it('probes a never-measured instance at once, one request at a time', () => {
+    const b = peakEwma({ random: seeded(3) });
+    const two = list.slice(0, 2);
+    const first = b.pick(two)!;
+    first.done({ ok: true, durationMs: 10 });
+    const other = first.instance.id === 'h0:80' ? 'h1:80' : 'h0:80';
+    const probe = b.pick(two)!;
+    expect(probe.instance.id).toBe(other);
+    // While its first request is outstanding it is not flooded.
+    expect(b.pick(two)!.instance.id).toBe(first.instance.id);
+  });
+
   it('avoids an instance right after one slow response', () => {
     const clock = createTestClock();
-    const b = peakEwma({ clock });
+    const b = peakEwma({ clock, random: seeded(5) });
     for (let i = 0; i < 40; i++) {
       const p = b.pick(list)!;
       p.done({ ok: true, durationMs: p.instance.id === 'h0:80' ? 2_000 : 10 });
@@ -27,7 +47,7 @@ describe('peakEwma', () => {
 
   it('lets a slow instance back in after its latency estimate decays', async () => {
     const clock = createTestClock();
-    const b = peakEwma({ clock, decayMs: 1_000 });
+    const b = peakEwma({ clock, decayMs: 1_000, random: seeded(11) });
     for (let i = 0; i < 40; i++) {
       const p = b.pick(list)!;
       p.done({ ok: true, durationMs: p.instance.id === 'h0:80' ? 2_000 : 10 });
@@ -46,7 +66,7 @@ describe('peakEwma', () => {
 
   it('treats a fast failure as slow (failurePenaltyMs)', () => {
     const clock = createTestClock();
-    const b = peakEwma({ clock, outlier: false });
+    const b = peakEwma({ clock, outlier: false, random: seeded(9) });
     for (let i = 0; i < 40; i++) {
       const p = b.pick(list)!;
       const bad = p.instance.id === 'h0:80';

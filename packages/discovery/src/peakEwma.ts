@@ -13,7 +13,7 @@ import {
 export interface PeakEwmaOptions extends BalancerOptions {
   /** Time constant of the latency average: older samples weigh e^(-age/decayMs). Default 10 000. */
   readonly decayMs?: number;
-  /** Latency assumed for an instance with no sample yet. Default 30. */
+  /** Latency assumed for an instance with no sample yet and requests in flight. Default 30. */
   readonly defaultRttMs?: number;
   /** A failed request counts as at least this slow, so fast failures do not attract traffic. Default 1 000. */
   readonly failurePenaltyMs?: number;
@@ -41,10 +41,12 @@ class PeakEwma extends BalancerCore {
   }
 
   #cost(s: InstanceState, now: number): number {
-    const rtt =
-      s.ewma < 0
-        ? this.#defaultRtt
-        : s.ewma * Math.exp(-Math.max(0, now - s.stamp) / this.#decayMs);
+    if (s.ewma < 0) {
+      // Never measured: free while idle, so a new instance is probed at once (Finagle), but only
+      // one request at a time until its first answer says how fast it is.
+      return s.inflight === 0 ? 0 : (this.#defaultRtt * (s.inflight + 1)) / s.weight;
+    }
+    const rtt = s.ewma * Math.exp(-Math.max(0, now - s.stamp) / this.#decayMs);
     return (rtt * (s.inflight + 1)) / s.weight;
   }
 
