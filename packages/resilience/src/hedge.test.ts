@@ -1,4 +1,4 @@
-import { AbortedError, ConfigError, type PolicyContext } from '@trellis/core';
+import { AbortedError, ConfigError, type PolicyContext, runWithDeadline } from '@trellis/core';
 import { createTestClock } from '@trellis/core/testing';
 import { describe, expect, it } from 'vitest';
 import { hedge, idempotent } from './hedge.js';
@@ -77,6 +77,24 @@ describe('hedge', () => {
     await expect(q).rejects.toBeInstanceOf(AbortedError);
     expect(clock.pendingTimers).toBe(0);
     void caught;
+  });
+
+  it('does not start a hedge once the ambient deadline has passed', async () => {
+    const clock = createTestClock();
+    const policy = hedge({ delayMs: 50, idempotent: true, clock });
+    let calls = 0;
+    const p = runWithDeadline(
+      40,
+      () =>
+        policy.execute(() => {
+          calls++;
+          return new Promise<string>((r) => clock.setTimeout(() => r('late'), 100));
+        }),
+      clock,
+    );
+    await clock.advance(100);
+    await expect(p).resolves.toBe('late');
+    expect(calls).toBe(1);
   });
 
   it('learns the delay from a latency percentile', async () => {

@@ -148,6 +148,9 @@ export class HedgePolicy implements Policy {
     if (signal.aborted) return Promise.reject(abortedError(signal));
     const clock = this.#clock;
     const maxAttempts = 1 + this.#o.maxHedges;
+    // Read the ambient deadline now: timer callbacks may not run in the caller's async context.
+    const left = remainingMs(clock);
+    const deadline = left === undefined ? undefined : clock.now() + left;
     return new Promise<T>((resolve, reject) => {
       const controllers: AbortController[] = [];
       let running = 0;
@@ -173,8 +176,7 @@ export class HedgePolicy implements Policy {
         timer = clock.setTimeout(() => {
           timer = undefined;
           if (done) return;
-          const left = remainingMs(clock);
-          if (left !== undefined && left <= 0) return;
+          if (deadline !== undefined && clock.now() >= deadline) return;
           this.#onHedge?.emit({ attempt: started + 1, delayMs: delay });
           spanEvent('trellis.hedge', { 'trellis.hedge.attempt': started + 1 });
           start();
@@ -206,7 +208,8 @@ export class HedgePolicy implements Policy {
             if (done) return;
             lastError = err;
             if (running > 0) return;
-            if (started < maxAttempts) {
+            const late = deadline !== undefined && clock.now() >= deadline;
+            if (started < maxAttempts && !late) {
               if (timer !== undefined) clock.clearTimeout(timer);
               timer = undefined;
               start();
