@@ -11,7 +11,7 @@
  * stops accepting, in-flight requests finish (up to `listen.closeTimeoutMs`), exit 0.
  */
 import { parseArgs } from 'node:util';
-import { ConfigError, createHealth, type Logger } from '@trellis/core';
+import { ConfigError, createHealth, type Logger, silentLogger } from '@trellis/core';
 import { createGateway, type Gateway } from '../createGateway.js';
 import { parseGatewayConfig } from '../gatewayConfig.js';
 import { createJsonLogger, type LogLevel } from './jsonLogger.js';
@@ -128,7 +128,7 @@ export async function runCli(
       const { raw } = await loadAndValidate(args.config, io, logger);
       // Building a gateway also checks cross references (auth providers, Redis for rate limits).
       const health = createHealth({ signals: false, exit: false });
-      const gateway = createGateway(raw, { logger, health, tracing: false });
+      const gateway = createGateway(raw, { logger: silentLogger, health, tracing: false });
       await gateway.close();
       health.close();
       io.stdout(`${args.config}: valid (${gateway.config.routes.length} routes)\n`);
