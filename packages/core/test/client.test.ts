@@ -52,6 +52,7 @@ const api = defineEndpoints({
   garbage: { method: 'GET', path: '/garbage', response: z.unknown() },
   wrongShape: { method: 'GET', path: '/wrong', response: Item },
   echo: { method: 'GET', path: '/echo', response: z.object({ url: z.string() }) },
+  big: { method: 'GET', path: '/big', response: z.object({ url: z.string() }) },
 });
 
 const lamp = { id: '7', name: 'lamp', price: 12.5 };
@@ -88,6 +89,7 @@ function route(req: Recorded, res: import('node:http').ServerResponse): unknown 
   }
   if (path === '/wrong') return json(res, 200, { id: 7, name: 'lamp' });
   if (path === '/echo') return json(res, 200, { url: req.url });
+  if (path === '/big') return json(res, 200, { url: 'x'.repeat(100_000) });
   json(res, 500, { error: 'no route' });
 }
 
@@ -463,6 +465,22 @@ describe('createClient connection failures and lifecycle', () => {
         endpoints: { bad: { method: 'GET', path: '/c', response: { 200: 'nope' } } },
       } as never),
     ).toThrow(/endpoints\.bad\.response/);
+  });
+});
+
+describe('createClient response size limit', () => {
+  it('aborts a body over maxResponseBytes with ResponseValidationError, then carries on', async () => {
+    const server = await startServer(route);
+    const client = createClient({ baseUrl: server.url, endpoints: api, maxResponseBytes: 10_000 });
+    const err = await client.big().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ResponseValidationError);
+    expect((err as ResponseValidationError).issues[0]?.path).toBe('(body)');
+    await expect(client.echo()).resolves.toEqual({ url: '/echo' });
+    const roomy = createClient({ baseUrl: server.url, endpoints: api });
+    expect((await roomy.big()).url).toHaveLength(100_000);
+    await client.close();
+    await roomy.close();
+    await server.close();
   });
 });
 

@@ -3,6 +3,9 @@ import type { Dispatcher } from 'undici';
 
 const NO_HEADERS: IncomingHttpHeaders = {};
 
+/** The abort reason used when a body passes the size limit; see {@link Exchange.tooLarge}. */
+const TOO_LARGE = new Error('response body too large');
+
 /**
  * One HTTP request/response through an undici dispatcher, buffered: the lean alternative to
  * `Pool.request()` + `body.json()`. It is its own dispatch handler (no stream, no per-chunk
@@ -15,6 +18,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
   /** When the response headers arrived (clock time); 0 until then, or when not timed. */
   headersAt = 0;
   readonly promise: Promise<Exchange>;
+  /** True when the body passed `maxBytes` and the exchange was aborted for it. */
+  tooLarge = false;
+  #bytes = 0;
+  readonly #maxBytes: number;
   #chunks: Buffer[] | undefined;
   #first: Buffer | undefined;
   #controller: Dispatcher.DispatchController | undefined;
@@ -30,8 +37,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
   onSignal: ((exchange: Exchange) => void) | undefined;
   readonly #now: (() => number) | undefined;
 
-  constructor(now: (() => number) | undefined) {
+  constructor(now: (() => number) | undefined, maxBytes: number) {
     this.#now = now;
+    this.#maxBytes = maxBytes;
     this.promise = new Promise<Exchange>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
@@ -82,6 +90,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#bytes += chunk.length;
+    if (this.#bytes > this.#maxBytes) {
+      this.tooLarge = true;
+      this.abort(TOO_LARGE);
+      return;
+    }
     if (this.#first === undefined) {
       this.#first = chunk;
     } else if (this.#chunks === undefined) {

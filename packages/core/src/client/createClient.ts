@@ -68,6 +68,11 @@ export interface ClientOptionsBase<E extends EndpointMap> {
   readonly connections?: number;
   /** How long an idle keep-alive socket is kept, in ms. Default 4 000 (undici's default). */
   readonly keepAliveTimeoutMs?: number;
+  /**
+   * Largest response body the client buffers, in bytes. A larger one aborts the request and
+   * fails with `ResponseValidationError`. Default 16 MiB.
+   */
+  readonly maxResponseBytes?: number;
 }
 
 /** Calls go to a fixed base URL (which may carry a path prefix). */
@@ -175,6 +180,11 @@ const optionsSchema = z
     clock: z.custom<Clock>((v) => typeof v === 'object' && v !== null).optional(),
     connections: z.number().int().positive().optional(),
     keepAliveTimeoutMs: z.number().int().positive().default(4_000),
+    maxResponseBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(16 * 1024 * 1024),
   })
   .superRefine((o, ctx) => {
     if ((o.baseUrl === undefined) === (o.service === undefined)) {
@@ -289,6 +299,7 @@ class ClientCore {
   readonly #target: Target;
   readonly #policy: Policy | undefined;
   readonly #timeoutMs: number;
+  readonly #maxResponseBytes: number;
   readonly #headers: Readonly<Record<string, string>>;
   readonly #validateAll: boolean;
   readonly #sampleRate: number;
@@ -318,6 +329,7 @@ class ClientCore {
           );
     this.#policy = o.policy;
     this.#timeoutMs = o.timeoutMs;
+    this.#maxResponseBytes = o.maxResponseBytes;
     this.#headers = { accept: 'application/json', ...lowerCaseKeys(o.headers) };
     const v = o.validateResponse;
     this.#validateAll = v === true || (typeof v === 'object' && v.sampleRate >= 1);
@@ -522,7 +534,10 @@ class ClientCore {
     }
 
     // Headers time matters only to a balancer: skip the clock read otherwise.
-    const exchange = new Exchange(lease.pick === undefined ? undefined : this.#now);
+    const exchange = new Exchange(
+      lease.pick === undefined ? undefined : this.#now,
+      this.#maxResponseBytes,
+    );
     const timer = clock.setTimeout(
       () => exchange.abort(timeoutError(this.#target.name, budget)),
       Math.min(left, MAX_TIMER_MS),
@@ -550,6 +565,7 @@ class ClientCore {
       try {
         await exchange.promise;
       } catch (err) {
+        if (exchange.tooLarge) throw tooLargeError(ep, exchange, this.#maxResponseBytes);
         throw toTransportError(err, this.#target.name, upstream.origin);
       }
       status = exchange.statusCode;
@@ -706,6 +722,15 @@ function toTransportError(err: unknown, target: string, origin: string): Error {
     `createClient: request to ${origin} (${target}) failed: ${String((err as Error)?.message ?? err)}`,
     { target: origin, cause: err },
   );
+}
+
+function tooLargeError(ep: Compiled, exchange: Exchange, max: number) {
+  const message = `body is larger than maxResponseBytes (${max})`;
+  return new ResponseValidationError(`${ep.name}: invalid response: ${message}`, {
+    status: exchange.statusCode,
+    issues: [{ path: '(body)', message }],
+    body: undefined,
+  });
 }
 
 function errorTypeOf(err: unknown, status: number): string {
