@@ -1,0 +1,235 @@
+/**
+ * Gateway throughput and latency, in the same run, against the same upstream (a bare
+ * `node:http` server): direct, nginx (keep-alive upstream), fast-gateway 3, @fastify/http-proxy
+ * and the Trellis gateway (request id, metrics, one route, breaker and retry budget on).
+ *
+ *   npx turbo run build --filter=@trellis/gateway && npx tsx bench/gateway.ts
+ *
+ * Setup: every server runs in its own process; on a machine with 2+ cores the proxy under test is
+ * pinned to CPU 1 and wrk (1 thread, 50 connections) and the upstream to CPU 0 (`taskset`), so
+ * the proxy gets one core to itself, as a single-threaded Node process would in production.
+ * Env: BENCH_DURATION (s, default 8), BENCH_CONNECTIONS (default 50).
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type BenchRow, writeResult } from './report.js';
+
+const here = import.meta.dirname;
+const duration = Number(process.env.BENCH_DURATION ?? 8);
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const pin = cpus().length >= 2 && hasBinary('taskset');
+const children: ChildProcess[] = [];
+
+function hasBinary(name: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const port = (s.address() as { port: number }).port;
+  s.close();
+  await once(s, 'close');
+  return port;
+}
+
+function pinned(cpu: number, cmd: string, args: string[]): [string, string[]] {
+  return pin ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args];
+}
+
+async function startNode(kind: string, cpu: number, upstreamPort?: number): Promise<number> {
+  const port = await freePort();
+  const args = ['--import', 'tsx', join(here, 'gateway-server.ts'), kind, String(port)];
+  if (upstreamPort !== undefined) args.push(String(upstreamPort));
+  const [cmd, argv] = pinned(cpu, process.execPath, args);
+  const child = spawn(cmd, argv, {
+    cwd: here,
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, NODE_ENV: 'production' },
+  });
+  children.push(child);
+  await new Promise<void>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${kind} exited with ${code}`)));
+    child.stdout?.on('data', (d: Buffer) => {
+      if (d.toString().includes('ready')) resolve();
+    });
+  });
+  return port;
+}
+
+async function startNginx(
+  upstreamPort: number,
+  cpu: number,
+): Promise<{ port: number; dir: string }> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'trellis-nginx-'));
+  writeFileSync(
+    join(dir, 'nginx.conf'),
+    `worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  upstream up { server 127.0.0.1:${upstreamPort}; keepalive 128; }
+  server {
+    listen 127.0.0.1:${port};
+    keepalive_requests 1000000;
+    location / {
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`,
+  );
+  const [cmd, argv] = pinned(cpu, 'nginx', [
+    '-p',
+    dir,
+    '-e',
+    join(dir, 'error.log'),
+    '-c',
+    join(dir, 'nginx.conf'),
+    '-g',
+    'daemon off;',
+  ]);
+  const child = spawn(cmd, argv, { stdio: 'inherit' });
+  children.push(child);
+  for (let i = 0; i < 50; i++) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/api/hello`);
+      await r.text();
+      if (r.ok) break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return { port, dir };
+}
+
+interface Load {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+function toMs(v: string): number {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(v.trim());
+  if (!m) return Number.NaN;
+  const n = Number(m[1]);
+  return m[2] === 'us' ? n / 1000 : m[2] === 's' ? n * 1000 : n;
+}
+
+function wrk(port: number, seconds: number): Load {
+  const [cmd, argv] = pinned(0, 'wrk', [
+    '-t1',
+    `-c${connections}`,
+    `-d${seconds}s`,
+    '--latency',
+    `http://127.0.0.1:${port}/api/hello`,
+  ]);
+  const out = execFileSync(cmd, argv, { encoding: 'utf8' });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const p50 = toMs(/50%\s+(\S+)/.exec(out)?.[1] ?? '');
+  const p99 = toMs(/99%\s+(\S+)/.exec(out)?.[1] ?? '');
+  const errs = /Non-2xx or 3xx responses:\s+(\d+)/.exec(out);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const errors =
+    Number(errs?.[1] ?? 0) + (sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
+  return { rps, p50, p99, errors };
+}
+
+function measure(name: string, port: number): Load {
+  wrk(port, 2); // warm-up: JIT, keep-alive pools
+  const r = wrk(port, duration);
+  console.log(
+    `${name.padEnd(22)} ${r.rps.toFixed(0).padStart(8)} req/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms${r.errors ? `   errors ${r.errors}` : ''}`,
+  );
+  return r;
+}
+
+const results: Record<string, Load> = {};
+let nginxDir: string | undefined;
+try {
+  const upstreamPort = await startNode('upstream', 0);
+  results.direct = measure('direct', upstreamPort);
+  if (hasBinary('nginx')) {
+    const ng = await startNginx(upstreamPort, 1);
+    nginxDir = ng.dir;
+    results.nginx = measure('nginx', ng.port);
+  }
+  for (const kind of ['fast-gateway', 'fastify-http-proxy', 'trellis']) {
+    const port = await startNode(kind, 1, upstreamPort);
+    results[kind] = measure(kind, port);
+    const child = children.pop();
+    child?.kill();
+    if (child) await once(child, 'exit');
+  }
+} finally {
+  for (const c of children) c.kill();
+  if (nginxDir) rmSync(nginxDir, { recursive: true, force: true });
+}
+
+const t = results.trellis as Load;
+const rows: BenchRow[] = [];
+for (const [name, r] of Object.entries(results)) {
+  rows.push({
+    name: `${name} throughput`,
+    value: Math.round(r.rps),
+    unit: 'req/s',
+    chart: 'gateway req/s',
+  });
+  rows.push({ name: `${name} p50`, value: r.p50, unit: 'ms' });
+  rows.push({ name: `${name} p99`, value: r.p99, unit: 'ms' });
+}
+console.log('\nratios (Trellis ÷ peer for req/s; peer ÷ Trellis for p99):');
+for (const peer of ['fast-gateway', 'fastify-http-proxy']) {
+  const p = results[peer] as Load;
+  const rpsRatio = t.rps / p.rps;
+  const p99Ratio = p.p99 / t.p99;
+  rows.push({
+    name: `trellis vs ${peer} throughput`,
+    value: rpsRatio,
+    unit: '×',
+    peer,
+    ratio: rpsRatio,
+    target: '≥ 1.5×',
+    pass: rpsRatio >= 1.5,
+  });
+  rows.push({
+    name: `trellis vs ${peer} p99 (peer ÷ trellis)`,
+    value: p99Ratio,
+    unit: '×',
+    peer,
+    ratio: p99Ratio,
+    target: '≥ 1× (p99 no worse)',
+    pass: p99Ratio >= 1,
+  });
+  console.log(
+    `  vs ${peer.padEnd(20)} req/s ${rpsRatio.toFixed(2)}× (target ≥ 1.5×)   p99 ${p99Ratio.toFixed(2)}× (target ≥ 1×)`,
+  );
+}
+for (const base of ['direct', 'nginx']) {
+  const b = results[base];
+  if (b) console.log(`  trellis / ${base.padEnd(18)} req/s ${(t.rps / b.rps).toFixed(2)}×`);
+}
+const setup = `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, Node ${process.version}; wrk -t1 -c${connections} -d${duration}s (after a 2 s warm-up) on /api/hello; ${pin ? 'wrk and the upstream pinned to CPU 0, the proxy under test to CPU 1 (taskset)' : 'no CPU pinning'}; each server in its own process; upstream: bare node:http, 11-byte body, keep-alive.`;
+console.log(`\nsetup: ${setup}`);
+writeResult({ area: 'gateway', title: 'API gateway throughput and latency', setup, rows });
