@@ -14,7 +14,7 @@ import {
   SignJWT,
   UnsecuredJWT,
 } from 'jose';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type EchoBody, type Harness, startHarness } from './edgeHarness.js';
 
 type KeyPair = Awaited<ReturnType<typeof generateKeyPair>>;
@@ -326,6 +326,36 @@ describe('JWT with a JWKS URL', () => {
     } finally {
       await h.close();
     }
+  });
+
+  it('close() releases the JWKS keep-alive connection and stops fetching', async () => {
+    failing = false;
+    const k1 = await generateKeyPair('RS256', { extractable: true });
+    keys = [await jwkOf(k1, 'k1', 'RS256')];
+    const { JwtProvider } = await import('../src/edge/jwtProvider.js');
+    const { createTestClock } = await import('@trellis/core/testing');
+    const { silentLogger } = await import('@trellis/core');
+    const { jwtProviderSchema } = await import('../src/edge/jwtProvider.js');
+    const clock = createTestClock();
+    const provider = new JwtProvider(jwtProviderSchema.parse({ jwksUrl, algorithms: ['RS256'] }), {
+      clock,
+      logger: silentLogger,
+      now,
+    });
+    const connections = () =>
+      new Promise<number>((done) => jwksServer.getConnections((_e, n) => done(n)));
+    const t1 = await sign({}, k1.privateKey, 'RS256', 'k1');
+    await expect(provider.verify(t1)).resolves.toMatchObject({ payload: { sub: 'alice' } });
+    expect(await connections()).toBe(1); // undici keeps the connection alive
+    await provider.close();
+    await vi.waitFor(async () => expect(await connections()).toBe(0));
+    // After close, neither an unknown kid nor an expired cache triggers a fetch.
+    const fetchesBefore = provider.jwks?.fetches;
+    await clock.advance(3_600_000);
+    const bogus = await sign({}, k1.privateKey, 'RS256', 'rotated');
+    await expect(provider.verify(bogus)).rejects.toThrow();
+    expect(provider.jwks?.fetches).toBe(fetchesBefore);
+    expect(await connections()).toBe(0);
   });
 
   it('ignores symmetric keys in a JWKS (no HS256 via an oct key)', async () => {
