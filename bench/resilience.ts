@@ -24,7 +24,7 @@ async function timeLoop(run: Run, n: number): Promise<number> {
 }
 
 /** ns per call for each candidate, median over interleaved rounds. */
-async function measure(candidates: Record<string, Run>, n = 100_000, rounds = 9) {
+async function measure(candidates: Record<string, Run>, n = 50_000, rounds = 7) {
   const samples: Record<string, number[]> = {};
   for (const [name, run] of Object.entries(candidates)) {
     samples[name] = [];
@@ -220,7 +220,7 @@ writeResult({
   area: 'resilience',
   title: 'Resilience policies: success-path overhead and keyed breakers',
   setup:
-    'Each candidate wraps `async () => 1`; 9 interleaved rounds of 100,000 sequential awaited calls, median; overhead = candidate − bare. Keyed: 10,000 breakers (failure-rate window + consecutive), one successful call each.',
+    'Each candidate wraps `async () => 1`; 7 interleaved rounds of 50,000 sequential awaited calls, median; overhead = candidate − bare. Keyed: 10,000 breakers (failure-rate window + consecutive), one successful call each.',
   command: 'npx tsx --expose-gc bench/resilience.ts',
   rows,
 });

@@ -15,6 +15,11 @@ export const neverSignal: AbortSignal = new AbortController().signal;
 export abstract class BaseContext implements PolicyContext {
   abstract readonly signal: AbortSignal;
   abstract readonly attempt: number;
+
+  /** `signal.aborted`, without creating a lazily made signal. */
+  isAborted(): boolean {
+    return this.signal.aborted;
+  }
 }
 
 export class CallContext extends BaseContext {

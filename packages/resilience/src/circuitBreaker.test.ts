@@ -1,7 +1,7 @@
 import { AbortedError, ConfigError, ShutdownError } from '@trellis/core';
 import { createTestClock } from '@trellis/core/testing';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
 import { circuitBreaker } from './circuitBreaker.js';
 import { CircuitOpenError } from './errors.js';
 
@@ -286,5 +286,12 @@ describe('circuitBreaker', () => {
       ),
       { numRuns: 80 },
     );
+  });
+
+  it('is typed', () => {
+    const breaker = circuitBreaker();
+    expectTypeOf(breaker.state).toEqualTypeOf<'closed' | 'open' | 'half-open'>();
+    expectTypeOf(breaker.onStateChange).parameter(0).parameter(0).toHaveProperty('to');
+    expectTypeOf(breaker.onOpen(() => {})).toEqualTypeOf<() => void>();
   });
 });

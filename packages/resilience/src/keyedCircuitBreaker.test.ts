@@ -1,6 +1,7 @@
 import { ConfigError, ShutdownError } from '@trellis/core';
 import { createTestClock } from '@trellis/core/testing';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import type { CircuitBreakerPolicy } from './circuitBreaker.js';
 import { keyedCircuitBreaker } from './keyedCircuitBreaker.js';
 
 const boom = async () => {
@@ -65,5 +66,12 @@ describe('keyedCircuitBreaker', () => {
   it('validates the shared options once', () => {
     expect(() => keyedCircuitBreaker({ minimumCalls: 0 })).toThrow(ConfigError);
     expect(() => keyedCircuitBreaker({ minimumCalls: 0 })).toThrow(/minimumCalls/);
+  });
+
+  it('is typed', () => {
+    const breakers = keyedCircuitBreaker();
+    expectTypeOf(breakers.get('k')).toEqualTypeOf<CircuitBreakerPolicy>();
+    expectTypeOf(breakers.size).toEqualTypeOf<number>();
+    breakers.close();
   });
 });

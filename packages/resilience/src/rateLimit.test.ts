@@ -1,5 +1,5 @@
 import { ConfigError, ShutdownError } from '@trellis/core';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, expectTypeOf, it, vi } from 'vitest';
 import { RateLimitedError } from './errors.js';
 import { rateLimit } from './rateLimit.js';
 
@@ -70,5 +70,19 @@ describe('rateLimit (memory store)', () => {
     expect(() => rateLimit({ points: 0 })).toThrow(/points/);
     expect(() => rateLimit({ points: 1, onStoreError: 'maybe' as never })).toThrow(/onStoreError/);
     expect(() => rateLimit({ points: 1, store: { redis: {} as never } })).toThrow(/store\.redis/);
+  });
+
+  it('is typed', () => {
+    const limit = rateLimit({ points: 1 });
+    expectTypeOf(limit.consume('k')).toEqualTypeOf<
+      Promise<{
+        readonly allowed: boolean;
+        readonly limit: number;
+        readonly remaining: number;
+        readonly retryAfterMs: number;
+        readonly resetMs: number;
+      }>
+    >();
+    limit.close();
   });
 });

@@ -1,7 +1,14 @@
-import { AbortedError, ConfigError, HttpError, runWithDeadline, TimeoutError } from '@trellis/core';
+import {
+  AbortedError,
+  ConfigError,
+  HttpError,
+  type Policy,
+  runWithDeadline,
+  TimeoutError,
+} from '@trellis/core';
 import { createTestClock } from '@trellis/core/testing';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
 import { CircuitOpenError } from './errors.js';
 import { retryBudget } from './RetryBudget.js';
 import { retry } from './retry.js';
@@ -205,6 +212,19 @@ describe('retry', () => {
     expect(calls).toBe(1);
   });
 
+  it('does not start when the signal has already aborted', async () => {
+    let calls = 0;
+    await expect(
+      retry().execute(
+        async () => {
+          calls++;
+        },
+        { signal: AbortSignal.abort() },
+      ),
+    ).rejects.toBeInstanceOf(AbortedError);
+    expect(calls).toBe(0);
+  });
+
   it('does not retry after the caller aborted during an attempt', async () => {
     const controller = new AbortController();
     const policy = retry({ backoff: noJitter });
@@ -299,5 +319,12 @@ describe('retry', () => {
       ),
       { numRuns: 60 },
     );
+  });
+
+  it('is typed: execute returns the function result type, and is a core Policy', () => {
+    const policy = retry();
+    expectTypeOf(policy.execute(async () => 1)).toEqualTypeOf<Promise<number>>();
+    expectTypeOf(policy.execute(() => 'sync')).toEqualTypeOf<Promise<string>>();
+    expectTypeOf(policy).toMatchTypeOf<Policy>();
   });
 });

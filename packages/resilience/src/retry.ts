@@ -155,6 +155,7 @@ export class RetryPolicy<R = unknown> implements Policy {
   async execute<T>(fn: Task<T>, opts?: ExecuteOptions): Promise<T> {
     let ctx = toContext(opts);
     if (ctx.attempt !== 1) ctx = new CallContext(ctx.signal, 1);
+    if (ctx.isAborted()) throw abortedError(ctx.signal);
     this.#budget?.deposit();
     let result: T;
     try {

@@ -81,6 +81,11 @@ class TimeoutContext<T> extends BaseContext {
     return controller.signal;
   }
 
+  override isAborted(): boolean {
+    if (this.controller) return this.controller.signal.aborted;
+    return this.expired || this.parent.isAborted();
+  }
+
   timeoutError(): InstanceType<typeof TimeoutError> {
     return new TimeoutError(`timed out after ${this.timeoutMs} ms`, {
       timeoutMs: this.timeoutMs,
