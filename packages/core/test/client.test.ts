@@ -465,6 +465,15 @@ describe('createClient connection failures and lifecycle', () => {
         endpoints: { bad: { method: 'GET', path: '/c', response: { 200: 'nope' } } },
       } as never),
     ).toThrow(/endpoints\.bad\.response/);
+    expect(() =>
+      createClient({
+        baseUrl: 'http://x',
+        endpoints: { typo: { method: 'GET', path: '/c', respons: z.unknown() } },
+      } as never),
+    ).toThrow(/endpoints\.typo/);
+    expect(() =>
+      createClient({ baseUrl: 'http://x', endpoints: api, retries: 3 } as never),
+    ).toThrow(/retries/);
   });
 });
 

@@ -109,21 +109,21 @@ const isSchema = (value: unknown): value is z.ZodType =>
   typeof value === 'object' && value !== null && '_zod' in value;
 const schema = z.custom<z.ZodType>(isSchema, 'must be a zod schema');
 
-const endpointSchema = z.object({
+const endpointSchema = z.strictObject({
   method: z.enum(METHODS),
   path: z.string().startsWith('/', 'must start with "/"'),
   params: schema.optional(),
   query: schema.optional(),
   body: schema.optional(),
   headers: schema.optional(),
-  response: z.union([
-    schema,
-    z.record(z.string().regex(/^[1-5]\d\d$/, 'must be an HTTP status code'), schema),
-  ]),
+  response: z.union(
+    [schema, z.record(z.string().regex(/^[1-5]\d\d$/, 'must be an HTTP status code'), schema)],
+    { error: 'must be a zod schema, or an object of zod schemas keyed by HTTP status' },
+  ),
 });
 
 const optionsSchema = z
-  .object({
+  .strictObject({
     baseUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
     service: z.string().min(1).optional(),
     resolver: z
@@ -677,10 +677,11 @@ function abortError(signal: AbortSignal, callerSignal: AbortSignal | undefined):
 }
 
 function timeoutError(target: string, budget: number, cause?: unknown) {
-  return new TimeoutError(
-    `createClient: call to ${target} did not finish within ${Math.round(budget)} ms`,
-    { timeoutMs: budget, cause },
-  );
+  const ms = Math.max(0, Math.round(budget));
+  return new TimeoutError(`createClient: call to ${target} did not finish within ${ms} ms`, {
+    timeoutMs: ms,
+    cause,
+  });
 }
 
 const CONNECT_CODES = new Set([
