@@ -88,6 +88,31 @@ describe.skipIf(!hasEngine('etcd'))('etcdDiscovery against etcd', () => {
     await watcher.close();
   });
 
+  it('grants a new lease and rewrites the key when the lease was lost', async () => {
+    const clock = createTestClock();
+    const registrar = etcdDiscovery({ endpoints: [etcd.endpoint], clock });
+    const watcher = etcdDiscovery({ endpoints: [etcd.endpoint] });
+    const seen: string[][] = [];
+    watcher.watch('lost', (list) => seen.push(ids(list)));
+    await registrar.register(
+      { id: '10.0.3.1:80', url: 'http://10.0.3.1:80' },
+      { service: 'lost', ttlSeconds: 3 },
+    );
+    await vi.waitFor(() => expect(seen.at(-1)).toEqual(['10.0.3.1:80']));
+    // Someone (an operator, or etcd after a long outage) revokes the lease: the key goes.
+    const key = b64('/trellis/services/lost/10.0.3.1:80');
+    const range = (await (
+      await fetch(`${etcd.endpoint}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key }) })
+    ).json()) as { kvs: { lease: string }[] };
+    await etcdCall(etcd.endpoint, '/v3/lease/revoke', { ID: range.kvs[0]!.lease });
+    await vi.waitFor(() => expect(seen.at(-1)).toEqual([]));
+    // The next keep-alive (TTL/3 = 1 s of our clock) finds the lease gone and registers again.
+    await advanceUntil(clock, () => expect(seen.at(-1)).toEqual(['10.0.3.1:80']), 1_000);
+    await registrar.close();
+    await vi.waitFor(() => expect(seen.at(-1)).toEqual([]));
+    await watcher.close();
+  });
+
   it('removes a crashed instance when its lease expires (TTL 2 s, real wait)', {
     timeout: 30_000,
   }, async () => {
