@@ -23,6 +23,7 @@ export type OpenReason =
   | 'failure-rate'
   | 'slow-call-rate'
   | 'half-open-failure'
+  | 'half-open-stalled'
   | 'isolated'
   | 'initial-state';
 
@@ -96,7 +97,11 @@ export interface CircuitBreakerOptions {
   minimumCalls?: number;
   /** How long the breaker stays open before it lets trial calls through. Default 10_000. */
   halfOpenAfterMs?: number;
-  /** Trial calls allowed at once in half-open; all must succeed to close. Default 1. */
+  /**
+   * Trial calls allowed at once in half-open; all must succeed to close. Default 1. Trials
+   * still unanswered after another `halfOpenAfterMs` count as failed (reason
+   * `half-open-stalled`), so a trial that never settles cannot wedge the breaker.
+   */
   halfOpenTrialCalls?: number;
   /**
    * Which errors count against the upstream. Default: all. An error this returns false for
@@ -147,6 +152,7 @@ export class CircuitBreakerPolicy implements Policy {
   #consecutive = 0;
   #isolated = false;
   #halfOpenAt = 0;
+  #halfOpenSince = 0;
   #trialsStarted = 0;
   #trialSuccesses = 0;
   #closed = false;
@@ -225,7 +231,15 @@ export class CircuitBreakerPolicy implements Policy {
     if (state === 'open') state = this.state;
     if (state === 'open') throw this.#reject(Math.max(0, this.#halfOpenAt - this.#clock.now()));
     if (state === 'half-open') {
-      if (this.#trialsStarted >= this.#o.halfOpenTrialCalls) throw this.#reject(0);
+      if (this.#trialsStarted >= this.#o.halfOpenTrialCalls) {
+        // Trial calls that have not answered within halfOpenAfterMs count as failed, so a trial
+        // that never settles cannot hold the breaker half-open forever (no timer needed).
+        if (this.#clock.now() - this.#halfOpenSince < this.#o.halfOpenAfterMs) {
+          throw this.#reject(0);
+        }
+        this.#open('half-open-stalled');
+        throw this.#reject(this.#o.halfOpenAfterMs);
+      }
       this.#trialsStarted++;
     }
     const generation = this.#generation;
@@ -351,6 +365,7 @@ export class CircuitBreakerPolicy implements Policy {
     this.#trialSuccesses = 0;
     this.#consecutive = 0;
     this.#clearWindow();
+    if (to === 'half-open') this.#halfOpenSince = this.#clock.now();
     if (from === to && to !== 'open') return;
     const event: StateChangeEvent = reason === undefined ? { from, to } : { from, to, reason };
     this.#hook?.(this, event);
