@@ -1,0 +1,184 @@
+/**
+ * The example system, end to end: start it, call through the gateway, check health and
+ * metrics (promtool), run the chaos demo briefly, shut down cleanly.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, hasEngine, promtoolCheck } from '../../testing/engines.js';
+import { runChaos, type SecondReport } from './src/chaosScenario.js';
+import { type Shop, startShop } from './src/shop.js';
+import { demoToken } from './src/token.js';
+
+describe('example shop (in process)', () => {
+  let shop: Shop;
+  beforeAll(async () => {
+    shop = await startShop({ quiet: true, drainDelayMs: 200 });
+  });
+  afterAll(async () => {
+    await shop?.stop();
+  });
+
+  it('serves the catalog through the gateway', async () => {
+    const res = await fetch(`${shop.gatewayUrl}/api/products`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-request-id')).toBeTruthy();
+    const products = (await res.json()) as { id: string }[];
+    expect(products.map((p) => p.id)).toEqual(['lamp', 'chair', 'mug']);
+  });
+
+  it('requires a token for orders, then places and reads one', async () => {
+    const body = JSON.stringify({ productId: 'lamp', quantity: 2 });
+    const headers = { 'content-type': 'application/json' };
+    const anonymous = await fetch(`${shop.gatewayUrl}/api/orders`, {
+      method: 'POST',
+      headers,
+      body,
+    });
+    expect(anonymous.status).toBe(401);
+
+    const token = await demoToken('alice');
+    const created = await fetch(`${shop.gatewayUrl}/api/orders`, {
+      method: 'POST',
+      headers: { ...headers, authorization: `Bearer ${token}` },
+      body,
+    });
+    expect(created.status).toBe(201);
+    const order = (await created.json()) as {
+      orderId: string;
+      customer: string;
+      totalCents: number;
+      inventoryInstance: string;
+    };
+    expect(order.customer).toBe('alice'); // the identity the gateway verified
+    expect(order.totalCents).toBe(7_800);
+    expect(order.inventoryInstance).toMatch(/^inventory-[ab]$/);
+
+    const read = await fetch(`${shop.gatewayUrl}/api/orders/${order.orderId}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(read.status).toBe(200);
+    expect(((await read.json()) as { orderId: string }).orderId).toBe(order.orderId);
+  });
+
+  it('answers a quote from catalog and inventory', async () => {
+    const res = await fetch(`${shop.gatewayUrl}/api/quotes/chair`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({
+      productId: 'chair',
+      degraded: false,
+      priceCents: 24_900,
+    });
+  });
+
+  it('every service and the gateway report ready health as application/health+json', async () => {
+    for (const url of [
+      shop.gatewayUrl,
+      shop.catalog.url,
+      shop.inventory[0].url,
+      shop.inventory[1].url,
+      shop.orders.url,
+    ]) {
+      const res = await fetch(`${url}/health/ready`);
+      expect(res.status, url).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^application\/health\+json/);
+      expect(((await res.json()) as { status: string }).status).toBe('pass');
+    }
+  });
+
+  it.skipIf(!hasEngine('promtool'))(
+    'exposes valid Prometheus metrics with route templates and policy metrics',
+    async () => {
+      const text = await (await fetch(`${shop.orders.url}/metrics`)).text();
+      expect(text).toMatch(/http_server_request_duration_seconds_count\{[^}]*route="\/orders"/);
+      expect(text).toContain('http_client_request_duration_seconds');
+      expect(text).toContain('trellis_circuit_state');
+      const check = promtoolCheck(text);
+      expect(check.output).toBe('');
+      expect(check.ok).toBe(true);
+      const gatewayText = await (await fetch(`${shop.gatewayUrl}/metrics`)).text();
+      expect(gatewayText).toContain('trellis_gateway_upstream_request_duration_seconds');
+      expect(promtoolCheck(gatewayText).ok).toBe(true);
+    },
+  );
+
+  it('chaos: traffic moves off a failing instance, quotes degrade, the breaker opens', async () => {
+    const transitions: string[] = [];
+    const off = shop.orders.inventory.breaker.onStateChange(({ to }) => transitions.push(to));
+    let reports: SecondReport[];
+    try {
+      reports = await runChaos(shop, { scale: 0.5, rate: 8, print: () => {} });
+    } finally {
+      off();
+    }
+    const failing = reports.filter((r) => r.phase.startsWith('inventory-a fails'));
+    // After the balancer ejected inventory-a, orders still succeed, all served by b.
+    const last = failing.at(-1)!;
+    expect(last.ordersOk).toBeGreaterThan(0);
+    expect(last.servedBy['inventory-a'] ?? 0).toBe(0);
+    // With every instance slower than the per-attempt timeout, quotes fall back...
+    const slow = reports.filter((r) => r.phase.startsWith('all inventory slow'));
+    expect(slow.reduce((n, r) => n + r.quotesDegraded, 0)).toBeGreaterThan(0);
+    // ...and the breaker opens instead of piling up timeouts.
+    expect(transitions).toContain('open');
+  }, 60_000);
+});
+
+describe('npm start (examples/shop/src/main.ts as a process)', () => {
+  it('prints the URLs and curl commands, serves them, and exits 0 on SIGINT', async () => {
+    const root = join(import.meta.dirname, '..', '..');
+    const port = await freePort();
+    // tsx resolves @trellis/* to the sources through tsconfig.paths.json, so no build is needed.
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(import.meta.dirname, 'src', 'main.ts')],
+      {
+        cwd: root,
+        env: {
+          ...process.env,
+          SHOP_PORT: String(port),
+          SHOP_DRAIN_DELAY_MS: '200',
+          TSX_TSCONFIG_PATH: join(root, 'tsconfig.paths.json'),
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      out += d;
+    });
+    try {
+      const until = Date.now() + 30_000;
+      while (
+        !out.includes('Ctrl-C stops everything') &&
+        Date.now() < until &&
+        child.exitCode === null
+      ) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(out).toContain('Trellis example shop is up');
+      const gateway = `http://127.0.0.1:${port}`;
+      expect(out).toContain(`curl -s ${gateway}/api/products`);
+      const products = await fetch(`${gateway}/api/products`);
+      expect(products.status).toBe(200);
+      // The printed token works.
+      const token = /export TOKEN=(\S+)/.exec(out)?.[1];
+      expect(token).toBeTruthy();
+      const order = await fetch(`${gateway}/api/orders`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ productId: 'lamp', quantity: 1 }),
+      });
+      expect(order.status).toBe(201);
+    } finally {
+      child.kill('SIGINT');
+    }
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(out).toMatch(/stopped cleanly in \d+ ms/);
+    expect(code).toBe(0);
+  }, 60_000);
+});

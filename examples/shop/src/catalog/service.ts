@@ -1,0 +1,52 @@
+/** The catalog service: Express, owns the product list. */
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { createHealth, createMetrics } from '@trellis/core';
+import { trellis } from '@trellis/core/express';
+import express from 'express';
+import type { ServiceHandle, ServiceOptions } from '../service.js';
+import type { Product } from './api.js';
+
+const products: readonly Product[] = [
+  { id: 'lamp', name: 'Desk lamp', priceCents: 3_900 },
+  { id: 'chair', name: 'Office chair', priceCents: 24_900 },
+  { id: 'mug', name: 'Coffee mug', priceCents: 1_200 },
+];
+
+export async function startCatalog(options: ServiceOptions): Promise<ServiceHandle> {
+  const metrics = createMetrics({ defaultMetrics: false });
+  const health = createHealth({
+    serviceId: 'catalog',
+    drainDelayMs: options.drainDelayMs,
+    signals: false, // the process-wide Ctrl-C handler in main.ts stops every service
+    exit: false,
+    logger: options.logger,
+  });
+
+  const app = express();
+  app.use(trellis({ health, metrics }));
+  app.get('/products', (_req, res) => {
+    res.json(products);
+  });
+  app.get('/products/:id', (req, res) => {
+    const product = products.find((p) => p.id === req.params.id);
+    if (product) res.json(product);
+    else res.status(404).json({ error: `no product ${req.params.id}` });
+  });
+
+  const server = app.listen(options.port, options.host ?? '127.0.0.1');
+  await once(server, 'listening');
+  health.attach(server);
+  const { port } = server.address() as AddressInfo;
+  return {
+    name: 'catalog',
+    url: `http://127.0.0.1:${port}`,
+    health,
+    metrics,
+    async stop() {
+      await health.shutdown();
+      health.close();
+      metrics.close();
+    },
+  };
+}

@@ -1,0 +1,32 @@
+/** The inventory context's published API. Inventory owns stock levels and reservations. */
+import { defineEndpoints } from '@trellis/core';
+import { z } from 'zod';
+
+export const Stock = z.object({ productId: z.string(), available: z.number().int().nonnegative() });
+export type Stock = z.infer<typeof Stock>;
+
+export const ReservationRequest = z.object({
+  productId: z.string(),
+  quantity: z.number().int().positive(),
+});
+
+export const Reservation = z.object({
+  reservationId: z.string(),
+  productId: z.string(),
+  quantity: z.number().int().positive(),
+  /** Which inventory instance answered: the demo shows traffic moving between them. */
+  servedBy: z.string(),
+});
+export type Reservation = z.infer<typeof Reservation>;
+
+export const inventoryApi = defineEndpoints({
+  getStock: { method: 'GET', path: '/stock/:productId', response: Stock },
+  reserve: {
+    method: 'POST',
+    path: '/reservations',
+    body: ReservationRequest,
+    // Reservations carry an idempotency key, so retrying one is safe.
+    headers: z.object({ 'idempotency-key': z.string().min(8) }),
+    response: Reservation,
+  },
+});

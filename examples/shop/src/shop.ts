@@ -1,0 +1,111 @@
+/**
+ * Starts the whole example system in one process: catalog, two inventory instances, orders and
+ * the gateway, wired by static discovery (no external engine needed).
+ */
+import type { Logger } from '@trellis/core';
+import { staticDiscovery } from '@trellis/discovery';
+import { createGateway, type Gateway } from '@trellis/gateway';
+import { startCatalog } from './catalog/service.js';
+import { shopGatewayConfig } from './gateway.js';
+import { type InventoryHandle, startInventory } from './inventory/service.js';
+import { type OrdersHandle, startOrders } from './orders/service.js';
+import { demoLogger, type ServiceHandle } from './service.js';
+
+export interface ShopPorts {
+  gateway: number;
+  catalog: number;
+  inventory: [number, number];
+  orders: number;
+}
+
+export interface ShopOptions {
+  /** Fixed ports, or 0 everywhere (the default) for free ones. */
+  readonly ports?: ShopPorts;
+  /** Core's drain delay for every service. Default 1000 ms (a real service: ~5 s). */
+  readonly drainDelayMs?: number;
+  /** Only warnings and errors are printed when true. */
+  readonly quiet?: boolean;
+  readonly logger?: (service: string) => Logger;
+}
+
+export interface Shop {
+  readonly gatewayUrl: string;
+  readonly gateway: Gateway;
+  readonly catalog: ServiceHandle;
+  readonly inventory: readonly [InventoryHandle, InventoryHandle];
+  readonly orders: OrdersHandle;
+  /** Graceful shutdown: the gateway first, then orders, then the services orders calls. */
+  stop(): Promise<void>;
+}
+
+export async function startShop(options: ShopOptions = {}): Promise<Shop> {
+  const ports = options.ports ?? { gateway: 0, catalog: 0, inventory: [0, 0], orders: 0 };
+  const drainDelayMs = options.drainDelayMs ?? 1_000;
+  const log = options.logger ?? ((name: string) => demoLogger(name, options.quiet ?? false));
+  const started: ServiceHandle[] = [];
+  try {
+    const catalog = await startCatalog({
+      port: ports.catalog,
+      drainDelayMs,
+      logger: log('catalog'),
+    });
+    started.push(catalog);
+    const inventoryA = await startInventory({
+      port: ports.inventory[0],
+      drainDelayMs,
+      instance: 'a',
+      logger: log('inventory-a'),
+    });
+    started.push(inventoryA);
+    const inventoryB = await startInventory({
+      port: ports.inventory[1],
+      drainDelayMs,
+      instance: 'b',
+      logger: log('inventory-b'),
+    });
+    started.push(inventoryB);
+
+    const discovery = staticDiscovery({
+      services: { catalog: [catalog.url], inventory: [inventoryA.url, inventoryB.url] },
+    });
+    const orders = await startOrders({
+      port: ports.orders,
+      drainDelayMs,
+      resolver: discovery,
+      logger: log('orders'),
+    });
+    started.push(orders);
+    discovery.set('orders', [orders.url]);
+
+    const gateway = createGateway(shopGatewayConfig(), {
+      resolver: discovery,
+      logger: log('gateway'),
+    });
+    const { port } = await gateway.listen(ports.gateway, '127.0.0.1');
+
+    let stopping: Promise<void> | undefined;
+    return {
+      gatewayUrl: `http://127.0.0.1:${port}`,
+      gateway,
+      catalog,
+      inventory: [inventoryA, inventoryB],
+      orders,
+      stop() {
+        stopping ??= (async () => {
+          // Every service fails readiness and starts draining at once; the gateway closes
+          // first so no new request reaches the services while they drain.
+          const services = Promise.all(
+            [catalog, inventoryA, inventoryB, orders].map((s) => s.stop()),
+          );
+          await gateway.close();
+          await services;
+          await discovery.close();
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await Promise.allSettled(started.map((s) => s.stop()));
+    throw err;
+  }
+}
