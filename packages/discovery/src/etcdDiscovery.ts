@@ -335,7 +335,12 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
     async close() {
       if (sleeper.closed) return;
       // Deregister first (revoking leases needs the connection), then stop every loop.
-      await Promise.allSettled([...registrations].map((r) => r.deregister()));
+      const results = await Promise.allSettled([...registrations].map((r) => r.deregister()));
+      for (const r of results) {
+        if (r.status === 'rejected') {
+          logger.warn({ err: r.reason }, 'etcd discovery: deregistration failed');
+        }
+      }
       sleeper.close();
       table.close();
       for (const w of watches.values()) w.abort?.abort();
