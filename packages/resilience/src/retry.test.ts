@@ -321,6 +321,42 @@ describe('retry', () => {
     );
   });
 
+  it('property: retries through a shared budget never exceed ratio × calls + floor', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        fc.integer({ min: 0, max: 3 }),
+        fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 1, maxLength: 25 }),
+        async (ratio, floorPerSecond, failuresPerCall) => {
+          const clock = createTestClock();
+          const budget = retryBudget({
+            ratio,
+            minRetriesPerSecond: floorPerSecond,
+            ttlMs: 1_000,
+            clock,
+          });
+          const policies = [
+            retry({ clock, budget, maxAttempts: 6, backoff: { initialMs: 0, maxMs: 0 } }),
+            retry({ clock, budget, maxAttempts: 6, backoff: { initialMs: 0, maxMs: 0 } }),
+          ];
+          let attempts = 0;
+          for (const [i, failures] of failuresPerCall.entries()) {
+            let n = 0;
+            await policies[i % 2]
+              ?.execute(async () => {
+                attempts++;
+                if (n++ < failures) throw new Error('x');
+              })
+              .catch(() => {});
+          }
+          const calls = failuresPerCall.length;
+          expect(attempts - calls).toBeLessThanOrEqual(calls * ratio + floorPerSecond);
+        },
+      ),
+      { numRuns: 80 },
+    );
+  });
+
   it('is typed: execute returns the function result type, and is a core Policy', () => {
     const policy = retry();
     expectTypeOf(policy.execute(async () => 1)).toEqualTypeOf<Promise<number>>();
