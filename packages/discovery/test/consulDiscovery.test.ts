@@ -52,6 +52,31 @@ describe("consulDiscovery (against an in-process fake of Consul's HTTP API)", ()
     expect(clock.pendingTimers).toBe(0);
   });
 
+  it('passes tag, datacenter and token, and maps weights and metadata', async () => {
+    const e = entry('a', '10.0.0.1', 80);
+    (e.Service as { Weights?: { Passing: number } }).Weights = { Passing: 5 };
+    e.Service.Tags = ['v2'];
+    consul.set('users', [e]);
+    const d = consulDiscovery({
+      url: consul.url,
+      clock,
+      tag: 'v2',
+      datacenter: 'dc2',
+      token: 's3cret',
+    });
+    const [inst] = await d.resolve('users');
+    expect(inst).toEqual({
+      id: '10.0.0.1:80',
+      url: 'http://10.0.0.1:80',
+      weight: 5,
+      metadata: { serviceId: 'a', node: 'node-1', tags: 'v2' },
+    });
+    const q = consul.health()[0]!.query;
+    expect([q.get('tag'), q.get('dc')]).toEqual(['v2', 'dc2']);
+    expect(consul.tokens[0]).toBe('s3cret');
+    await d.close();
+  });
+
   it('resets the index to 0 when it goes backwards, and never blocks on an index below 1', async () => {
     consul.set('users', [entry('a', '10.0.0.1', 80)]);
     const d = consulDiscovery({ url: consul.url, clock, waitMs: 5_000 });

@@ -12,6 +12,7 @@ const records = {
     'c.api.test': ['127.0.0.13'],
     'web.test': ['127.0.0.21', '127.0.0.22'],
   },
+  aaaa: { 'web.test': ['::1'] },
   srv: [
     { name: '_http._tcp.api.test', target: 'a.api.test', port: 8080, priority: 10, weight: 30 },
     { name: '_http._tcp.api.test', target: 'b.api.test', port: 8081, priority: 10, weight: 10 },
@@ -54,6 +55,19 @@ describe.skipIf(!hasEngine('dnsmasq'))('dnsDiscovery against dnsmasq', () => {
     ]);
     await expect(d.resolve('web.test')).rejects.toThrow(/no port/);
     await d.close();
+  });
+
+  it('looks up AAAA (family 6) or both families (family 0)', async () => {
+    const v6 = dnsDiscovery({ servers: [dns.server], family: 6 });
+    expect((await v6.resolve('web.test:9000')).map((i) => i.url)).toEqual(['http://[::1]:9000']);
+    const both = dnsDiscovery({ servers: [dns.server], family: 0, scheme: 'https' });
+    expect((await both.resolve('web.test:9000')).map((i) => i.id)).toEqual([
+      '127.0.0.21:9000',
+      '127.0.0.22:9000',
+      '[::1]:9000',
+    ]);
+    await v6.close();
+    await both.close();
   });
 
   it('re-resolves on the TTL, keeps the last good set while the server is down, and recovers', async () => {

@@ -46,6 +46,8 @@ export class FakeConsul {
   index = 1;
   readonly services = new Map<string, FakeEntry[]>();
   readonly requests: RecordedRequest[] = [];
+  /** `X-Consul-Token` of each request, in order. */
+  readonly tokens: (string | undefined)[] = [];
   /** Answer the next N health queries with this status. */
   failures = 0;
   failStatus = 500;
@@ -100,6 +102,7 @@ export class FakeConsul {
     let raw = '';
     for await (const chunk of req) raw += chunk;
     const body = raw === '' ? undefined : JSON.parse(raw);
+    this.tokens.push(req.headers['x-consul-token'] as string | undefined);
     this.requests.push({
       method: req.method ?? '',
       path: url.pathname,
