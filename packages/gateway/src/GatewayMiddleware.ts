@@ -42,7 +42,13 @@ export interface GatewayRequestContext {
   /** Headers to set on the response to the client (also on gateway error answers). */
   readonly responseHeaders: Record<string, string>;
   identity?: GatewayIdentity;
-  /** Free-form state for middlewares (e.g. rate-limit key). */
+  /**
+   * Free-form state for middlewares (e.g. rate-limit key). Keys the edge access log reads,
+   * which the proxy stage should set: `upstream` (string: the origin of the upstream URL
+   * actually called, last attempt) and `bytesOut` (number: response body bytes written to the
+   * client, including gateway error bodies). Without them the log has no `upstream` and `bytes`
+   * falls back to a `Content-Length` set with `res.setHeader`.
+   */
   readonly state: Record<string, unknown>;
   /** Registers a hook that may edit the upstream response's status headers before they are sent. */
   onUpstreamResponse(

@@ -45,10 +45,9 @@ export interface EdgeTestServerOptions {
   readonly now?: () => number;
 }
 
-let seq = 0;
-
 export async function startEdgeTestServer(options: EdgeTestServerOptions): Promise<EdgeTestServer> {
   const upstreamUrl = new URL(options.upstream);
+  let seq = 0;
   const proxy: GatewayMiddleware = async (ctx) => {
     const headers: IncomingHttpHeaders = { ...ctx.req.headers };
     for (const name of ctx.removeUpstreamHeaders) delete headers[name];
