@@ -47,6 +47,7 @@ async function measure(candidates: Record<string, Run>, n = 50_000, rounds = 7) 
 const trellisStack = pipeline(retry(), circuitBreaker(), timeout(1000));
 const trellisBreaker = circuitBreaker();
 const trellisRetry = retry();
+const trellisTimeout = timeout(1000);
 const cockatielStack = cockatiel.wrap(
   cockatiel.retry(cockatiel.handleAll, {
     maxAttempts: 2,
@@ -67,6 +68,7 @@ const ns = await measure({
   trellisBreaker: () => trellisBreaker.execute(fn),
   opossumBreaker: () => opossum.fire(),
   trellisRetry: () => trellisRetry.execute(fn),
+  trellisTimeout: () => trellisTimeout.execute(fn),
 });
 opossum.shutdown();
 
@@ -77,6 +79,7 @@ const cockatielUs = over('cockatielStack');
 const breakerUs = over('trellisBreaker');
 const opossumUs = over('opossumBreaker');
 const retryUs = over('trellisRetry');
+const timeoutUs = over('trellisTimeout');
 
 // --- 10,000 keyed breakers ------------------------------------------------------------------
 const KEYS = 10_000;
@@ -173,6 +176,7 @@ const rows: BenchRow[] = [
     ratio: opossumUs / breakerUs,
   },
   { name: 'trellis retry alone overhead (success path)', value: retryUs, unit: 'µs/call' },
+  { name: 'trellis timeout alone overhead', value: timeoutUs, unit: 'µs/call' },
   {
     name: '10,000 keyed breakers (one call each): heap growth',
     value: keyedMb,

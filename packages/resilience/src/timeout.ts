@@ -163,9 +163,11 @@ export class TimeoutPolicy implements Policy {
         this.#queue.push(ctx as TimeoutContext<unknown>);
         if (this.#timer === undefined) this.#arm(budget);
       }
-      const result = this.#propagate
-        ? runWithContext({ deadline: ctx.deadline, clock }, () => invoke(fn, ctx))
-        : invoke(fn, ctx);
+      // When clamped, the ambient deadline already is this call's deadline: nothing to set.
+      const result =
+        this.#propagate && !clamped
+          ? runWithContext({ deadline: ctx.deadline, clock }, () => invoke(fn, ctx))
+          : invoke(fn, ctx);
       Promise.resolve(result).then(
         (value) => {
           if (ctx.expired) return;
