@@ -893,14 +893,12 @@ class Forward implements AttemptListener {
   #canRetry(failure: AttemptFailure): boolean {
     const route = this.#route;
     if (route.retry === undefined || this.#attempt >= route.retry.attempts) return false;
-    const body = this.#body;
-    if (
-      body !== undefined &&
-      body.body !== null &&
-      typeof body.body === 'object' &&
-      !Buffer.isBuffer(body.body)
-    ) {
-      return false; // a streamed body cannot be sent twice
+    const body = this.#body?.body;
+    if (body !== undefined && body !== null && !Buffer.isBuffer(body)) {
+      // A streamed body can be sent again only if the failed attempt never touched it.
+      const untouched =
+        failure.kind === 'connect' && failure.neverSent && !body.readableDidRead && !body.destroyed;
+      if (!untouched) return false;
     }
     const req = this.#ex.req;
     const safe =
