@@ -100,16 +100,19 @@ export class ServiceTable {
     if (this.#closed) throw new ShutdownError('discovery is closed');
     const e = this.#entry(service);
     const off = e.changes.event(onChange);
+    let subscribed = true;
     const current = e.instances;
     if (current !== undefined) {
-      // Deliver the current list too, but never synchronously from inside watch().
+      // Deliver the current list too, but never synchronously from inside watch(), and not if
+      // it changed (the change was delivered) or the caller unsubscribed meanwhile.
       queueMicrotask(() => {
-        if (e.changes.listenerCount > 0 && e.instances === current && !this.#closed) {
-          onChange(current);
-        }
+        if (subscribed && e.instances === current && !this.#closed) onChange(current);
       });
     }
-    return off;
+    return () => {
+      subscribed = false;
+      off();
+    };
   }
 
   status(service: string): ServiceStatus {

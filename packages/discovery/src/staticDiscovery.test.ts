@@ -40,6 +40,19 @@ describe('staticDiscovery', () => {
     await d.close();
   });
 
+  it('does not deliver the current list to a watcher that unsubscribed at once', async () => {
+    const d = staticDiscovery({ services: { a: ['http://a:1'] } });
+    await d.resolve('a');
+    const kept: number[] = [];
+    const dropped: number[] = [];
+    d.watch('a', (l) => kept.push(l.length));
+    d.watch('a', (l) => dropped.push(l.length))();
+    await Promise.resolve();
+    expect(kept).toEqual([1]);
+    expect(dropped).toEqual([]);
+    await d.close();
+  });
+
   it('rejects bad URLs with a ConfigError naming the field', () => {
     expect(() => staticDiscovery({ services: { a: ['ftp://x'] } })).toThrow(ConfigError);
     expect(() => staticDiscovery({ services: { a: ['nope'] } })).toThrow(/services\.a\[0\]/);
