@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -257,6 +258,18 @@ describe('createClient against a real HTTP server', () => {
     await expect(client.getItem({ params: { id: 1 }, signal: already })).rejects.toBeInstanceOf(
       AbortedError,
     );
+  });
+
+  it('leaves no listener on a caller signal it was given', async () => {
+    const controller = new AbortController();
+    const withPolicy = createClient({ baseUrl: server.url, endpoints: api, policy: retryLoop(2) });
+    for (let i = 0; i < 3; i++) {
+      await client.echo({ signal: controller.signal });
+      await withPolicy.echo({ signal: controller.signal });
+    }
+    await client.status({ params: { code: 404 } }).catch(() => undefined);
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+    await withPolicy.close();
   });
 
   it('sends x-request-id from the request context', async () => {
