@@ -35,3 +35,65 @@ describe('proxying', () => {
     expect(await res.json()).toMatchObject({ url: '/items', method: 'POST', body: 'hello' });
   });
 });
+
+describe('routing and rewriting', () => {
+  it('patterns, rewrite with params, base paths, methods and hosts', async () => {
+    up = await startUpstream();
+    const g = await startGateway({
+      routes: [
+        {
+          name: 'order',
+          path: '/orders/:id',
+          rewrite: '/v2/orders/:id',
+          upstream: { urls: [up.url] },
+        },
+        { name: 'base', path: '/b', stripPrefix: true, upstream: { urls: [`${up.url}/base`] } },
+        { name: 'post-only', path: '/p', methods: ['POST'], upstream: { urls: [up.url] } },
+        { name: 'host', path: '/h', hosts: ['api.example.com'], upstream: { urls: [up.url] } },
+      ],
+    });
+    gateway = g.gateway;
+    expect(await (await fetch(`${g.url}/orders/42?x=1`)).json()).toMatchObject({
+      url: '/v2/orders/42?x=1',
+    });
+    expect((await fetch(`${g.url}/orders/42/items`)).status).toBe(404);
+    expect(await (await fetch(`${g.url}/b/c/d`)).json()).toMatchObject({ url: '/base/c/d' });
+    expect((await fetch(`${g.url}/p`)).status).toBe(404);
+    expect((await fetch(`${g.url}/p`, { method: 'POST' })).status).toBe(200);
+    expect((await fetch(`${g.url}/h`)).status).toBe(404);
+    const { request } = await import('node:http');
+    const status = await new Promise<number>((resolve) => {
+      request(`${g.url}/h`, { headers: { host: 'api.example.com' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      }).end();
+    });
+    expect(status).toBe(200);
+  });
+
+  it('Host policy per route: upstream (default), preserve, fixed', async () => {
+    up = await startUpstream();
+    const g = await startGateway({
+      routes: [
+        { path: '/up', upstream: { urls: [up.url] } },
+        { path: '/keep', host: 'preserve', upstream: { urls: [up.url] } },
+        { path: '/fixed', host: 'internal.svc:8080', upstream: { urls: [up.url] } },
+      ],
+    });
+    gateway = g.gateway;
+    for (const p of ['/up', '/keep', '/fixed']) await (await fetch(`${g.url}${p}`)).text();
+    expect(up.seen.map((s) => s.headers.host)).toEqual([
+      `127.0.0.1:${up.port}`,
+      `127.0.0.1:${g.port}`,
+      'internal.svc:8080',
+    ]);
+  });
+
+  it('close() resolves and the gateway stops accepting connections', async () => {
+    up = await startUpstream();
+    const g = await startGateway({ routes: [{ path: '/', upstream: { urls: [up.url] } }] });
+    await (await fetch(`${g.url}/x`)).text();
+    await g.gateway.close();
+    await expect(fetch(`${g.url}/x`)).rejects.toThrow();
+  });
+});
