@@ -191,4 +191,49 @@ describe('trellis-gateway serving', () => {
       if (run.child.exitCode === null) run.child.kill('SIGKILL');
     }
   });
+
+  it('SIGTERM lets an in-flight request finish, then exits 0', async () => {
+    const { createServer } = await import('node:http');
+    let arrived: () => void = () => {};
+    const atUpstream = new Promise<void>((r) => {
+      arrived = r;
+    });
+    let finish: () => void = () => {};
+    const slow = createServer((_req, res) => {
+      finish = () => res.end('slow done');
+      arrived();
+    });
+    slow.listen(0, '127.0.0.1');
+    await once(slow, 'listening');
+    const port = (slow.address() as { port: number }).port;
+    const file = writeConfig(
+      'slow.yaml',
+      `listen: { port: 0, host: 127.0.0.1, drainDelayMs: 0 }\nroutes:\n  - path: /slow\n    upstream: { urls: ["http://127.0.0.1:${port}"] }\n`,
+    );
+    const run = start(['--config', file]);
+    try {
+      const listening = await waitFor(() => {
+        const line = run.lines().find((l) => l.msg === 'gateway: listening');
+        if (!line) throw new Error('not listening yet');
+        return line;
+      });
+      const pending = fetch(`http://127.0.0.1:${listening.port as number}/slow`);
+      await atUpstream;
+      run.child.kill('SIGTERM');
+      // The gateway starts shutting down with the request in flight; the upstream answers later.
+      await waitFor(() =>
+        expect(run.lines().map((l) => l.msg)).toContain('health: ready -> draining'),
+      );
+      expect(run.child.exitCode).toBeNull();
+      finish();
+      const res = await pending;
+      expect(res.status).toBe(200);
+      expect(await res.text()).toBe('slow done');
+      expect(await exitCode(run)).toBe(0);
+    } finally {
+      if (run.child.exitCode === null) run.child.kill('SIGKILL');
+      slow.closeAllConnections();
+      slow.close();
+    }
+  });
 });

@@ -159,7 +159,6 @@ export function corsMiddleware(config: CorsConfig): GatewayMiddleware {
         'access-control-allow-methods': allowMethods,
         'access-control-max-age': maxAge,
         vary: 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers',
-        'content-length': '0',
       };
       if (headersValue) headers['access-control-allow-headers'] = headersValue;
       if (config.credentials) headers['access-control-allow-credentials'] = 'true';
