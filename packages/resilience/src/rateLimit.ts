@@ -46,6 +46,7 @@ const schema = z
     keyPrefix: z.string().min(1).default('trellis-rl'),
     store: z.strictObject({ redis: redisSchema }).optional(),
     onStoreError: z.enum(['open', 'closed']).default('open'),
+    storeTimeoutMs: z.number().positive().finite().default(500),
     logger: loggerSchema.optional(),
   })
   .refine((o) => o.store === undefined || (o.durationMs >= 1000 && o.durationMs % 1000 === 0), {
@@ -69,6 +70,11 @@ export interface RateLimitOptions {
    * it. Either way `onStoreError` fires and the logger warns.
    */
   onStoreError?: 'open' | 'closed';
+  /**
+   * A Redis store call that has not answered after this long counts as a store error (so a
+   * hung Redis cannot hang requests). Default 500.
+   */
+  storeTimeoutMs?: number;
   logger?: Logger;
 }
 
@@ -151,7 +157,7 @@ export class RateLimitPolicy implements Policy {
     }
     const limit = this.points;
     try {
-      const res = await this.#limiter.consume(key, cost);
+      const res = await this.#withTimeout(this.#limiter.consume(key, cost));
       return {
         allowed: true,
         limit,
@@ -181,6 +187,27 @@ export class RateLimitPolicy implements Policy {
         ? { allowed, limit, remaining: limit, retryAfterMs: 0, resetMs: 0 }
         : { allowed, limit, remaining: 0, retryAfterMs: this.durationMs, resetMs: this.durationMs };
     }
+  }
+
+  #withTimeout<R>(call: Promise<R>): Promise<R> {
+    if (this.#o.store === undefined) return call;
+    const ms = this.#o.storeTimeoutMs;
+    return new Promise<R>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`rate limit store did not answer within ${ms} ms`)),
+        ms,
+      );
+      call.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
   }
 
   async execute<T>(fn: Task<T>, opts?: ExecuteOptions): Promise<T> {

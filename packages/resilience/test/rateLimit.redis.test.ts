@@ -49,6 +49,24 @@ describe.skipIf(!hasEngine('redis'))('rateLimit with a real Redis', () => {
     two.close();
   });
 
+  it('a Redis that does not answer counts as a store error after storeTimeoutMs', async () => {
+    const limit = rateLimit({
+      points: 5,
+      keyPrefix: 'hung',
+      store: { redis: a },
+      storeTimeoutMs: 100,
+    });
+    const errors: unknown[] = [];
+    limit.onStoreError(({ error }) => errors.push(error));
+    await b.call('CLIENT', 'PAUSE', '300', 'ALL');
+    const r = await limit.consume('k');
+    expect(r.allowed).toBe(true); // fails open
+    expect(String(errors[0])).toMatch(/did not answer within 100 ms/);
+    await b.ping(); // answered once the pause is over
+    expect((await limit.consume('k2')).remaining).toBe(4);
+    limit.close();
+  });
+
   it('Redis down: fails open by default (and reports it), closed when asked', async () => {
     const events: StoreErrorEvent[] = [];
     const warnings: string[] = [];
