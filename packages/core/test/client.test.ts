@@ -54,6 +54,8 @@ const api = defineEndpoints({
   wrongShape: { method: 'GET', path: '/wrong', response: Item },
   echo: { method: 'GET', path: '/echo', response: z.object({ url: z.string() }) },
   big: { method: 'GET', path: '/big', response: z.object({ url: z.string() }) },
+  untyped: { method: 'GET', path: '/untyped', response: z.object({ url: z.string() }) },
+  text: { method: 'GET', path: '/text', response: z.string() },
 });
 
 const lamp = { id: '7', name: 'lamp', price: 12.5 };
@@ -91,6 +93,14 @@ function route(req: Recorded, res: import('node:http').ServerResponse): unknown 
   if (path === '/wrong') return json(res, 200, { id: 7, name: 'lamp' });
   if (path === '/echo') return json(res, 200, { url: req.url });
   if (path === '/big') return json(res, 200, { url: 'x'.repeat(100_000) });
+  if (path === '/untyped') {
+    res.writeHead(200); // no content-type: JSON if it parses
+    return res.end(JSON.stringify({ url: 'untyped' }));
+  }
+  if (path === '/text') {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    return res.end('{"url":"not json, says the server"}');
+  }
   json(res, 500, { error: 'no route' });
 }
 
@@ -181,6 +191,11 @@ describe('createClient against a real HTTP server', () => {
     expect(rve.issues.map((i) => i.path)).toEqual(['id', 'price']);
     expect(rve.body).toEqual({ id: 7, name: 'lamp' });
     expect(rve.code).toBe('TRELLIS_RESPONSE_INVALID');
+  });
+
+  it('parses JSON by content-type: text stays text, a missing type is JSON if it parses', async () => {
+    await expect(client.untyped()).resolves.toEqual({ url: 'untyped' });
+    await expect(client.text()).resolves.toBe('{"url":"not json, says the server"}');
   });
 
   it('maps a non-2xx without a schema to HttpError; 4xx and 500 are not retryable', async () => {

@@ -1,4 +1,3 @@
-import type { IncomingHttpHeaders } from 'node:http';
 import {
   isSpanContextValid,
   context as otelContext,
@@ -760,13 +759,18 @@ function httpError(ep: Compiled, exchange: Exchange) {
   });
 }
 
-/** Parses a body that must be JSON when it says so; throws on malformed JSON. */
+/**
+ * Parses a body: JSON when `content-type` says `json` (throws on malformed JSON), text for any
+ * other declared type, and JSON-if-it-parses-else-text when there is no `content-type`.
+ */
 function parseBody(exchange: Exchange, method: HttpMethod): unknown {
   if (method === 'HEAD') return undefined;
   const buf = exchange.body();
   if (buf === undefined || buf.length === 0) return undefined;
   const text = buf.toString('utf8');
-  return isJson(exchange.headers) ? JSON.parse(text) : text;
+  const type = exchange.headers['content-type'];
+  if (type === undefined) return parseOrText(text);
+  return JSON_TYPE.test(type) ? JSON.parse(text) : text;
 }
 
 /** Like {@link parseBody}, for error bodies: falls back to the text when the JSON is malformed. */
@@ -775,17 +779,18 @@ function readBody(exchange: Exchange, method: HttpMethod): unknown {
   const buf = exchange.body();
   if (buf === undefined || buf.length === 0) return undefined;
   const text = buf.toString('utf8');
-  if (!isJson(exchange.headers)) return text;
+  const type = exchange.headers['content-type'];
+  return type === undefined || JSON_TYPE.test(type) ? parseOrText(text) : text;
+}
+
+const JSON_TYPE = /[/+]json\b/i;
+
+function parseOrText(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
     return text;
   }
-}
-
-function isJson(headers: IncomingHttpHeaders): boolean {
-  const type = headers['content-type'];
-  return type !== undefined && /[/+]json\b/i.test(type);
 }
 
 function addIssues(
