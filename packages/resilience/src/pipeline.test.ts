@@ -1,4 +1,4 @@
-import { type PolicyContext, TimeoutError } from '@trellis/core';
+import { ConfigError, type PolicyContext, TimeoutError } from '@trellis/core';
 import { createTestClock } from '@trellis/core/testing';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { circuitBreaker } from './circuitBreaker.js';
@@ -79,6 +79,11 @@ describe('pipeline', () => {
         throw new Error('sync');
       }),
     ).rejects.toThrow('sync');
+  });
+
+  it('rejects something that is not a policy, naming its position', () => {
+    expect(() => pipeline(retry(), {} as never)).toThrow(ConfigError);
+    expect(() => pipeline(retry(), {} as never)).toThrow(/\[1\]/);
   });
 
   it('is typed', async () => {

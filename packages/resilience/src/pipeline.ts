@@ -1,4 +1,5 @@
-import type { ExecuteOptions, Policy, PolicyContext } from '@trellis/core';
+import { type ExecuteOptions, type Policy, type PolicyContext, parseOptions } from '@trellis/core';
+import { z } from 'zod';
 import { type Task, toContext } from './CallContext.js';
 import { idempotent, isIdempotent } from './hedge.js';
 
@@ -20,6 +21,7 @@ export class PipelinePolicy<P extends readonly Policy[] = readonly Policy[]> imp
   readonly policies: P;
 
   constructor(policies: P) {
+    parseOptions(policiesSchema, policies, 'pipeline');
     const flat: Policy[] = [];
     for (const p of policies) {
       if (p instanceof PipelinePolicy) flat.push(...(p.policies as readonly Policy[]));
@@ -40,6 +42,13 @@ export class PipelinePolicy<P extends readonly Policy[] = readonly Policy[]> imp
     return run(policies, 0, fn, isIdempotent(fn), opts);
   }
 }
+
+const policiesSchema = z.array(
+  z.custom<Policy>(
+    (v) => typeof v === 'object' && v !== null && typeof (v as Policy).execute === 'function',
+    { message: 'must be a Policy (an object with execute())' },
+  ),
+);
 
 function run<T>(
   policies: readonly Policy[],
