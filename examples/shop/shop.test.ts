@@ -182,3 +182,44 @@ describe('npm start (examples/shop/src/main.ts as a process)', () => {
     expect(code).toBe(0);
   }, 60_000);
 });
+
+describe.skipIf(!hasEngine('etcd') || !hasEngine('redis'))(
+  'distributed variant (etcd + Redis, one process per service)',
+  () => {
+    it('serves through either gateway, shares rate limits in Redis, and stops cleanly', async () => {
+      const root = join(import.meta.dirname, '..', '..');
+      // The child processes resolve @trellis/* to the sources (no build needed in tests).
+      process.env.TSX_TSCONFIG_PATH = join(root, 'tsconfig.paths.json');
+      const { startDistributedShop } = await import('./src/distributed.js');
+      const shop = await startDistributedShop({ quiet: true });
+      try {
+        const [g1, g2] = shop.gateways;
+        // Instances registered in etcd are visible to the gateways' resolver.
+        let products: Response | undefined;
+        for (let i = 0; i < 50; i++) {
+          products = await fetch(`${g1}/api/products`);
+          if (products.status === 200) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(products?.status).toBe(200);
+        const token = await demoToken('bob');
+        const statuses: number[] = [];
+        for (let i = 0; i < 4; i++) {
+          for (const g of [g1, g2]) {
+            const res = await fetch(`${g}/api/orders`, {
+              method: 'POST',
+              headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+              body: JSON.stringify({ productId: 'mug', quantity: 1 }),
+            });
+            statuses.push(res.status);
+          }
+        }
+        // 5 orders per minute per customer across both gateways: the limit is shared.
+        expect(statuses.filter((s) => s === 201)).toHaveLength(5);
+        expect(statuses.filter((s) => s === 429)).toHaveLength(3);
+      } finally {
+        await shop.stop();
+      }
+    }, 90_000);
+  },
+);

@@ -5,8 +5,8 @@ import { DEMO_ISSUER, DEMO_SECRET } from './token.js';
 export interface ShopGatewayOptions {
   /** Requests per second per client IP on the public routes. */
   readonly publicRatePerSecond?: number;
-  /** Requests per second per customer on /api/orders. */
-  readonly ordersRatePerSecond?: number;
+  /** Orders allowed per customer per window on /api/orders. Default 20 per second. */
+  readonly ordersLimit?: { readonly limit: number; readonly windowMs: number };
   /** Use the shared Redis store for rate limits (the distributed variant). */
   readonly redisUrl?: string;
 }
@@ -46,7 +46,7 @@ export function shopGatewayConfig(options: ShopGatewayOptions = {}) {
         rewrite: '/orders',
         upstream: { service: 'orders' },
         auth: { jwt: 'shop', scopes: ['orders:write'] },
-        rateLimit: { limit: options.ordersRatePerSecond ?? 20, windowMs: 1_000, key: 'identity' },
+        rateLimit: { ...(options.ordersLimit ?? { limit: 20, windowMs: 1_000 }), key: 'identity' },
         // Orders are created with POST: the gateway retries them only with an Idempotency-Key.
         timeouts: { connectMs: 1_000, headersMs: 5_000, bodyMs: 5_000 },
       },
