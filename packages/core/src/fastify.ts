@@ -11,7 +11,7 @@ import type { Metrics } from './metrics/createMetrics.js';
 import { parseOptions } from './options.js';
 import { adapterOptionsSchema } from './server/adapterOptions.js';
 import { HEALTH_CONTENT_TYPE } from './server/createObservabilityHandler.js';
-import { createRequestObserver } from './server/createRequestObserver.js';
+import { createRequestObserver, REQUEST_ID_HEADER } from './server/createRequestObserver.js';
 import type { ServerTracing } from './tracing/createServerTracing.js';
 
 export interface TrellisFastifyOptions {
@@ -43,6 +43,9 @@ const plugin: FastifyPluginCallback<TrellisFastifyOptions> = (fastify, options, 
     base = opts.basePath ?? '';
     observer = createRequestObserver({
       ...(metrics && { metrics }),
+      // Echoed below through Fastify's reply headers: a raw setHeader() before Fastify's
+      // writeHead() would push Node onto its slower header-merging path for every response.
+      echoRequestId: false,
       ...(opts.tracing !== undefined && { tracing: opts.tracing }),
     });
   } catch (err) {
@@ -52,6 +55,7 @@ const plugin: FastifyPluginCallback<TrellisFastifyOptions> = (fastify, options, 
 
   fastify.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, next) => {
     const observed = observer.observe(request.raw, reply.raw, request.routeOptions.url);
+    reply.header(REQUEST_ID_HEADER, observed.requestId);
     observer.run(observed, next);
   });
 

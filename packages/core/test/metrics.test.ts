@@ -97,6 +97,8 @@ describe('observability handler on a real server', () => {
     expect(res.headers.get('x-request-id')).toBe('abc-123');
     expect(await res.json()).toEqual({ requestId: 'abc-123' });
     const generated = await fetch(`${base}/items/1`);
-    expect(generated.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    const again = await fetch(`${base}/items/1`);
+    expect(generated.headers.get('x-request-id')).toMatch(/^[0-9a-f]{12}-[0-9a-z]+$/);
+    expect(again.headers.get('x-request-id')).not.toBe(generated.headers.get('x-request-id'));
   });
 });

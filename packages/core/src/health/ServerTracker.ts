@@ -1,12 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 
-const kTracker = Symbol('trellis.serverTracker');
-type TrackedResponse = ServerResponse & { [kTracker]?: ServerTracker };
-
-function onResponseClose(this: TrackedResponse): void {
-  this[kTracker]?.finished(this);
-}
-
 /**
  * Follows one `http.Server` for the shutdown sequence: counts in-flight requests, stops
  * accepting, closes idle keep-alive connections and asks in-flight responses to close their
@@ -17,9 +10,15 @@ export class ServerTracker {
   #inFlight = new Set<ServerResponse>();
   #closing = false;
   #idleWaiters: (() => void)[] = [];
+  /** One listener per tracker (not per request): `this` is the response that closed. */
+  readonly #onResponseClose: (this: ServerResponse) => void;
 
   constructor(server: Server) {
     this.server = server;
+    const tracker = this;
+    this.#onResponseClose = function onResponseClose(this: ServerResponse) {
+      tracker.finished(this);
+    };
     // Prepended, so a response started synchronously by the app still gets `Connection: close`.
     server.prependListener('request', this.#onRequest);
   }
@@ -30,9 +29,8 @@ export class ServerTracker {
 
   #onRequest = (_req: IncomingMessage, res: ServerResponse): void => {
     this.#inFlight.add(res);
-    (res as TrackedResponse)[kTracker] = this;
     if (this.#closing && !res.headersSent) res.setHeader('connection', 'close');
-    res.on('close', onResponseClose);
+    res.on('close', this.#onResponseClose);
   };
 
   /** @internal called when a tracked response closes. */
@@ -76,10 +74,7 @@ export class ServerTracker {
 
   detach(): void {
     this.server.removeListener('request', this.#onRequest);
-    for (const res of this.#inFlight) {
-      res.removeListener('close', onResponseClose);
-      delete (res as TrackedResponse)[kTracker];
-    }
+    for (const res of this.#inFlight) res.removeListener('close', this.#onResponseClose);
     this.#inFlight.clear();
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];

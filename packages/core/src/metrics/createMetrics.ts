@@ -1,13 +1,14 @@
 import {
   collectDefaultMetrics,
   Gauge,
-  Histogram,
   type Metric,
   Registry,
   type RegistryContentType,
 } from 'prom-client';
 import { z } from 'zod';
+import { ConfigError } from '../errors.js';
 import { parseOptions } from '../options.js';
+import { DurationHistogram } from './DurationHistogram.js';
 
 /**
  * The OpenTelemetry bucket boundaries for `http.server.request.duration`, in seconds
@@ -99,9 +100,7 @@ export interface Metrics {
   /** The `Content-Type` to serve {@link Metrics.text} with. */
   readonly contentType: string;
   /** `http_server_request_duration_seconds`: labels `http_request_method`, `http_route`, `http_response_status_code`. */
-  readonly requestDuration: Histogram<
-    'http_request_method' | 'http_route' | 'http_response_status_code'
-  >;
+  readonly requestDuration: DurationHistogram;
   /** `http_server_active_requests`: requests being served right now. */
   readonly activeRequests: Gauge;
   /** The exposition text of every metric in the registry. */
@@ -126,10 +125,8 @@ export interface Metrics {
   close(): void;
 }
 
-type DurationLabels = Record<
-  'http_request_method' | 'http_route' | 'http_response_status_code',
-  string
->;
+/** Per active-requests gauge, the counters of every Metrics object sharing it. */
+const activeCounters = new WeakMap<Gauge, Set<{ count: number }>>();
 
 function getOrCreate<M extends Metric>(registry: AnyRegistry, name: string, create: () => M): M {
   const existing = registry.getSingleMetric(name);
@@ -157,26 +154,49 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const registered: string[] = [];
 
   const durationName = `${prefix}http_server_request_duration_seconds`;
-  const requestDuration = getOrCreate(registry, durationName, () => {
+  const existing = registry.getSingleMetric(durationName) as unknown;
+  if (existing !== undefined && !(existing instanceof DurationHistogram)) {
+    throw new ConfigError(
+      `createMetrics: the registry already has a metric named ${durationName} that Trellis did not create`,
+      {
+        component: 'createMetrics',
+        issues: [{ path: 'registry', message: `${durationName} is already registered` }],
+      },
+    );
+  }
+  let requestDuration = existing as DurationHistogram | undefined;
+  if (requestDuration === undefined) {
+    requestDuration = new DurationHistogram(
+      durationName,
+      'Duration of HTTP server requests, by method, route template and status code.',
+      opts.buckets ?? HTTP_DURATION_BUCKETS,
+    );
+    registry.registerMetric(requestDuration.asMetric());
     registered.push(durationName);
-    return new Histogram({
-      name: durationName,
-      help: 'Duration of HTTP server requests, by method, route template and status code.',
-      labelNames: ['http_request_method', 'http_route', 'http_response_status_code'] as const,
-      buckets: opts.buckets ?? [...HTTP_DURATION_BUCKETS],
-      registers: [registry],
-    });
-  }) as Histogram<'http_request_method' | 'http_route' | 'http_response_status_code'>;
+  }
+  const duration = requestDuration;
 
+  // Counted in a plain number and copied into the gauge at scrape time: a prom-client
+  // `inc()` hashes its labels on every call, and this is on every request's path.
+  const active = { count: 0 };
   const activeName = `${prefix}http_server_active_requests`;
   const activeRequests = getOrCreate(registry, activeName, () => {
     registered.push(activeName);
-    return new Gauge({
+    const counters = new Set<{ count: number }>();
+    const gauge = new Gauge({
       name: activeName,
       help: 'Number of HTTP server requests being served.',
       registers: [registry],
+      collect() {
+        let n = 0;
+        for (const c of counters) n += c.count;
+        this.set(n);
+      },
     });
+    activeCounters.set(gauge, counters);
+    return gauge;
   }) as Gauge;
+  activeCounters.get(activeRequests)?.add(active);
 
   if (opts.defaultMetrics !== false) {
     // collectDefaultMetrics throws when called twice on a registry: detect an earlier call.
@@ -193,32 +213,6 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     }
   }
 
-  // Label objects are cached per (route, method, status) so recording allocates nothing after
-  // the first request of each kind. Route and status cardinality is bounded by the app.
-  const labelCache = new Map<string, Map<string, Map<number, DurationLabels>>>();
-  const labelsFor = (method: string, route: string, status: number): DurationLabels => {
-    let byMethod = labelCache.get(route);
-    if (byMethod === undefined) {
-      byMethod = new Map();
-      labelCache.set(route, byMethod);
-    }
-    let byStatus = byMethod.get(method);
-    if (byStatus === undefined) {
-      byStatus = new Map();
-      byMethod.set(method, byStatus);
-    }
-    let labels = byStatus.get(status);
-    if (labels === undefined) {
-      labels = {
-        http_request_method: method,
-        http_route: route,
-        http_response_status_code: String(status),
-      };
-      byStatus.set(status, labels);
-    }
-    return labels;
-  };
-
   let closed = false;
   const observeServerRequest = (
     method: string,
@@ -227,31 +221,28 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     durationSeconds: number,
   ): void => {
     if (closed) return;
-    requestDuration.observe(
-      labelsFor(normalizeMethod(method), route ?? UNMATCHED_ROUTE, status),
-      durationSeconds,
-    );
+    duration.observe(normalizeMethod(method), route ?? UNMATCHED_ROUTE, status, durationSeconds);
   };
 
   return {
     registry,
     contentType: registry.contentType,
-    requestDuration,
+    requestDuration: duration,
     activeRequests,
     text: () => registry.metrics(),
     observeServerRequest,
     recordServerRequest: (r) =>
       observeServerRequest(r.method, r.route, r.status, r.durationSeconds),
     requestStarted: () => {
-      if (!closed) activeRequests.inc();
+      active.count++;
     },
     requestEnded: () => {
-      if (!closed) activeRequests.dec();
+      active.count--;
     },
     close: () => {
       if (closed) return;
       closed = true;
-      labelCache.clear();
+      activeCounters.get(activeRequests)?.delete(active);
       if (owned) registry.clear();
       else for (const name of registered) registry.removeSingleMetric(name);
     },

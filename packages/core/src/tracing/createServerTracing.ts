@@ -3,6 +3,7 @@ import {
   type Context,
   context,
   isSpanContextValid,
+  ProxyTracerProvider,
   propagation,
   ROOT_CONTEXT,
   type Span,
@@ -63,8 +64,12 @@ export interface StartedServerSpan {
 
 /** Creates SERVER spans per the OpenTelemetry HTTP semantic conventions. */
 export interface ServerTracing {
-  /** Starts the span for a request; `method` is the normalised method (`GET`, `_OTHER`). */
-  start(req: ServerSpanRequest, method: string): StartedServerSpan;
+  /**
+   * Starts the span for a request; `method` is the normalised method (`GET`, `_OTHER`).
+   * Returns undefined, doing no work at all, while no OpenTelemetry SDK is registered (and no
+   * `tracerProvider` was given).
+   */
+  start(req: ServerSpanRequest, method: string): StartedServerSpan | undefined;
   /**
    * Names the span `{method} {route}` (just `{method}` when no route matched), records the
    * status and ends it. 5xx responses and errors set the span status to Error.
@@ -77,6 +82,9 @@ export interface ServerTracing {
     error?: unknown,
   ): void;
 }
+
+// The provider a ProxyTracerProvider delegates to while no SDK is registered.
+const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
 
 function pathOf(url: string | undefined): string {
   if (url === undefined) return '/';
@@ -103,9 +111,15 @@ export function createServerTracing(options: ServerTracingOptions = {}): ServerT
   const provider = opts.tracerProvider;
   // The global tracer is a proxy that picks up an SDK registered later.
   const tracer: Tracer = provider ? provider.getTracer(TRACER_NAME) : trace.getTracer(TRACER_NAME);
+  const global = provider === undefined ? trace.getTracerProvider() : undefined;
+  const globalProxy = global instanceof ProxyTracerProvider ? global : undefined;
 
   return {
     start(req, method) {
+      // No SDK registered: skip the no-op span, the propagation and the context switch.
+      if (globalProxy !== undefined && globalProxy.getDelegate() === NOOP_PROVIDER) {
+        return undefined;
+      }
       const headers = req.headers;
       const parent =
         headers.traceparent === undefined
@@ -174,6 +188,6 @@ export function createServerTracing(options: ServerTracingOptions = {}): ServerT
 }
 
 /** Runs `fn` inside the span's context (nothing to switch to when the span is a no-op). */
-export function withServerSpan<R>(started: StartedServerSpan, fn: () => R): R {
-  return started.valid ? context.with(started.context, fn) : fn();
+export function withServerSpan<R>(started: StartedServerSpan | undefined, fn: () => R): R {
+  return started?.valid ? context.with(started.context, fn) : fn();
 }
