@@ -122,6 +122,19 @@ describe('createClient tracing (OpenTelemetry SDK with an in-memory exporter)', 
     expect(parents).toEqual(spans.map((s) => s.spanContext().spanId));
   });
 
+  it('sends spans to the tracerProvider option instead of the global one', async () => {
+    const own = new InMemorySpanExporter();
+    const ownProvider = new BasicTracerProvider({
+      spanProcessors: [new SimpleSpanProcessor(own)],
+    });
+    const client = createClient({ baseUrl: server.url, endpoints, tracerProvider: ownProvider });
+    await client.getItem({ params: { id: 'a' } });
+    await client.close();
+    expect(own.getFinishedSpans().map((s) => s.name)).toEqual(['GET /items/{id}']);
+    expect(exporter.getFinishedSpans()).toHaveLength(0);
+    await ownProvider.shutdown();
+  });
+
   it('marks 4xx and connection failures as span errors with error.type', async () => {
     const client = createClient({ baseUrl: server.url, endpoints });
     await client.getItem({ params: { id: 'missing' } }).catch(() => undefined);
