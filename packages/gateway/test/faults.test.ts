@@ -145,7 +145,12 @@ describe('faults', () => {
     });
     const up = await upstream();
     up.server.removeAllListeners('request');
+    let started: () => void = () => {};
+    const atUpstream = new Promise<void>((r) => {
+      started = r;
+    });
     up.server.on('request', (req, res) => {
+      started();
       req.on('data', () => {});
       req.on('end', () => upstreamOutcome('complete'));
       req.on('close', () => {
@@ -160,7 +165,7 @@ describe('faults', () => {
     });
     req.on('error', () => {});
     req.write('x'.repeat(20_000));
-    await new Promise((r) => setTimeout(r, 50));
+    await atUpstream; // the upload is streaming to the upstream
     req.destroy();
     expect(await seen).toBe('aborted');
   });
@@ -222,14 +227,19 @@ describe('faults', () => {
     const held = new Promise<void>((r) => {
       release = r;
     });
+    let arrived: () => void = () => {};
+    const atUpstream = new Promise<void>((r) => {
+      arrived = r;
+    });
     const up = await upstream((_req, res) => {
+      arrived();
       void held.then(() => res.end('done'));
     });
     const g = await gw({
       routes: [{ path: '/', upstream: { urls: [up.url] }, bulkhead: { limit: 1 } }],
     });
     const first = fetch(`${g.url}/slow`);
-    await new Promise((r) => setTimeout(r, 50));
+    await atUpstream; // the only slot is taken
     const second = await fetch(`${g.url}/slow`);
     expect(second.status).toBe(503);
     expect(second.headers.get('retry-after')).toBe('1');

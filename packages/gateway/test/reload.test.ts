@@ -43,14 +43,19 @@ describe('reload', () => {
     const held = new Promise<void>((r) => {
       release = r;
     });
+    let arrived: () => void = () => {};
+    const atUpstream = new Promise<void>((r) => {
+      arrived = r;
+    });
     const slow = await upstream((_q, r) => {
+      arrived();
       void held.then(() => r.end('old'));
     });
     const fresh = await upstream((_q, r) => r.end('new'));
     const g = await startGateway({ routes: [{ path: '/', upstream: { urls: [slow.url] } }] });
     cleanup.push(() => g.gateway.close());
     const pending = fetch(`${g.url}/x`);
-    await new Promise((r) => setTimeout(r, 50));
+    await atUpstream; // the request is in flight on the old config
     g.gateway.reload({ routes: [{ path: '/', upstream: { urls: [fresh.url] } }] });
     expect(await (await fetch(`${g.url}/x`)).text()).toBe('new');
     release();
