@@ -142,7 +142,9 @@ describe('failure-rate ejection (A50 failure percentage)', () => {
     }
     expect(events).toHaveLength(0);
     await clock.advance(10_000);
-    b.pick(list)!.done({ ok: true, durationMs: 1 });
+    // The interval is checked on a failure, or on every 64th success.
+    for (let i = 0; i < 64; i++)
+      b.pick(list, { exclude: new Set(['h0:80']) })!.done({ ok: true, durationMs: 1 });
     expect(events).toMatchObject([{ reason: 'failure-rate', instance: { id: 'h0:80' } }]);
   });
 
@@ -155,7 +157,7 @@ describe('failure-rate ejection (A50 failure percentage)', () => {
       p.done({ ok: p.instance.id !== 'h0:80', durationMs: 1 });
     }
     await clock.advance(10_000);
-    b.pick(list)!.done({ ok: true, durationMs: 1 });
+    for (let i = 0; i < 64; i++) b.pick(list)!.done({ ok: true, durationMs: 1 });
     expect(b.isEjected('h0:80')).toBe(false);
   });
 });

@@ -203,6 +203,9 @@ export abstract class BalancerCore implements TrellisBalancer {
   readonly #ejections = new Emitter<EjectionEvent>();
   /** Requests in flight across all instances. */
   protected totalInflight = 0;
+  /** States with `ejected` set (some may have run out and not been un-ejected yet). */
+  #ejectedCount = 0;
+  #doneCount = 0;
 
   readonly onEject = this.#ejections.event;
 
@@ -214,7 +217,10 @@ export abstract class BalancerCore implements TrellisBalancer {
     this.#intervalStart = this.clock.now();
   }
 
-  /** Picks among the eligible states of `view`; `undefined` when none is eligible. */
+  /**
+   * Picks among the eligible states of `view`; `undefined` when none is eligible. `now` is the
+   * clock time for ejection checks, or 0 when no instance is ejected (the clock was not read).
+   */
   protected abstract choose(
     view: View,
     now: number,
@@ -223,12 +229,13 @@ export abstract class BalancerCore implements TrellisBalancer {
   ): InstanceState | undefined;
 
   /** Called by `done()` before the outlier bookkeeping (peakEwma records latency here). */
-  protected observe(_state: InstanceState, _outcome: PickOutcome, _now: number): void {}
+  protected observe(_state: InstanceState, _outcome: PickOutcome): void {}
 
   pick(instances: readonly Instance[], opts?: PickOptions): Pick | undefined {
     if (instances.length === 0) return undefined;
     const view = instances === this.#lastArray ? this.#lastView! : this.#viewFor(instances);
-    const now = this.clock.now();
+    // The clock is read only when an ejection may have to be checked (or by peakEwma itself).
+    const now = this.#ejectedCount > 0 ? this.clock.now() : 0;
     const exclude = opts?.exclude;
     const key = opts?.key;
     let state = this.choose(
@@ -256,6 +263,7 @@ export abstract class BalancerCore implements TrellisBalancer {
       if (now < state.ejectedUntil) return false;
       state.ejected = false;
       state.consecutiveFailures = 0;
+      this.#ejectedCount--;
     }
     return exclude === undefined || !exclude.has(state.id);
   }
@@ -279,14 +287,19 @@ export abstract class BalancerCore implements TrellisBalancer {
       state.inflight--;
       this.totalInflight--;
     }
-    const now = this.clock.now();
-    this.observe(state, outcome, now);
+    this.observe(state, outcome);
     const o = this.#outlier;
     if (o === undefined) return;
+    let now: number;
     if (outcome.ok) {
       state.consecutiveFailures = 0;
       state.intervalOk++;
+      // Successes check the interval clock every 64th time only (a clock read is the costliest
+      // part of done()); failures always do.
+      if ((++this.#doneCount & 63) !== 0) return;
+      now = this.clock.now();
     } else {
+      now = this.clock.now();
       state.consecutiveFailures++;
       state.intervalFail++;
       if (
@@ -317,6 +330,7 @@ export abstract class BalancerCore implements TrellisBalancer {
       Math.max(o.maxEjectionMs, o.baseEjectionMs),
     );
     state.ejected = true;
+    this.#ejectedCount++;
     state.ejectedUntil = now + durationMs;
     state.consecutiveFailures = 0;
     this.#ejections.emit({
@@ -405,7 +419,10 @@ export abstract class BalancerCore implements TrellisBalancer {
       }
       if (s.goneSince === -1) s.goneSince = now;
       // Drained, not cut: state with requests in flight stays until they finish.
-      if (s.inflight === 0 && now - s.goneSince >= this.#retainMs) this.#states.delete(id);
+      if (s.inflight === 0 && now - s.goneSince >= this.#retainMs) {
+        if (s.ejected) this.#ejectedCount--;
+        this.#states.delete(id);
+      }
     }
   }
 

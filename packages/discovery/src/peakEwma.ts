@@ -52,17 +52,19 @@ class PeakEwma extends BalancerCore {
 
   protected choose(
     view: View,
-    now: number,
+    ejectNow: number,
     exclude: ReadonlySet<string> | undefined,
   ): InstanceState | undefined {
-    const a = this.randomEligible(view, now, exclude, undefined);
+    const a = this.randomEligible(view, ejectNow, exclude, undefined);
     if (a === undefined) return undefined;
-    const b = this.randomEligible(view, now, exclude, a);
+    const b = this.randomEligible(view, ejectNow, exclude, a);
     if (b === undefined) return a;
+    const now = this.clock.now();
     return this.#cost(b, now) < this.#cost(a, now) ? b : a;
   }
 
-  protected override observe(s: InstanceState, outcome: PickOutcome, now: number): void {
+  protected override observe(s: InstanceState, outcome: PickOutcome): void {
+    const now = this.clock.now();
     let rtt = outcome.durationMs;
     if (!(rtt >= 0)) rtt = 0;
     if (!outcome.ok && rtt < this.#penalty) rtt = this.#penalty;
