@@ -86,7 +86,8 @@ export function stripIdentityMiddleware(header: string): GatewayMiddleware {
   };
 }
 
-function jsonHeader(value: unknown): string {
+/** JSON with every non-ASCII character escaped (`\\uXXXX`): always a legal header value. */
+export function jsonHeader(value: unknown): string {
   return JSON.stringify(value).replace(
     /[\u007f-\uffff]/g,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
@@ -249,6 +250,10 @@ export function authMiddleware(auth: RouteAuthConfig, deps: AuthStageDeps): Gate
 }
 
 /** A subject as a header value: non-ASCII and control characters percent-encoded. */
-function jsonSafe(subject: string): string {
-  return /^[\x20-\x7e]*$/.test(subject) ? subject : encodeURIComponent(subject);
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+export function jsonSafe(subject: string): string {
+  return /^[\x20-\x7e]*$/.test(subject)
+    ? subject
+    : encodeURIComponent(subject.replace(LONE_SURROGATE, '\ufffd'));
 }
