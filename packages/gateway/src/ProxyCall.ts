@@ -102,7 +102,10 @@ export class ProxyCall implements Dispatcher.DispatchHandler {
     const ex = this.ex;
     const res = ex.res;
     this.#listener.started(this, statusCode);
-    if (res.destroyed) return false;
+    if (res.destroyed) {
+      this.#abort?.(new Error('client connection closed'));
+      return false;
+    }
     // Response headers: strip hop-by-hop and Connection-named ones after the hooks ran.
     let named: Set<string> | undefined;
     const flat: string[] = [];
@@ -158,7 +161,10 @@ export class ProxyCall implements Dispatcher.DispatchHandler {
 
   onData(chunk: Buffer): boolean {
     const res = this.ex.res;
-    if (res.destroyed) return false;
+    if (res.destroyed) {
+      this.#abort?.(new Error('client connection closed'));
+      return false;
+    }
     if (res.write(chunk)) return true;
     res.once('drain', this.#onDrain);
     return false;

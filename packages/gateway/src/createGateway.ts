@@ -571,6 +571,7 @@ class Forward implements AttemptListener {
     const res = this.#ex.res;
     if (res.writableFinished) return;
     this.#ex.clientGone = true;
+    this.#queued?.abort(); // waiting in the bulkhead queue: leave it
     this.#call?.abort(new AbortedError('client closed the connection'));
     if (!this.#proxying) this.#finish(CLIENT_CLOSED);
   };
@@ -620,7 +621,8 @@ class Forward implements AttemptListener {
       ).catch((err: unknown) => {
         this.#queued = undefined;
         if (this.#release !== undefined) return;
-        if (err instanceof TrellisError) {
+        if (this.#ex.clientGone) this.#finish(CLIENT_CLOSED);
+        else if (err instanceof TrellisError) {
           this.#reply(
             err,
             err instanceof BulkheadRejectedError ? { 'retry-after': '1' } : undefined,
@@ -695,6 +697,10 @@ class Forward implements AttemptListener {
   }
 
   #next(): void {
+    if (this.#ex.clientGone) {
+      this.#finish(CLIENT_CLOSED);
+      return;
+    }
     const route = this.#route;
     const upstream = route.upstream;
     const ex = this.#ex;

@@ -250,6 +250,38 @@ describe('faults', () => {
   });
 });
 
+describe('bulkhead queue', () => {
+  it('a queued request whose client leaves never reaches the upstream', async () => {
+    let release: () => void = () => {};
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    let arrived: () => void = () => {};
+    const atUpstream = new Promise<void>((r) => {
+      arrived = r;
+    });
+    const up = await upstream((req, res) => {
+      arrived();
+      if (req.url === '/hold') void held.then(() => res.end('held'));
+      else res.end('ok');
+    });
+    const g = await gw({
+      routes: [{ path: '/', upstream: { urls: [up.url] }, bulkhead: { limit: 1, queue: 5 } }],
+    });
+    const first = fetch(`${g.url}/hold`);
+    await atUpstream;
+    const ac = new AbortController();
+    const queued = fetch(`${g.url}/queued`, { signal: ac.signal }).catch(() => 'aborted');
+    await new Promise((r) => setTimeout(r, 30));
+    ac.abort();
+    expect(await queued).toBe('aborted');
+    release();
+    expect(await (await first).text()).toBe('held');
+    expect(await (await fetch(`${g.url}/after`)).text()).toBe('ok');
+    expect(up.seen.map((s) => s.url)).toEqual(['/hold', '/after']);
+  });
+});
+
 async function startUpstreamOn(port: number, body: string) {
   const { createServer } = await import('node:http');
   let hits = 0;
