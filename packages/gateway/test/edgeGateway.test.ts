@@ -144,4 +144,30 @@ describe('edge stages through createGateway', () => {
     expect(typeof line?.requestId).toBe('string');
     expect(lines.find((l) => l.status === 401)).toMatchObject({ route: 'orders' });
   });
+
+  it('reload swaps key stores; a reload naming an unknown provider is rejected and the old config kept', async () => {
+    const config = (keyName: string, key: string, jwt?: string) => ({
+      auth: { apiKeys: { keys: { [keyName]: { sha256: hashApiKey(key) } } } },
+      routes: [
+        {
+          name: 'orders',
+          path: '/orders',
+          upstream: { urls: [upstream.url] },
+          auth: jwt ? { jwt } : { apiKey: true },
+        },
+      ],
+    });
+    gateway.reload(config('new', 'new-key'));
+    const status = async (key: string) => {
+      const res = await fetch(`${base}/orders/1`, { headers: { 'x-api-key': key } });
+      await res.text();
+      return res.status;
+    };
+    expect(await status('ci-key')).toBe(401);
+    expect(await status('new-key')).toBe(200);
+    expect(() => gateway.reload(config('other', 'other-key', 'nope'))).toThrow(
+      /routes\.orders\.auth\.jwt: unknown JWT provider "nope"/,
+    );
+    expect(await status('new-key')).toBe(200);
+  });
 });

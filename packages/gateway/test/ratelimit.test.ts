@@ -171,4 +171,31 @@ describe.skipIf(!hasEngine('redis'))('rate limit, Redis store', () => {
       probe.disconnect();
     }
   });
+
+  it('opens no Redis connection until a request needs it (a failed or checked build leaks nothing)', async () => {
+    const { Redis } = await import('ioredis');
+    const { createEdge, edgeGlobalSchema, edgeRouteSchema } = await import('../src/edge/index.js');
+    const { silentLogger, systemClock } = await import('@trellis/core');
+    const probe = new Redis(redis.url);
+    try {
+      const edge = createEdge(edgeGlobalSchema.parse({ redis: { url: redis.url } }), {
+        clock: systemClock,
+        logger: silentLogger,
+      });
+      edge.forRoute({
+        id: 'a',
+        ...edgeRouteSchema.parse({ rateLimit: { limit: 1, windowMs: 1000 } }),
+      });
+      expect(() =>
+        edge.forRoute({ id: 'b', ...edgeRouteSchema.parse({ auth: { jwt: 'missing' } }) }),
+      ).toThrow(/routes\.b\.auth\.jwt/);
+      const clients = String(await probe.call('CLIENT', 'LIST'))
+        .trim()
+        .split('\n').length;
+      expect(clients).toBe(1); // only the probe
+      await edge.close();
+    } finally {
+      probe.disconnect();
+    }
+  });
 });

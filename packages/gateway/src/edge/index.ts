@@ -8,7 +8,7 @@
  *   -> [proxy core: bulkhead, proxy]
  * The access log wraps the whole chain (`outer`).
  */
-import { ConfigError, type Logger } from '@trellis/core';
+import { ConfigError, type Logger, ShutdownError } from '@trellis/core';
 import { z } from 'zod';
 import type { GatewayDeps, GatewayMiddleware } from '../GatewayMiddleware.js';
 import { accessLogMiddleware, accessLogSchema } from './accessLog.js';
@@ -177,8 +177,7 @@ export function createEdge(config: EdgeGlobalConfig, deps: EdgeDeps): Edge {
       if (route.rateLimit) {
         const rl = route.rateLimit;
         const store = rl.store ?? (config.redis || deps.redis ? 'redis' : 'memory');
-        const redis = store === 'redis' ? redisClient() : undefined;
-        if (store === 'redis' && redis === undefined) {
+        if (store === 'redis' && !config.redis && !deps.redis) {
           throw configError(
             `${path}.rateLimit.store`,
             "store 'redis' needs the top-level redis.url",
@@ -190,18 +189,25 @@ export function createEdge(config: EdgeGlobalConfig, deps: EdgeDeps): Edge {
             'must be whole seconds (a multiple of 1000) with the Redis store',
           );
         }
-        const limiter = createRateLimiter({
-          limit: rl.limit,
-          windowMs: rl.windowMs,
-          onStoreError: rl.onStoreError,
-          keyPrefix: `${config.redis?.keyPrefix ?? 'trellis:rl:'}${route.id}`,
-          redis,
-          logger,
-        });
-        // A failure surfaces on the first request (the stage awaits it); never unhandled.
-        limiter.catch(() => {});
-        limiters.push(limiter);
-        chain.push(rateLimitMiddleware(rl, limiter));
+        // Created on the first request, so a config that fails to build (or is only checked)
+        // opens no Redis connection.
+        let limiter: Promise<KeyedRateLimiter> | undefined;
+        const getLimiter = (): Promise<KeyedRateLimiter> => {
+          if (closed) return Promise.reject(new ShutdownError('gateway: edge stages closed'));
+          if (limiter === undefined) {
+            limiter = createRateLimiter({
+              limit: rl.limit,
+              windowMs: rl.windowMs,
+              onStoreError: rl.onStoreError,
+              keyPrefix: `${config.redis?.keyPrefix ?? 'trellis:rl:'}${route.id}`,
+              redis: store === 'redis' ? redisClient() : undefined,
+              logger,
+            });
+            limiters.push(limiter);
+          }
+          return limiter;
+        };
+        chain.push(rateLimitMiddleware(rl, getLimiter));
       }
       if (route.headers) chain.push(headerTransformsMiddleware(route.headers));
       return chain;

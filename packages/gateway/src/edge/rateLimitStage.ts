@@ -70,15 +70,18 @@ function keyFn(config: RouteRateLimitConfig): (ctx: GatewayRequestContext) => st
   };
 }
 
-/** Builds the stage for one route around a limiter (the limiter is owned by the caller). */
+/**
+ * Builds the stage for one route around a limiter (owned by the caller; `getLimiter` is called
+ * on the first request and must return the same limiter every time).
+ */
 export function rateLimitMiddleware(
   config: RouteRateLimitConfig,
-  limiter: KeyedRateLimiter | Promise<KeyedRateLimiter>,
+  getLimiter: () => Promise<KeyedRateLimiter>,
 ): GatewayMiddleware {
   const keyOf = keyFn(config);
   let ready: KeyedRateLimiter | undefined;
   return async (ctx, next) => {
-    ready ??= await limiter;
+    ready ??= await getLimiter();
     const d = await ready.consume(keyOf(ctx));
     const reset = String(Math.max(0, Math.ceil(d.resetMs / 1000)));
     const rh = ctx.responseHeaders;
