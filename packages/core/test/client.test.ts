@@ -395,13 +395,20 @@ describe('createClient with a policy', () => {
   it('turns the call deadline into TimeoutError even while the policy is waiting', async () => {
     const clock = createTestClock();
     const server = await startServer(route);
-    // A policy that waits (like a backoff) between attempts, honouring its signal.
+    // A policy that waits (like a backoff) after a failed attempt, honouring its signal.
+    let firstError: unknown;
+    let waitingStarted: () => void = () => {};
+    const waitingNow = new Promise<void>((resolve) => {
+      waitingStarted = resolve;
+    });
     const waiting: Policy = {
       async execute(fn, opts) {
         const signal = opts?.signal as AbortSignal;
         try {
           return await fn({ signal, attempt: 1 });
-        } catch {
+        } catch (err) {
+          firstError = err;
+          waitingStarted();
           await new Promise((_resolve, reject) => {
             signal.addEventListener('abort', () => reject(new Error('policy gave up')));
           });
@@ -418,8 +425,8 @@ describe('createClient with a policy', () => {
     });
     try {
       const call = client.status({ params: { code: 503 } }).catch((e: unknown) => e);
-      await clock.advance(0);
-      await new Promise((r) => setTimeout(r, 20));
+      await waitingNow;
+      expect(firstError).toBeInstanceOf(HttpError);
       await clock.advance(500);
       const err = await call;
       expect(err).toBeInstanceOf(TimeoutError);
