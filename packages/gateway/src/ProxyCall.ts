@@ -109,25 +109,35 @@ export class ProxyCall implements Dispatcher.DispatchHandler {
     // Response headers: strip hop-by-hop and Connection-named ones after the hooks ran.
     let named: Set<string> | undefined;
     const flat: string[] = [];
-    for (let i = 0; i < rawHeaders.length; i += 2) {
-      const name = (rawHeaders[i] as Buffer).toString('latin1');
-      const value = (rawHeaders[i + 1] as Buffer).toString('latin1');
-      const lower = name.toLowerCase();
-      if (lower === 'connection') named = connectionTokens(value);
-      flat.push(lower, value);
-    }
     const hooks = ex.upstreamResponseHooks;
-    const extra = ex.responseHeaders;
     let out: string[];
     if (hooks === undefined && !ex.hasResponseHeaders) {
-      out = [];
-      for (let i = 0; i < flat.length; i += 2) {
-        const name = flat[i] as string;
-        if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
-        out.push(name, flat[i + 1] as string);
+      // Fast path: one pass, hop-by-hop dropped on the way; Connection-named ones after.
+      for (let i = 0; i < rawHeaders.length; i += 2) {
+        const lower = (rawHeaders[i] as Buffer).toString('latin1').toLowerCase();
+        const value = (rawHeaders[i + 1] as Buffer).toString('latin1');
+        if (HOP_BY_HOP.has(lower)) {
+          if (lower === 'connection') named = connectionTokens(value);
+          continue;
+        }
+        flat.push(lower, value);
+      }
+      if (named === undefined) out = flat;
+      else {
+        out = [];
+        for (let i = 0; i < flat.length; i += 2) {
+          if (!named.has(flat[i] as string)) out.push(flat[i] as string, flat[i + 1] as string);
+        }
       }
       out.push(ex.gateway.requestIdHeader, ex.requestId);
     } else {
+      for (let i = 0; i < rawHeaders.length; i += 2) {
+        const lower = (rawHeaders[i] as Buffer).toString('latin1').toLowerCase();
+        const value = (rawHeaders[i + 1] as Buffer).toString('latin1');
+        if (lower === 'connection') named = connectionTokens(value);
+        flat.push(lower, value);
+      }
+      const extra = ex.responseHeaders;
       const record: Record<string, string | string[]> = {};
       for (let i = 0; i < flat.length; i += 2) {
         const name = flat[i] as string;
