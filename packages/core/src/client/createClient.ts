@@ -94,7 +94,15 @@ export type ClientOptions<E extends EndpointMap> =
   | BaseUrlClientOptions<E>
   | ServiceClientOptions<E>;
 
-/** A typed client: one method per endpoint, plus `close()`. */
+/**
+ * A typed client: one method per endpoint, plus `close()`.
+ *
+ * @example
+ * ```ts
+ * const api = defineEndpoints({ getItem: { method: 'GET', path: '/items/:id', response: Item } });
+ * let items: Client<typeof api>;
+ * ```
+ */
 export type Client<E extends EndpointMap> = { readonly [K in keyof E]: EndpointMethod<E[K]> } & {
   /** Stops new calls, lets in-flight ones finish, closes every pool and the discovery watch. */
   close(): Promise<void>;
