@@ -134,3 +134,48 @@ describe('graceful shutdown of a real server', () => {
     expect(cleaned).toEqual(['db']);
   });
 });
+
+describe('signals and leaks', () => {
+  it('SIGTERM runs the sequence and exits 0 (a real child process)', async () => {
+    const { spawn } = await import('node:child_process');
+    const { join } = await import('node:path');
+    const root = join(import.meta.dirname, '..', '..', '..');
+    const script = `
+      import { createServer } from 'node:http';
+      import { createHealth } from '@trellis/core';
+      const health = createHealth({ drainDelayMs: 20 });
+      health.addCleanup(() => console.log('cleanup'));
+      const server = createServer((req, res) => res.end('ok'));
+      health.attach(server);
+      server.listen(0, '127.0.0.1', () => console.log('listening'));
+    `;
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script],
+      {
+        cwd: root,
+        env: { ...process.env, TSX_TSCONFIG_PATH: join(root, 'packages/core/tsconfig.json') },
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('listening') && !child.killed) child.kill('SIGTERM');
+    });
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(out).toBe('listening\ncleanup\n');
+    expect(code).toBe(0);
+  });
+
+  it('close() leaves no listeners on the server or the process', async () => {
+    const sigterm = process.listenerCount('SIGTERM');
+    const h = createHealth();
+    const s = createServer();
+    const before = s.listenerCount('request');
+    h.attach(s);
+    expect(s.listenerCount('request')).toBe(before + 1);
+    h.close();
+    expect(s.listenerCount('request')).toBe(before);
+    expect(process.listenerCount('SIGTERM')).toBe(sigterm);
+  });
+});
