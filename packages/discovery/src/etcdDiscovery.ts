@@ -176,8 +176,11 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
       return true;
     }
     let changed = false;
-    for (const ev of result.events ?? []) {
+    const events = result.events ?? [];
+    let lastEventRev = 0;
+    for (const ev of events) {
       const rev = Number(ev.kv.mod_revision ?? 0);
+      if (rev > lastEventRev) lastEventRev = rev;
       if (rev !== 0 && rev <= w.revision) continue; // already applied (never twice)
       const key = unb64(ev.kv.key);
       if (ev.type === 'DELETE') {
@@ -192,8 +195,10 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
         }
       }
     }
-    const headerRev = Number(result.header?.revision ?? 0);
-    if (headerRev > w.revision) w.revision = headerRev;
+    // With events, resume after the last one (the header may be ahead while a catch-up is still
+    // being delivered); without (a progress notification), the header revision is complete.
+    const seen = events.length > 0 ? lastEventRev : Number(result.header?.revision ?? 0);
+    if (seen > w.revision) w.revision = seen;
     if (changed) table.update(service, toList(w));
     return true;
   };
