@@ -127,6 +127,18 @@ describe('timeout', () => {
     expect(clock.pendingTimers).toBe(0);
   });
 
+  it('keeps the process alive only while a call is pending (real timers)', async () => {
+    const active = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const base = active();
+    const policy = timeout(50);
+    await policy.execute(async () => 'quick');
+    expect(active()).toBe(base); // the shared timer is still armed, but unref'd
+    const hung = policy.execute(() => new Promise(() => {}));
+    expect(active()).toBe(base + 1);
+    await expect(hung).rejects.toBeInstanceOf(TimeoutError);
+    expect(active()).toBe(base);
+  });
+
   it('rejects bad options naming the field', () => {
     expect(() => timeout(0)).toThrow(ConfigError);
     expect(() => timeout(-5)).toThrow(/ms/);

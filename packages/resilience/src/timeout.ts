@@ -101,7 +101,9 @@ class TimeoutContext<T> extends BaseContext {
  *
  * Timers: calls that use the policy's own `ms` share one clock timer, armed for the oldest call
  * (deadlines of equal-length calls expire in start order), so the success path costs no
- * `setTimeout`/`clearTimeout` pair. Clamped calls get a timer of their own.
+ * `setTimeout`/`clearTimeout` pair. Clamped calls get a timer of their own. A timer keeps the
+ * process alive only while a call is pending (so a script awaiting a hung call still gets its
+ * `TimeoutError`); once none is, the shared timer is unref'd and fires once, finding nothing.
  *
  * @example
  * ```ts
@@ -117,6 +119,8 @@ export class TimeoutPolicy implements Policy {
   #queue: TimeoutContext<unknown>[] = [];
   #head = 0;
   #timer: ClockTimer | undefined;
+  /** Whether the shared timer keeps the process alive (only while a call is pending). */
+  #timerRef = false;
   #onTimeout: Emitter<TimeoutEvent> | undefined;
 
   constructor(options: number | TimeoutOptions) {
@@ -158,10 +162,10 @@ export class TimeoutPolicy implements Policy {
       ctx.reject = reject;
       if (clamped) {
         ctx.timer = clock.setTimeout(() => this.#expire(ctx), budget);
-        ctx.timer.unref?.();
       } else {
         this.#queue.push(ctx as TimeoutContext<unknown>);
         if (this.#timer === undefined) this.#arm(budget);
+        else if (!this.#timerRef) this.#setRef(true);
       }
       // When clamped, the ambient deadline already is this call's deadline: nothing to set.
       const result =
@@ -199,7 +203,17 @@ export class TimeoutPolicy implements Policy {
     if (this.#head === queue.length) {
       queue.length = 0;
       this.#head = 0;
+      // Nothing pending: the timer may still fire (and find nothing), but must not keep the
+      // process alive.
+      if (this.#timerRef) this.#setRef(false);
     }
+  }
+
+  #setRef(ref: boolean): void {
+    const timer = this.#timer as (ClockTimer & { ref?(): unknown }) | undefined;
+    if (ref) timer?.ref?.();
+    else timer?.unref?.();
+    this.#timerRef = ref;
   }
 
   #expire(ctx: TimeoutContext<never>): void {
@@ -217,9 +231,8 @@ export class TimeoutPolicy implements Policy {
   }
 
   #arm(ms: number): void {
-    const timer = this.#clock.setTimeout(() => this.#tick(), Math.max(1, Math.ceil(ms)));
-    timer.unref?.();
-    this.#timer = timer;
+    this.#timer = this.#clock.setTimeout(() => this.#tick(), Math.max(1, Math.ceil(ms)));
+    this.#timerRef = true;
   }
 
   #tick(): void {
