@@ -4,6 +4,12 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { consulDiscovery } from '../src/consulDiscovery.js';
 import { entry, FakeConsul } from './fakeConsul.js';
 
+/** `vi.waitFor` with room for a loaded machine (the default gives up after 1 s). */
+const patient = <T>(
+  check: () => T | Promise<T>,
+  opts: { timeout?: number; interval?: number } = {},
+) => vi.waitFor(check, { timeout: 10_000, interval: 20, ...opts });
+
 // These tests run against FakeConsul, an in-process HTTP server implementing Consul's documented
 // blocking-query semantics: no Consul server can run here. They cover the client's rules (index,
 // wait, reset, rate limit, backoff, passing filter, registration bodies), not Consul itself.
@@ -33,16 +39,16 @@ describe("consulDiscovery (against an in-process fake of Consul's HTTP API)", ()
     const d = consulDiscovery({ url: consul.url, clock, waitMs: 5_000 });
     const seen: string[][] = [];
     d.watch('users', (list) => seen.push(ids(list)));
-    await vi.waitFor(() => expect(seen).toEqual([['10.0.0.1:80']]));
+    await patient(() => expect(seen).toEqual([['10.0.0.1:80']]));
     const first = consul.health()[0]!;
     expect(first.query.get('index')).toBe('0');
     expect(first.query.get('passing')).toBe('1');
     expect(first.query.get('wait')).toBe('5s');
     // The second request blocks on the index the first answer carried.
-    await vi.waitFor(() => expect(consul.health()).toHaveLength(2));
+    await patient(() => expect(consul.health()).toHaveLength(2));
     expect(consul.health()[1]!.query.get('index')).toBe(String(consul.index));
     consul.set('users', [entry('a', '10.0.0.1', 80), entry('c', '10.0.0.3', 81)]);
-    await vi.waitFor(() => expect(seen.at(-1)).toEqual(['10.0.0.1:80', '10.0.0.3:81']));
+    await patient(() => expect(seen.at(-1)).toEqual(['10.0.0.1:80', '10.0.0.3:81']));
     const list = await d.resolve('users');
     expect(list[0]).toMatchObject({
       url: 'http://10.0.0.1:80',
@@ -81,15 +87,15 @@ describe("consulDiscovery (against an in-process fake of Consul's HTTP API)", ()
     consul.set('users', [entry('a', '10.0.0.1', 80)]);
     const d = consulDiscovery({ url: consul.url, clock, waitMs: 5_000 });
     await d.resolve('users');
-    await vi.waitFor(() => expect(consul.health()).toHaveLength(2));
+    await patient(() => expect(consul.health()).toHaveLength(2));
     // Answer the blocked query with an index lower than the one asked for (e.g. a snapshot
     // restore), and the following read with index 0 (a Consul bug that has happened).
     consul.overrideIndexes = [1, 0];
     consul.bump();
     await settle(clock, 1_000); // the token bucket's burst of 2 is spent: wait for a token
-    await vi.waitFor(() => expect(consul.health().length).toBeGreaterThanOrEqual(3));
+    await patient(() => expect(consul.health().length).toBeGreaterThanOrEqual(3));
     await settle(clock, 1_000);
-    await vi.waitFor(() => expect(consul.health().length).toBeGreaterThanOrEqual(4));
+    await patient(() => expect(consul.health().length).toBeGreaterThanOrEqual(4));
     const indexes = consul.health().map((r) => r.query.get('index'));
     expect(indexes[2]).toBe('0'); // went backwards: reset to 0
     expect(indexes[3]).toBe('1'); // answered 0: block on 1, never on 0
@@ -125,11 +131,11 @@ describe("consulDiscovery (against an in-process fake of Consul's HTTP API)", ()
     const stale: number[] = [];
     d.onStale((e) => stale.push(e.instances));
     await d.resolve('users');
-    await vi.waitFor(() => expect(consul.health()).toHaveLength(2));
+    await patient(() => expect(consul.health()).toHaveLength(2));
     consul.failures = 1_000;
     consul.bump(); // wakes the blocked query; every later one fails
     await settle(clock, 1_000);
-    await vi.waitFor(() => expect(d.status('users').stale).toBe(true));
+    await patient(() => expect(d.status('users').stale).toBe(true));
     expect(await d.resolve('users')).toHaveLength(1);
     expect(stale[0]).toBe(1);
     const before = consul.health().length;
@@ -141,7 +147,7 @@ describe("consulDiscovery (against an in-process fake of Consul's HTTP API)", ()
     expect(tries).toBeGreaterThanOrEqual(3);
     expect(tries).toBeLessThanOrEqual(12);
     consul.failures = 0;
-    for (let i = 0; i < 10 && d.status('users').stale; i++) await settle(clock, 1_000);
+    for (let i = 0; i < 100 && d.status('users').stale; i++) await settle(clock, 1_000);
     expect(d.status('users').stale).toBe(false);
     await d.close();
   });
@@ -158,14 +164,14 @@ describe("consulDiscovery (against an in-process fake of Consul's HTTP API)", ()
     });
     await d.resolve('users');
     await consul.stop();
-    await vi.waitFor(() => expect(d.status('users').stale).toBe(true));
+    await patient(() => expect(d.status('users').stale).toBe(true));
     for (let i = 0; i < 5; i++) await settle(clock, 1_000);
     expect(d.status('users').staleForMs).toBeGreaterThanOrEqual(5_000);
     expect(ids(await d.resolve('users'))).toEqual(['10.0.0.1:80']);
     await consul.start(port);
     consul.set('users', [entry('b', '10.0.0.2', 80)]);
-    for (let i = 0; i < 10 && d.status('users').stale; i++) await settle(clock, 1_000);
-    await vi.waitFor(async () => expect(ids(await d.resolve('users'))).toEqual(['10.0.0.2:80']));
+    for (let i = 0; i < 100 && d.status('users').stale; i++) await settle(clock, 1_000);
+    await patient(async () => expect(ids(await d.resolve('users'))).toEqual(['10.0.0.2:80']));
     await d.close();
   });
 
@@ -195,9 +201,9 @@ describe("consulDiscovery (against an in-process fake of Consul's HTTP API)", ()
       consul.requests.filter((r) => r.path.startsWith('/v1/agent/check/pass/')).length;
     expect(passes()).toBe(1);
     await settle(clock, 5_000);
-    await vi.waitFor(() => expect(passes()).toBe(2));
+    await patient(() => expect(passes()).toBe(2));
     await settle(clock, 5_000);
-    await vi.waitFor(() => expect(passes()).toBe(3));
+    await patient(() => expect(passes()).toBe(3));
     await d.close();
     expect(consul.requests.at(-1)).toMatchObject({
       method: 'PUT',

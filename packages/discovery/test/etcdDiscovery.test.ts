@@ -7,6 +7,12 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type EtcdHandle, hasEngine, startEtcd } from '../../../testing/engines.js';
 import { etcdDiscovery } from '../src/etcdDiscovery.js';
 
+/** `vi.waitFor` with room for a loaded machine (the default gives up after 1 s). */
+const patient = <T>(
+  check: () => T | Promise<T>,
+  opts: { timeout?: number; interval?: number } = {},
+) => vi.waitFor(check, { timeout: 10_000, interval: 20, ...opts });
+
 const root = join(import.meta.dirname, '../../..');
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
@@ -54,17 +60,17 @@ describe.skipIf(!hasEngine('etcd'))('etcdDiscovery against etcd', () => {
     const b = etcdDiscovery({ endpoints: [etcd.endpoint] });
     const seen: string[][] = [];
     b.watch('users', (list) => seen.push(ids(list)));
-    await vi.waitFor(() => expect(seen).toEqual([[]]));
+    await patient(() => expect(seen).toEqual([[]]));
     const reg = await a.register(
       { id: '10.0.0.1:80', url: 'http://10.0.0.1:80', metadata: { zone: 'a' } },
       { service: 'users', ttlSeconds: 5 },
     );
-    await vi.waitFor(() => expect(seen.at(-1)).toEqual(['10.0.0.1:80']));
+    await patient(() => expect(seen.at(-1)).toEqual(['10.0.0.1:80']));
     expect(await b.resolve('users')).toEqual([
       { id: '10.0.0.1:80', url: 'http://10.0.0.1:80', metadata: { zone: 'a' } },
     ]);
     await reg.deregister();
-    await vi.waitFor(() => expect(seen.at(-1)).toEqual([]));
+    await patient(() => expect(seen.at(-1)).toEqual([]));
     expect(seen).toEqual([[], ['10.0.0.1:80'], []]);
     await a.close();
     await b.close();
@@ -78,13 +84,13 @@ describe.skipIf(!hasEngine('etcd'))('etcdDiscovery against etcd', () => {
       { id: '10.0.0.9:80', url: 'http://10.0.0.9:80' },
       { service: 'closing', ttlSeconds: 30 },
     );
-    await vi.waitFor(async () =>
+    await patient(async () =>
       expect(ids(await watcher.resolve('closing'))).toEqual(['10.0.0.9:80']),
     );
     await a.resolve('closing');
     await a.close();
     expect(clock.pendingTimers).toBe(0);
-    await vi.waitFor(async () => expect(await watcher.resolve('closing')).toEqual([]));
+    await patient(async () => expect(await watcher.resolve('closing')).toEqual([]));
     await watcher.close();
   });
 
@@ -98,18 +104,18 @@ describe.skipIf(!hasEngine('etcd'))('etcdDiscovery against etcd', () => {
       { id: '10.0.3.1:80', url: 'http://10.0.3.1:80' },
       { service: 'lost', ttlSeconds: 3 },
     );
-    await vi.waitFor(() => expect(seen.at(-1)).toEqual(['10.0.3.1:80']));
+    await patient(() => expect(seen.at(-1)).toEqual(['10.0.3.1:80']));
     // Someone (an operator, or etcd after a long outage) revokes the lease: the key goes.
     const key = b64('/trellis/services/lost/10.0.3.1:80');
     const range = (await (
       await fetch(`${etcd.endpoint}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key }) })
     ).json()) as { kvs: { lease: string }[] };
     await etcdCall(etcd.endpoint, '/v3/lease/revoke', { ID: range.kvs[0]!.lease });
-    await vi.waitFor(() => expect(seen.at(-1)).toEqual([]));
+    await patient(() => expect(seen.at(-1)).toEqual([]));
     // The next keep-alive (TTL/3 = 1 s of our clock) finds the lease gone and registers again.
     await advanceUntil(clock, () => expect(seen.at(-1)).toEqual(['10.0.3.1:80']), 1_000);
     await registrar.close();
-    await vi.waitFor(() => expect(seen.at(-1)).toEqual([]));
+    await patient(() => expect(seen.at(-1)).toEqual([]));
     await watcher.close();
   });
 
@@ -141,12 +147,12 @@ describe.skipIf(!hasEngine('etcd'))('etcdDiscovery against etcd', () => {
       },
     );
     try {
-      await vi.waitFor(() => expect(seen.at(-1)).toEqual(['10.0.0.5:80']), { timeout: 15_000 });
+      await patient(() => expect(seen.at(-1)).toEqual(['10.0.0.5:80']), { timeout: 15_000 });
       const exited = once(child, 'exit');
       child.kill('SIGKILL');
       await exited;
       const killedAt = Date.now();
-      await vi.waitFor(() => expect(seen.at(-1)).toEqual([]), { timeout: 10_000, interval: 50 });
+      await patient(() => expect(seen.at(-1)).toEqual([]), { timeout: 10_000, interval: 50 });
       // It stayed until the lease ran out (not removed by a graceful path).
       expect(Date.now() - killedAt).toBeGreaterThan(500);
     } finally {
@@ -165,10 +171,10 @@ describe.skipIf(!hasEngine('etcd'))('etcdDiscovery against etcd', () => {
       { id: '10.0.1.1:80', url: 'http://10.0.1.1:80' },
       { service: 'restart', ttlSeconds: 60 },
     );
-    await vi.waitFor(() => expect(seen.at(-1)).toEqual(['10.0.1.1:80']));
+    await patient(() => expect(seen.at(-1)).toEqual(['10.0.1.1:80']));
 
     await etcd.stop();
-    await vi.waitFor(() => expect(watcher.status('restart').stale).toBe(true));
+    await patient(() => expect(watcher.status('restart').stale).toBe(true));
     expect(watcher.status('restart').instances).toHaveLength(1);
     await etcd.start();
     await writer.register(
@@ -201,12 +207,12 @@ describe.skipIf(!hasEngine('etcd'))('etcdDiscovery against etcd', () => {
     await put('10.0.2.1:80');
     const seen: string[][] = [];
     watcher.watch('compact', (list) => seen.push(ids(list)));
-    await vi.waitFor(() => expect(seen).toEqual([['10.0.2.1:80']]));
+    await patient(() => expect(seen).toEqual([['10.0.2.1:80']]));
 
     // Cut the watch; while the watcher waits (fake-clock backoff), change the set and compact
     // past the revision it will resume from.
     await etcd.stop();
-    await vi.waitFor(() => expect(watcher.status('compact').stale).toBe(true));
+    await patient(() => expect(watcher.status('compact').stale).toBe(true));
     await etcd.start();
     await etcdCall(etcd.endpoint, '/v3/kv/deleterange', {
       key: b64('/trellis/services/compact/10.0.2.1:80'),
@@ -224,9 +230,7 @@ describe.skipIf(!hasEngine('etcd'))('etcdDiscovery against etcd', () => {
     expect(seen).toEqual([['10.0.2.1:80'], ['10.0.2.2:80', '10.0.2.3:80']]);
     // And it keeps following from the new revision.
     await put('10.0.2.4:80');
-    await vi.waitFor(() =>
-      expect(seen.at(-1)).toEqual(['10.0.2.2:80', '10.0.2.3:80', '10.0.2.4:80']),
-    );
+    await patient(() => expect(seen.at(-1)).toEqual(['10.0.2.2:80', '10.0.2.3:80', '10.0.2.4:80']));
     await watcher.close();
   });
 

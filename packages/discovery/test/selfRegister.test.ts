@@ -5,6 +5,12 @@ import { type EtcdHandle, hasEngine, startEtcd } from '../../../testing/engines.
 import { etcdDiscovery } from '../src/etcdDiscovery.js';
 import { selfRegister } from '../src/selfRegister.js';
 
+/** `vi.waitFor` with room for a loaded machine (the default gives up after 1 s). */
+const patient = <T>(
+  check: () => T | Promise<T>,
+  opts: { timeout?: number; interval?: number } = {},
+) => vi.waitFor(check, { timeout: 10_000, interval: 20, ...opts });
+
 describe.skipIf(!hasEngine('etcd'))('selfRegister with core health and real etcd', () => {
   let etcd: EtcdHandle;
   beforeAll(async () => {
@@ -27,7 +33,7 @@ describe.skipIf(!hasEngine('etcd'))('selfRegister with core health and real etcd
       options: { service: 'self', ttlSeconds: 10 },
       health,
     });
-    await vi.waitFor(() => expect(seen.at(-1)).toEqual(['127.0.0.1:8080']));
+    await patient(() => expect(seen.at(-1)).toEqual(['127.0.0.1:8080']));
     health.onStateChange((c) => order.push(`state:${c.to}`));
     health.addCleanup(async () => {
       // By the time cleanup runs, the lease is revoked: etcd no longer lists the instance.
@@ -44,7 +50,7 @@ describe.skipIf(!hasEngine('etcd'))('selfRegister with core health and real etcd
     expect(order).toContain('cleanup:kvs=0');
     expect(order).toContain('state:draining');
     expect(order.indexOf('state:draining')).toBeLessThan(order.indexOf('cleanup:kvs=0'));
-    await vi.waitFor(() => expect(seen.at(-1)).toEqual([]));
+    await patient(() => expect(seen.at(-1)).toEqual([]));
     health.close();
     await registrar.close();
     await watcher.close();
