@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
+  AbortedError,
   type Balancer,
   createClient,
   type Instance,
@@ -186,6 +187,28 @@ describe('createClient with a resolver and a balancer (two real servers)', () =>
     await expect(client.whoami()).rejects.toThrow('registry unavailable');
     await expect(client.whoami()).resolves.toHaveProperty('name');
     expect(resolver.resolveCalls).toBe(2);
+    await client.close();
+  });
+
+  it('does not send a call whose signal aborted while discovery was resolving', async () => {
+    let release: (() => void) | undefined;
+    const slow: Resolver = {
+      resolve: () =>
+        new Promise((resolve) => {
+          release = () => resolve([inst('a', a)]);
+        }),
+      watch: () => () => {},
+      close: async () => {},
+    };
+    const { balancer, outcomes } = recordingBalancer();
+    const client = createClient({ service: 'items', resolver: slow, balancer, endpoints });
+    const controller = new AbortController();
+    const call = client.whoami({ signal: controller.signal }).catch((e: unknown) => e);
+    controller.abort();
+    release?.();
+    expect(await call).toBeInstanceOf(AbortedError);
+    expect(a.requests).toHaveLength(0);
+    expect(outcomes).toEqual([{ id: 'a', ok: true, durationMs: 0 }]);
     await client.close();
   });
 

@@ -183,6 +183,15 @@ describe('createClient against a real HTTP server', () => {
     expect(server.requests).toHaveLength(0);
   });
 
+  it('rejects header values undici refuses (CR/LF) as RequestValidationError', async () => {
+    const err = await client
+      .echo({ headers: { 'x-evil': 'a\r\nset-cookie: x=1' } })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RequestValidationError);
+    expect((err as RequestValidationError).retryable).toBe(false);
+    expect(server.requests).toHaveLength(0);
+  });
+
   it('rejects a body that does not match with ResponseValidationError and its issues', async () => {
     const err = await client.wrongShape().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ResponseValidationError);

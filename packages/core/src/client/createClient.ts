@@ -518,6 +518,11 @@ class ClientCore {
     const lease: Lease = leased instanceof Promise ? await leased : leased;
     const upstream = lease.upstream;
     tried?.add(upstream.id);
+    if (signal?.aborted) {
+      // Aborted while discovery was resolving: nothing was sent, the instance is not at fault.
+      lease.pick?.done({ ok: true, durationMs: 0 });
+      throw abortError(signal, callerSignal);
+    }
 
     const headers = prepared.headers;
     headers[DEADLINE_HEADER] = String(Math.floor(left));
@@ -573,7 +578,7 @@ class ClientCore {
         await exchange.promise;
       } catch (err) {
         if (exchange.tooLarge) throw tooLargeError(ep, exchange, this.#maxResponseBytes);
-        throw toTransportError(err, this.#target.name, upstream.origin);
+        throw toTransportError(err, this.#target.name, upstream.origin, ep.name);
       }
       status = exchange.statusCode;
       const result = this.#interpret(ep, exchange);
@@ -708,9 +713,17 @@ const CONNECT_CODES = new Set([
 ]);
 
 /** Maps undici and socket errors to Trellis errors; Trellis errors pass through. */
-function toTransportError(err: unknown, target: string, origin: string): Error {
+function toTransportError(err: unknown, target: string, origin: string, name: string): Error {
   if (isTrellisError(err)) return err;
   const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'UND_ERR_INVALID_ARG') {
+    // undici refused the request itself (e.g. a header value with CR/LF): the caller's input.
+    const message = (err as Error).message;
+    return new RequestValidationError(`${name}: invalid request: ${message}`, {
+      issues: [{ path: 'headers', message }],
+      cause: err,
+    });
+  }
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
     return new TimeoutError(`createClient: ${origin} stopped responding (${code})`, {
       timeoutMs: 0,
