@@ -112,9 +112,14 @@ describe("consulDiscovery (against an in-process fake of Consul's HTTP API)", ()
       rateLimit: { minIntervalMs: 1_000, burst: 2 },
     });
     await d.resolve('users');
+    await patient(() => expect(consul.health()).toHaveLength(2));
     await new Promise((r) => setTimeout(r, 200)); // real time passes, fake time does not
-    expect(consul.health()).toHaveLength(2);
-    for (let i = 0; i < 5; i++) await settle(clock, 1_000);
+    expect(consul.health()).toHaveLength(2); // the burst is spent: no hot loop
+    for (let i = 0; i < 5; i++) {
+      await clock.advance(1_000); // one token per second
+      await patient(() => expect(consul.health()).toHaveLength(3 + i));
+    }
+    await new Promise((r) => setTimeout(r, 100));
     expect(consul.health()).toHaveLength(7);
     await d.close();
   });
