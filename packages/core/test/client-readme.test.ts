@@ -7,7 +7,10 @@ import { describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '..', '..', '..');
 const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
-const section = readme.slice(readme.indexOf('## Typed client'));
+// The "Typed client" section: from its heading to the next level-2 heading.
+const start = readme.indexOf('\n## Typed client');
+const end = readme.indexOf('\n## ', start + 1);
+const section = readme.slice(start, end === -1 ? undefined : end);
 const blocks = [...section.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1] as string);
 
 function run(code: string, name: string) {
