@@ -209,6 +209,21 @@ describe.each(flavours)('%s adapter', (_name, express) => {
     expect(server?.listening).toBe(false);
   });
 
+  it('requestContext: false skips the AsyncLocalStorage context but still echoes the id', async () => {
+    health = createHealth({ signals: false });
+    metrics = createMetrics({ defaultMetrics: false });
+    const app = express();
+    app.use(trellis({ metrics, requestContext: false }));
+    app.get('/ctx', (_req, res) => {
+      res.json({ ctx: getRequestContext() ?? null });
+    });
+    server = app.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/ctx`);
+    expect(await res.json()).toEqual({ ctx: null });
+    expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f]{12}-/);
+  });
+
   it('rejects bad options naming the field', () => {
     expect(() => trellis({ basePath: 'x/' })).toThrow(/basePath/);
     // @ts-expect-error metrics must come from createMetrics()

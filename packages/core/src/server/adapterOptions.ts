@@ -31,6 +31,7 @@ export const adapterOptionsSchema = z
         ),
       ])
       .optional(),
+    requestContext: z.boolean().optional(),
     basePath: z
       .string()
       .regex(/^(\/[^/?#]+)+$/, 'must start with "/" and not end with "/"')

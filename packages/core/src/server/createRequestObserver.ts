@@ -24,6 +24,13 @@ export interface RequestObserverOptions {
   routeOf?: (req: IncomingMessage) => string | undefined;
   /** Echo the request id in the `x-request-id` response header. Default true. */
   echoRequestId?: boolean;
+  /**
+   * Run each request inside the AsyncLocalStorage request context (request id, trace id,
+   * deadline). Default true. On Node 20, AsyncLocalStorage puts a hook on every promise and
+   * async resource while a store is active, which is most of the adapters' cost on a
+   * hello-world (see bench/server.ts); on Node 24 it is nearly free.
+   */
+  requestContext?: boolean;
   /** The clock durations and deadlines are measured on. */
   clock?: Clock;
 }
@@ -47,7 +54,8 @@ export interface RequestObserver {
   observe(req: IncomingMessage, res: ServerResponse, route?: string): ObservedRequest;
   /**
    * Runs `fn` in the request context (request id, trace id, deadline from
-   * `x-trellis-deadline-ms`) and inside the server span's OpenTelemetry context.
+   * `x-trellis-deadline-ms`; unless `requestContext: false`) and inside the server span's
+   * OpenTelemetry context.
    */
   run<R>(observed: ObservedRequest, fn: () => R): R;
 }
@@ -105,6 +113,7 @@ class Observer implements RequestObserver {
   readonly #tracing: ServerTracing | undefined;
   readonly #routeOf: ((req: IncomingMessage) => string | undefined) | undefined;
   readonly #echo: boolean;
+  readonly #context: boolean;
   // Request ids are `<random per observer>-<counter>`: unique, and far cheaper per request than
   // a random UUID (which drains the CSPRNG cache under load).
   readonly #idPrefix = `${randomBytes(6).toString('hex')}-`;
@@ -121,6 +130,7 @@ class Observer implements RequestObserver {
           : opts.tracing;
     this.#routeOf = opts.routeOf;
     this.#echo = opts.echoRequestId ?? true;
+    this.#context = opts.requestContext ?? true;
   }
 
   observe(req: IncomingMessage, res: ServerResponse, route?: string): ObservedRequest {
@@ -149,6 +159,7 @@ class Observer implements RequestObserver {
 
   run<R>(observed: ObservedRequest, fn: () => R): R {
     const o = observed as Observation;
+    if (!this.#context) return withServerSpan(o.span, fn);
     const ctx =
       o.deadline === undefined
         ? { requestId: o.requestId, traceId: o.traceId }
@@ -199,6 +210,7 @@ const optionsSchema = z
       )
       .optional(),
     echoRequestId: z.boolean().optional(),
+    requestContext: z.boolean().optional(),
     clock: z
       .custom<Clock>(
         (v) => typeof v === 'object' && v !== null && typeof (v as Clock).now === 'function',
