@@ -12,6 +12,13 @@ export {
   type ConsulRegisterOptions,
   consulDiscovery,
 } from './consulDiscovery.js';
+export {
+  type DiscoveryCheck,
+  type DiscoveryCheckOptions,
+  type DiscoveryCheckResult,
+  discoveryCheck,
+  type StatusSource,
+} from './discoveryCheck.js';
 export { type DnsDiscovery, type DnsDiscoveryOptions, dnsDiscovery } from './dnsDiscovery.js';
 export { DiscoveryUnavailableError, RegistrationError } from './errors.js';
 export {
