@@ -56,6 +56,8 @@ const api = defineEndpoints({
   big: { method: 'GET', path: '/big', response: z.object({ url: z.string() }) },
   untyped: { method: 'GET', path: '/untyped', response: z.object({ url: z.string() }) },
   text: { method: 'GET', path: '/text', response: z.string() },
+  head: { method: 'HEAD', path: '/nothing', response: z.undefined() },
+  remove: { method: 'DELETE', path: '/nothing', response: { 204: z.undefined() } },
 });
 
 const lamp = { id: '7', name: 'lamp', price: 12.5 };
@@ -93,6 +95,10 @@ function route(req: Recorded, res: import('node:http').ServerResponse): unknown 
   if (path === '/wrong') return json(res, 200, { id: 7, name: 'lamp' });
   if (path === '/echo') return json(res, 200, { url: req.url });
   if (path === '/big') return json(res, 200, { url: 'x'.repeat(100_000) });
+  if (path === '/nothing') {
+    res.writeHead(req.method === 'HEAD' ? 200 : 204, { 'content-type': 'application/json' });
+    return res.end();
+  }
   if (path === '/untyped') {
     res.writeHead(200); // no content-type: JSON if it parses
     return res.end(JSON.stringify({ url: 'untyped' }));
@@ -200,6 +206,14 @@ describe('createClient against a real HTTP server', () => {
     expect(rve.issues.map((i) => i.path)).toEqual(['id', 'price']);
     expect(rve.body).toEqual({ id: 7, name: 'lamp' });
     expect(rve.code).toBe('TRELLIS_RESPONSE_INVALID');
+  });
+
+  it('resolves HEAD and 204 answers with an undefined body', async () => {
+    await expect(client.head()).resolves.toBeUndefined();
+    const removed = await client.remove();
+    expect(removed.status).toBe(204);
+    expect(removed.body).toBeUndefined();
+    expect(server.requests.map((r) => r.method)).toEqual(['HEAD', 'DELETE']);
   });
 
   it('parses JSON by content-type: text stays text, a missing type is JSON if it parses', async () => {
