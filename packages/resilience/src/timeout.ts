@@ -201,7 +201,9 @@ export class TimeoutPolicy implements Policy {
     const queue = this.#queue;
     while (this.#head < queue.length && queue[this.#head]?.settled) this.#head++;
     if (this.#head === queue.length) {
-      queue.length = 0;
+      // pop() is much cheaper than `length = 0` for the usual single entry.
+      if (queue.length === 1) queue.pop();
+      else queue.length = 0;
       this.#head = 0;
       // Nothing pending: the timer may still fire (and find nothing), but must not keep the
       // process alive.
