@@ -2,7 +2,7 @@
  * Typed client throughput: `createClient` GET returning a small JSON object, response
  * validation on, against a bare undici `Pool.request` + `body.json()` and global `fetch`.
  *
- *   npx turbo run build --filter=@trellis/core && npx tsx bench/client.ts
+ *   npx turbo run build --filter=@trellis/core && node --expose-gc --import tsx bench/client.ts
  *
  * One local node:http server runs in its own process. Each candidate keeps CONCURRENCY requests
  * in flight for ROUND_MS; candidates run interleaved for ROUNDS rounds and the median round
@@ -115,8 +115,16 @@ for (const [name, run] of Object.entries(candidates)) {
   samples[name] = [];
   await throughput(run, 500); // warm up
 }
+// The order rotates every round, and the heap is collected (when --expose-gc is on, as in
+// `npm run bench`) before each measurement, so fetch's garbage is not billed to whoever runs
+// next. Per-round ratios compare candidates measured seconds apart.
+const gc = (globalThis as { gc?: () => void }).gc;
+const entries = Object.entries(candidates);
 for (let r = 0; r < ROUNDS; r++) {
-  for (const [name, run] of Object.entries(candidates)) {
+  for (let k = 0; k < entries.length; k++) {
+    const [name, run] = entries[(r + k) % entries.length] as [string, Run];
+    gc?.();
+    await new Promise((resolve) => setTimeout(resolve, 50));
     samples[name]?.push(await throughput(run, ROUND_MS));
   }
 }
@@ -209,6 +217,8 @@ console.table(
 );
 writeResult({
   area: 'client',
+  command:
+    'npx turbo run build --filter=@trellis/core && node --expose-gc --import tsx bench/client.ts',
   title: 'Typed client (createClient) vs undici Pool and fetch',
   setup: `GET of a 60-byte JSON object from a local node:http server in its own process; ${CONCURRENCY} requests in flight; ${ROUNDS} interleaved rounds of ${ROUND_MS} ms, medians (ratios: median of per-round ratios). The typed client validates every response with zod.`,
   rows,
