@@ -76,11 +76,44 @@ describe.each(factories)('%s: shared balancer behaviour', (_name, factory) => {
     expect(ejected).toHaveLength(1);
   });
 
-  it('returns undefined when every instance is ejected', () => {
-    const b = factory({ outlier: { maxEjectionPercent: 100 } });
+  it('panic-routes to ejected instances when every instance is ejected (default)', () => {
+    const clock = createTestClock();
+    const b = factory({ clock, outlier: { maxEjectionPercent: 100 } });
+    const list = make(2);
+    for (const inst of list) {
+      const others = new Set(list.filter((i) => i !== inst).map((i) => i.id));
+      for (let i = 0; i < 5; i++)
+        b.pick(list, { exclude: others })!.done({ ok: false, durationMs: 1 });
+    }
+    expect(list.every((i) => b.isEjected(i.id))).toBe(true);
+    const pick = b.pick(list);
+    expect(pick).toBeDefined();
+    expect(list.map((i) => i.id)).toContain(pick!.instance.id);
+    pick!.done({ ok: true, durationMs: 1 });
+    // The ejections still run their course.
+    expect(list.every((i) => b.isEjected(i.id))).toBe(true);
+  });
+
+  it("returns undefined when every instance is ejected with whenAllEjected: 'none'", () => {
+    const b = factory({ outlier: { maxEjectionPercent: 100 }, whenAllEjected: 'none' });
     const list = make(1);
     for (let i = 0; i < 5; i++) b.pick(list)!.done({ ok: false, durationMs: 1 });
     expect(b.pick(list)).toBeUndefined();
+  });
+
+  it('does not panic-route while a healthy instance is left', () => {
+    const clock = createTestClock();
+    const b = factory({ clock, outlier: { maxEjectionPercent: 100 } });
+    const list = make(2);
+    const onlyFirst = new Set([list[1]!.id]);
+    for (let i = 0; i < 5; i++)
+      b.pick(list, { exclude: onlyFirst })!.done({ ok: false, durationMs: 1 });
+    expect(b.isEjected(list[0]!.id)).toBe(true);
+    for (let i = 0; i < 20; i++) {
+      const p = b.pick(list)!;
+      expect(p.instance.id).toBe(list[1]!.id);
+      p.done({ ok: true, durationMs: 1 });
+    }
   });
 
   it('does not eject when outlier detection is off', () => {

@@ -50,6 +50,12 @@ export interface BalancerOptions {
    * its ejection and latency history). Default 60 000.
    */
   readonly retainMs?: number;
+  /**
+   * What `pick` does when every candidate is ejected: `'ignore-ejection'` (default) picks among
+   * the ejected instances anyway, like Envoy's panic routing, so a service with one or two
+   * instances is never cut off by its own outlier detector; `'none'` returns `undefined`.
+   */
+  readonly whenAllEjected?: 'ignore-ejection' | 'none';
 }
 
 /** Emitted when an instance is ejected. */
@@ -105,6 +111,7 @@ export const balancerFields = {
   clock: clockSchema.optional(),
   random: z.custom<() => number>((v) => typeof v === 'function', 'expected a function').optional(),
   retainMs: z.number().min(0).default(60_000),
+  whenAllEjected: z.enum(['ignore-ejection', 'none']).default('ignore-ejection'),
 };
 
 type ParsedOutlier = z.output<typeof outlierSchema>;
@@ -113,6 +120,7 @@ export interface ParsedBalancerOptions {
   clock?: Clock | undefined;
   random?: (() => number) | undefined;
   retainMs: number;
+  whenAllEjected: 'ignore-ejection' | 'none';
 }
 
 /** Per-instance state. Kept while the instance is in discovery, has requests in flight, or left recently. */
@@ -195,6 +203,9 @@ export abstract class BalancerCore implements TrellisBalancer {
   protected readonly random: () => number;
   readonly #outlier: ParsedOutlier | undefined;
   readonly #retainMs: number;
+  readonly #panicAllowed: boolean;
+  /** True while `pick` retries with ejection ignored (every candidate was ejected). */
+  #panic = false;
   readonly #states = new Map<string, InstanceState>();
   readonly #views = new Map<readonly Instance[], View>();
   #lastArray: readonly Instance[] | undefined;
@@ -214,6 +225,7 @@ export abstract class BalancerCore implements TrellisBalancer {
     this.random = opts.random ?? Math.random;
     this.#outlier = opts.outlier === false ? undefined : (opts.outlier ?? outlierSchema.parse({}));
     this.#retainMs = opts.retainMs;
+    this.#panicAllowed = opts.whenAllEjected === 'ignore-ejection';
     this.#intervalStart = this.clock.now();
   }
 
@@ -247,6 +259,15 @@ export abstract class BalancerCore implements TrellisBalancer {
     if (state === undefined && exclude !== undefined && exclude.size > 0) {
       state = this.choose(view, now, undefined, key);
     }
+    if (state === undefined && this.#panicAllowed && this.#ejectedCount > 0) {
+      // Every candidate is ejected: route to them anyway rather than to nobody.
+      this.#panic = true;
+      try {
+        state = this.choose(view, now, undefined, key);
+      } finally {
+        this.#panic = false;
+      }
+    }
     if (state === undefined) return undefined;
     state.inflight++;
     this.totalInflight++;
@@ -260,7 +281,7 @@ export abstract class BalancerCore implements TrellisBalancer {
     exclude: ReadonlySet<string> | undefined,
   ): boolean {
     if (state.ejected) {
-      if (now < state.ejectedUntil) return false;
+      if (now < state.ejectedUntil) return this.#panic;
       state.ejected = false;
       state.consecutiveFailures = 0;
       this.#ejectedCount--;
