@@ -8,18 +8,21 @@
  * Setup: every server runs in its own process; on a machine with 2+ cores the proxy under test is
  * pinned to CPU 1 and wrk (1 thread, 50 connections) and the upstream to CPU 0 (`taskset`), so
  * the proxy gets one core to itself, as a single-threaded Node process would in production.
- * Env: BENCH_DURATION (s, default 8), BENCH_CONNECTIONS (default 50).
+ * Every target runs in interleaved rounds (BENCH_ROUNDS, default 3, of BENCH_DURATION s, default
+ * 4, each); the median round counts. Env: BENCH_CONNECTIONS (default 50).
+ * The idle proxies wait while one is measured (each is pinned to the same CPU).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BenchRow, writeResult } from './report.js';
 
 const here = import.meta.dirname;
-const duration = Number(process.env.BENCH_DURATION ?? 8);
+const duration = Number(process.env.BENCH_DURATION ?? 4);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const pin = cpus().length >= 2 && hasBinary('taskset');
 const children: ChildProcess[] = [];
@@ -47,7 +50,11 @@ function pinned(cpu: number, cmd: string, args: string[]): [string, string[]] {
   return pin ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args];
 }
 
-async function startNode(kind: string, cpu: number, upstreamPort?: number): Promise<number> {
+async function startNode(
+  kind: string,
+  cpu: number,
+  upstreamPort?: number,
+): Promise<{ port: number; pid: number }> {
   const port = await freePort();
   const args = ['--import', 'tsx', join(here, 'gateway-server.ts'), kind, String(port)];
   if (upstreamPort !== undefined) args.push(String(upstreamPort));
@@ -64,13 +71,13 @@ async function startNode(kind: string, cpu: number, upstreamPort?: number): Prom
       if (d.toString().includes('ready')) resolve();
     });
   });
-  return port;
+  return { port, pid: child.pid as number };
 }
 
 async function startNginx(
   upstreamPort: number,
   cpu: number,
-): Promise<{ port: number; dir: string }> {
+): Promise<{ port: number; dir: string; pid: number }> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'trellis-nginx-'));
   writeFileSync(
@@ -120,10 +127,37 @@ http {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  return { port, dir };
+  return { port, dir, pid: child.pid as number };
 }
 
+/** user + system CPU seconds of the processes `pids` and their children (Linux /proc). */
+function cpuSeconds(pids: readonly number[]): number {
+  let ticks = 0;
+  const seen = new Set<number>();
+  const visit = (pid: number): void => {
+    if (seen.has(pid)) return;
+    seen.add(pid);
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+      const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+      for (const c of children.split(' ')) if (c) visit(Number(c));
+    } catch {
+      // process gone or no /proc: counts as 0
+    }
+  };
+  for (const p of pids) visit(p);
+  return ticks / 100; // USER_HZ
+}
+
+const targetPids: Record<string, number[]> = {};
+
 interface Load {
+  /** Requests per second of CPU time the server process(es) used: load-independent efficiency. */
+  perCpuSecond?: number;
+  cpu?: number;
+  requests?: number;
   rps: number;
   p50: number;
   p99: number;
@@ -147,8 +181,8 @@ function wrk(port: number, seconds: number): Load {
   ]);
   const out = execFileSync(cmd, argv, { encoding: 'utf8' });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
-  const p50 = toMs(/50%\s+(\S+)/.exec(out)?.[1] ?? '');
-  const p99 = toMs(/99%\s+(\S+)/.exec(out)?.[1] ?? '');
+  const p50 = toMs(/^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? '');
+  const p99 = toMs(/^\s+99%\s+(\S+)/m.exec(out)?.[1] ?? '');
   const errs = /Non-2xx or 3xx responses:\s+(\d+)/.exec(out);
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const errors =
@@ -156,32 +190,71 @@ function wrk(port: number, seconds: number): Load {
   return { rps, p50, p99, errors };
 }
 
-function measure(name: string, port: number): Load {
-  wrk(port, 2); // warm-up: JIT, keep-alive pools
-  const r = wrk(port, duration);
-  console.log(
-    `${name.padEnd(22)} ${r.rps.toFixed(0).padStart(8)} req/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms${r.errors ? `   errors ${r.errors}` : ''}`,
-  );
-  return r;
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] as number;
 }
 
-const results: Record<string, Load> = {};
+/**
+ * Interleaved rounds (every target once per round) and the median per target, so a burst of
+ * load from something else on the machine hits every target alike instead of one of them.
+ */
+function measureAll(targets: Record<string, number>): Record<string, Load> {
+  for (const port of Object.values(targets)) wrk(port, 2); // warm-up: JIT, keep-alive pools
+  const runs: Record<string, Load[]> = {};
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, port] of Object.entries(targets)) {
+      const pids = targetPids[name] ?? [];
+      const cpuBefore = cpuSeconds(pids);
+      const r = wrk(port, duration);
+      r.cpu = cpuSeconds(pids) - cpuBefore;
+      r.requests = r.rps * duration;
+      const list = runs[name] ?? [];
+      list.push(r);
+      runs[name] = list;
+    }
+  }
+  const out: Record<string, Load> = {};
+  for (const [name, list] of Object.entries(runs)) {
+    const r: Load = {
+      rps: median(list.map((l) => l.rps)),
+      p50: median(list.map((l) => l.p50)),
+      p99: median(list.map((l) => l.p99)),
+      errors: list.reduce((a, l) => a + l.errors, 0),
+      perCpuSecond:
+        list.reduce((a, l) => a + (l.requests ?? 0), 0) /
+        Math.max(
+          1e-9,
+          list.reduce((a, l) => a + (l.cpu ?? 0), 0),
+        ),
+    };
+    out[name] = r;
+    console.log(
+      `${name.padEnd(22)} ${r.rps.toFixed(0).padStart(8)} req/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms   ${(r.perCpuSecond ?? 0).toFixed(0).padStart(6)} req/CPU-s${r.errors ? `   errors ${r.errors}` : ''}   (rounds: ${list.map((l) => l.rps.toFixed(0)).join(', ')})`,
+    );
+  }
+  return out;
+}
+
+let results: Record<string, Load> = {};
 let nginxDir: string | undefined;
 try {
-  const upstreamPort = await startNode('upstream', 0);
-  results.direct = measure('direct', upstreamPort);
+  const upstream = await startNode('upstream', 0);
+  const upstreamPort = upstream.port;
+  const targets: Record<string, number> = { direct: upstreamPort };
+  targetPids.direct = [upstream.pid];
   if (hasBinary('nginx')) {
     const ng = await startNginx(upstreamPort, 1);
     nginxDir = ng.dir;
-    results.nginx = measure('nginx', ng.port);
+    targets.nginx = ng.port;
+    targetPids.nginx = [ng.pid];
   }
   for (const kind of ['fast-gateway', 'fastify-http-proxy', 'trellis']) {
-    const port = await startNode(kind, 1, upstreamPort);
-    results[kind] = measure(kind, port);
-    const child = children.pop();
-    child?.kill();
-    if (child) await once(child, 'exit');
+    const s = await startNode(kind, 1, upstreamPort);
+    targets[kind] = s.port;
+    targetPids[kind] = [s.pid];
   }
+  results = measureAll(targets);
 } finally {
   for (const c of children) c.kill();
   if (nginxDir) rmSync(nginxDir, { recursive: true, force: true });
@@ -198,6 +271,11 @@ for (const [name, r] of Object.entries(results)) {
   });
   rows.push({ name: `${name} p50`, value: r.p50, unit: 'ms' });
   rows.push({ name: `${name} p99`, value: r.p99, unit: 'ms' });
+  rows.push({
+    name: `${name} requests per CPU-second`,
+    value: Math.round(r.perCpuSecond ?? 0),
+    unit: 'req/CPU-s',
+  });
 }
 console.log('\nratios (Trellis ÷ peer for req/s; peer ÷ Trellis for p99):');
 for (const peer of ['fast-gateway', 'fastify-http-proxy']) {
@@ -222,6 +300,17 @@ for (const peer of ['fast-gateway', 'fastify-http-proxy']) {
     target: '≥ 1× (p99 no worse)',
     pass: p99Ratio >= 1,
   });
+  const cpuRatio = (t.perCpuSecond ?? 0) / (p.perCpuSecond ?? 1);
+  rows.push({
+    name: `trellis vs ${peer} requests per CPU-second`,
+    value: cpuRatio,
+    unit: '×',
+    peer,
+    ratio: cpuRatio,
+    target: '≥ 1.5× (throughput at a saturated core)',
+    pass: cpuRatio >= 1.5,
+  });
+  console.log(`  vs ${peer.padEnd(20)} req/CPU-s ${cpuRatio.toFixed(2)}×`);
   console.log(
     `  vs ${peer.padEnd(20)} req/s ${rpsRatio.toFixed(2)}× (target ≥ 1.5×)   p99 ${p99Ratio.toFixed(2)}× (target ≥ 1×)`,
   );
@@ -230,6 +319,6 @@ for (const base of ['direct', 'nginx']) {
   const b = results[base];
   if (b) console.log(`  trellis / ${base.padEnd(18)} req/s ${(t.rps / b.rps).toFixed(2)}×`);
 }
-const setup = `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, Node ${process.version}; wrk -t1 -c${connections} -d${duration}s (after a 2 s warm-up) on /api/hello; ${pin ? 'wrk and the upstream pinned to CPU 0, the proxy under test to CPU 1 (taskset)' : 'no CPU pinning'}; each server in its own process; upstream: bare node:http, 11-byte body, keep-alive.`;
+const setup = `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, Node ${process.version}; wrk -t1 -c${connections}, ${rounds} interleaved rounds of ${duration} s per target (median; after a 2 s warm-up each) on /api/hello; ${pin ? 'wrk and the upstream pinned to CPU 0, the proxy under test to CPU 1 (taskset)' : 'no CPU pinning'}; each server in its own process; upstream: bare node:http, 11-byte body, keep-alive.`;
 console.log(`\nsetup: ${setup}`);
 writeResult({ area: 'gateway', title: 'API gateway throughput and latency', setup, rows });
