@@ -47,7 +47,7 @@ export interface StateChangeEvent {
 /** Emitted once per call the breaker saw. `ignored`: a caller abort, counted neither way. */
 export type CallResult = 'success' | 'failure' | 'rejected' | 'ignored';
 
-const snapshotSchema = z.strictObject({
+export const snapshotSchema = z.strictObject({
   state: z.enum(['closed', 'open', 'half-open']),
   isolated: z.boolean().default(false),
   halfOpenInMs: z.number().min(0).finite().optional(),

@@ -66,6 +66,9 @@ describe('keyedCircuitBreaker', () => {
   it('validates the shared options once', () => {
     expect(() => keyedCircuitBreaker({ minimumCalls: 0 })).toThrow(ConfigError);
     expect(() => keyedCircuitBreaker({ minimumCalls: 0 })).toThrow(/minimumCalls/);
+    expect(() => keyedCircuitBreaker({ initialStates: { a: { state: 'ajar' } as never } })).toThrow(
+      /initialStates\.a\.state/,
+    );
   });
 
   it('is typed', () => {

@@ -6,6 +6,7 @@ import {
   CircuitBreakerPolicy,
   type CircuitSnapshot,
   type StateChangeEvent,
+  snapshotSchema,
 } from './circuitBreaker.js';
 
 export interface KeyedStateChangeEvent extends StateChangeEvent {
@@ -29,7 +30,7 @@ export interface KeyedCircuitBreakerOptions extends Omit<CircuitBreakerOptions, 
   initialStates?: Record<string, CircuitSnapshot>;
 }
 
-const keyedSchema = z.object({ initialStates: z.record(z.string(), z.unknown()).optional() });
+const keyedSchema = z.object({ initialStates: z.record(z.string(), snapshotSchema).optional() });
 
 /**
  * One circuit breaker per key (an upstream instance, a host): options are validated once and
