@@ -34,6 +34,7 @@ import {
   type Metrics,
   NoInstanceError,
   type ObservabilityHandler,
+  parseOptions,
   type Resolver,
   ShutdownError,
   silentLogger,
@@ -438,13 +439,8 @@ class TrellisGateway implements Gateway {
 }
 
 function parseGatewayOptions(options: GatewayOptions): GatewayOptions {
-  const result = optionsSchema.safeParse(options);
-  if (result.success) return options;
-  const issues = result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
-  throw new ConfigError(
-    `createGateway: invalid options: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
-    { component: 'createGateway', issues },
-  );
+  parseOptions(optionsSchema, options, 'createGateway');
+  return options;
 }
 
 function upstreamHistogram(metrics: Metrics): Histogram<'route' | 'upstream' | 'status'> {

@@ -1,0 +1,48 @@
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { ConfigError } from '@trellis/core';
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import { createGateway, type Gateway } from './createGateway.js';
+import type { GatewayConfigInput } from './gatewayConfig.js';
+
+describe('createGateway', () => {
+  it('has the documented shape', () => {
+    expectTypeOf(createGateway).returns.toEqualTypeOf<Gateway>();
+    expectTypeOf<Gateway['handler']>().toEqualTypeOf<
+      (req: IncomingMessage, res: ServerResponse) => void
+    >();
+    expectTypeOf<Gateway['listen']>().returns.resolves.toEqualTypeOf<{
+      readonly port: number;
+      readonly host: string;
+    }>();
+    expectTypeOf<Gateway['attachUpgrade']>().parameter(0).toEqualTypeOf<Server>();
+    expectTypeOf<GatewayConfigInput['routes'][number]['path']>().toEqualTypeOf<string>();
+  });
+
+  it('rejects bad config and bad options with a ConfigError naming the field', () => {
+    expect(() => createGateway({ routes: [{ path: '/a', upstream: {} }] })).toThrow(
+      /routes\[0\]\.upstream: give exactly one of urls or service/,
+    );
+    expect(() => createGateway({ routes: [] }, { closeTimeoutMs: -1 } as never)).toThrow(
+      ConfigError,
+    );
+    expect(() =>
+      createGateway({ routes: [{ path: '/a', upstream: { service: 'users' } }] }),
+    ).toThrow(/routes\[0\]\.upstream\.service: needs the resolver option/);
+    expect(() =>
+      createGateway({
+        routes: [
+          { name: 'x', path: '/a', upstream: { urls: ['http://a'] } },
+          { name: 'x', path: '/b', upstream: { urls: ['http://b'] } },
+        ],
+      }),
+    ).toThrow(/routes\[1\]\.name: duplicate route name x/);
+  });
+
+  it('closes cleanly without ever listening', async () => {
+    const g = createGateway({
+      routes: [{ path: '/', upstream: { urls: ['http://127.0.0.1:1'] } }],
+    });
+    await expect(g.close()).resolves.toBeUndefined();
+    expect(() => g.reload({ routes: [] })).toThrow(/closed/);
+  });
+});
