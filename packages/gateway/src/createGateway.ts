@@ -402,6 +402,8 @@ class TrellisGateway implements Gateway {
     const servers = [...this.#servers];
     const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     for (const s of servers) s.closeIdleConnections();
+    // Upgraded connections (WebSockets) live until closed: do not wait for them.
+    for (const s of this.#upgradeSockets) s.destroy();
     // Let in-flight requests finish, up to closeTimeoutMs.
     const gens = [...this.#live];
     let timer: ReturnType<Clock['setTimeout']> | undefined;

@@ -68,6 +68,7 @@ export function proxyUpgrade(
   const route = match.route;
   ex.routeId = route.id;
   ex.params = match.params;
+  let upgraded = false;
   const connect = (): Promise<void> => {
     const pick = route.upstream.pick(undefined);
     if (pick === undefined) {
@@ -105,6 +106,7 @@ export function proxyUpgrade(
         onData: () => true,
         onComplete() {},
         onUpgrade(status, rawHeaders, upstream) {
+          upgraded = true;
           pick.done({ ok: true, durationMs: gw.clock.now() - started });
           sockets.add(upstream);
           upstream.once('close', () => sockets.delete(upstream));
@@ -156,5 +158,13 @@ export function proxyUpgrade(
     if (i === chain.length) return connect();
     return (chain[i] as GatewayMiddleware)(ex, () => run(i + 1));
   };
-  run(0).catch(() => fail(500, 'TRELLIS_ERROR', 'internal gateway error'));
+  run(0).then(
+    () => {
+      // A stage answered (401, 429, ...): the socket is not upgraded, close it once written.
+      if (upgraded || socket.destroyed) return;
+      if (res.writableFinished) socket.destroy();
+      else res.once('finish', () => socket.destroy());
+    },
+    () => fail(500, 'TRELLIS_ERROR', 'internal gateway error'),
+  );
 }

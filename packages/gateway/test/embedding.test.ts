@@ -181,4 +181,36 @@ describe('WebSocket upgrades', () => {
     const [err] = (await once(refused, 'error')) as [Error];
     expect(err.message).toContain('404');
   });
+
+  it('upgrades go through the route chain: auth refuses a WebSocket without credentials', async () => {
+    const { createHash } = await import('node:crypto');
+    const wsUpstream = createServer();
+    const wss = new WebSocketServer({ server: wsUpstream });
+    wss.on('connection', (socket) => socket.send('welcome'));
+    const upUrl = await serve(wsUpstream);
+    cleanup.push(async () => {
+      for (const c of wss.clients) c.terminate();
+      await new Promise<void>((r) => wss.close(() => r()));
+    });
+    const sha256 = createHash('sha256').update('s3cret-key-value', 'utf8').digest('hex');
+    const gateway = createGateway({
+      auth: { apiKeys: { keys: { tester: { sha256 } } } },
+      routes: [
+        { path: '/ws', websocket: true, auth: { apiKey: true }, upstream: { urls: [upUrl] } },
+      ],
+    });
+    const server = createServer(gateway.handler);
+    gateway.attachUpgrade(server);
+    const url = (await serve(server)).replace('http', 'ws');
+    cleanup.push(() => gateway.close());
+    const anonymous = new WebSocket(`${url}/ws`);
+    const [err] = (await once(anonymous, 'error')) as [Error];
+    expect(err.message).toContain('401');
+    expect(wss.clients.size).toBe(0);
+    const keyed = new WebSocket(`${url}/ws`, { headers: { 'x-api-key': 's3cret-key-value' } });
+    const [msg] = (await once(keyed, 'message')) as [Buffer];
+    expect(String(msg)).toBe('welcome');
+    keyed.close();
+    await once(keyed, 'close');
+  });
 });
