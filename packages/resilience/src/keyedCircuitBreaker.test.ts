@@ -63,6 +63,23 @@ describe('keyedCircuitBreaker', () => {
     await expect(one.execute(async () => 1)).rejects.toBeInstanceOf(ShutdownError);
   });
 
+  it('maxKeys evicts the least recently used breaker', async () => {
+    const breakers = keyedCircuitBreaker({ maxKeys: 2 });
+    const a = breakers.get('a');
+    const b = breakers.get('b');
+    expect(breakers.get('a')).toBe(a); // a is now the most recently used
+    breakers.get('c'); // evicts b
+    expect(breakers.size).toBe(2);
+    expect(breakers.get('a')).toBe(a);
+    await expect(b.execute(async () => 'old')).rejects.toBeInstanceOf(ShutdownError);
+    const b2 = breakers.get('b'); // a new breaker for b; evicts c
+    expect(b2).not.toBe(b);
+    await expect(b2.execute(async () => 'fresh')).resolves.toBe('fresh');
+    expect(breakers.size).toBe(2);
+    expect(() => keyedCircuitBreaker({ maxKeys: 0 })).toThrow(/maxKeys/);
+    breakers.close();
+  });
+
   it('validates the shared options once', () => {
     expect(() => keyedCircuitBreaker({ minimumCalls: 0 })).toThrow(ConfigError);
     expect(() => keyedCircuitBreaker({ minimumCalls: 0 })).toThrow(/minimumCalls/);

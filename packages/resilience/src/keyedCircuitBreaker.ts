@@ -26,11 +26,20 @@ export interface KeyedCircuitBreaker {
 }
 
 export interface KeyedCircuitBreakerOptions extends Omit<CircuitBreakerOptions, 'initialState'> {
+  /**
+   * Keep at most this many breakers: the least recently used one is closed and forgotten when
+   * a new key would exceed it (so keys from an unbounded set cannot grow memory without end).
+   * Default: unbounded (call `delete(key)` when an instance leaves).
+   */
+  maxKeys?: number;
   /** Snapshots to start keys from (e.g. persisted `toJSON()` output), by key. */
   initialStates?: Record<string, CircuitSnapshot>;
 }
 
-const keyedSchema = z.object({ initialStates: z.record(z.string(), snapshotSchema).optional() });
+const keyedSchema = z.object({
+  initialStates: z.record(z.string(), snapshotSchema).optional(),
+  maxKeys: z.number().int().min(1).optional(),
+});
 
 /**
  * One circuit breaker per key (an upstream instance, a host): options are validated once and
@@ -46,8 +55,8 @@ const keyedSchema = z.object({ initialStates: z.record(z.string(), snapshotSchem
  * ```
  */
 export function keyedCircuitBreaker(options: KeyedCircuitBreakerOptions = {}): KeyedCircuitBreaker {
-  const { initialStates, ...rest } = options;
-  parseOptions(keyedSchema, { initialStates }, 'keyedCircuitBreaker');
+  const { initialStates, maxKeys, ...rest } = options;
+  parseOptions(keyedSchema, { initialStates, maxKeys }, 'keyedCircuitBreaker');
   const base = parseOptions(breakerSchema, rest, 'keyedCircuitBreaker');
   const states = new Map<string, unknown>(Object.entries(initialStates ?? {}));
   const breakers = new Map<string, CircuitBreakerPolicy>();
@@ -60,7 +69,18 @@ export function keyedCircuitBreaker(options: KeyedCircuitBreakerOptions = {}): K
   return {
     get(key) {
       let breaker = breakers.get(key);
-      if (breaker === undefined) {
+      if (breaker !== undefined) {
+        if (maxKeys !== undefined) {
+          // Map order is insertion order: re-inserting marks the key as most recently used.
+          breakers.delete(key);
+          breakers.set(key, breaker);
+        }
+      } else {
+        if (maxKeys !== undefined && breakers.size >= maxKeys) {
+          const oldest = breakers.keys().next().value as string;
+          breakers.get(oldest)?.close();
+          breakers.delete(oldest);
+        }
         const init = states.get(key);
         const o =
           init === undefined
