@@ -1,6 +1,7 @@
 import { ConfigError, type PolicyContext, TimeoutError } from '@trellis/core';
 import { createTestClock } from '@trellis/core/testing';
 import { describe, expect, expectTypeOf, it } from 'vitest';
+import { bulkhead } from './bulkhead.js';
 import { circuitBreaker } from './circuitBreaker.js';
 import { CircuitOpenError } from './errors.js';
 import { fallback } from './fallback.js';
@@ -79,6 +80,21 @@ describe('pipeline', () => {
         throw new Error('sync');
       }),
     ).rejects.toThrow('sync');
+  });
+
+  it('a call that never settles, under a timeout, frees its bulkhead slot and leaves no timer', async () => {
+    const clock = createTestClock();
+    const slots = bulkhead({ limit: 1, clock });
+    const policy = pipeline(slots, timeout({ ms: 100, clock }));
+    const hung = policy.execute(() => new Promise(() => {}));
+    const caught = hung.catch((e: unknown) => e);
+    expect(slots.running).toBe(1);
+    await clock.advance(100);
+    expect(await caught).toBeInstanceOf(TimeoutError);
+    expect(slots.running).toBe(0);
+    await expect(policy.execute(async () => 'next')).resolves.toBe('next');
+    await clock.advance(100);
+    expect(clock.pendingTimers).toBe(0);
   });
 
   it('rejects something that is not a policy, naming its position', () => {
