@@ -109,7 +109,16 @@ export class RetryBudget {
   }
 }
 
-/** Creates a {@link RetryBudget}. */
+/**
+ * Creates a {@link RetryBudget}.
+ *
+ * @example
+ * ```ts
+ * import { retry, retryBudget } from '@trellis/resilience';
+ * const shared = retryBudget();
+ * const policy = retry({ budget: shared });
+ * ```
+ */
 export function retryBudget(options?: RetryBudgetOptions): RetryBudget {
   return new RetryBudget(options);
 }

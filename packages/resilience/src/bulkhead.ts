@@ -163,7 +163,15 @@ export class BulkheadPolicy implements Policy {
   }
 }
 
-/** Creates a {@link BulkheadPolicy}. */
+/**
+ * Creates a {@link BulkheadPolicy}.
+ *
+ * @example
+ * ```ts
+ * import { bulkhead } from '@trellis/resilience';
+ * const pool = bulkhead({ limit: 4, queue: 16 });
+ * ```
+ */
 export function bulkhead(options: BulkheadOptions): BulkheadPolicy {
   return new BulkheadPolicy(options);
 }

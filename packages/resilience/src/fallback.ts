@@ -65,7 +65,15 @@ export class FallbackPolicy<F = unknown> implements Policy {
   }
 }
 
-/** Creates a {@link FallbackPolicy}. */
+/**
+ * Creates a {@link FallbackPolicy}.
+ *
+ * @example
+ * ```ts
+ * import { fallback } from '@trellis/resilience';
+ * const empty = fallback((err) => ({ items: [], error: String(err) }));
+ * ```
+ */
 export function fallback<F>(
   value: F | ((err: unknown) => F | PromiseLike<F>),
   options?: FallbackOptions,

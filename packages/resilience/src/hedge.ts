@@ -236,7 +236,15 @@ export class HedgePolicy implements Policy {
   }
 }
 
-/** Creates a {@link HedgePolicy}. */
+/**
+ * Creates a {@link HedgePolicy}.
+ *
+ * @example
+ * ```ts
+ * import { hedge } from '@trellis/resilience';
+ * const reads = hedge({ percentile: 0.95, delayMs: 50, idempotent: true });
+ * ```
+ */
 export function hedge(options: HedgeOptions): HedgePolicy {
   return new HedgePolicy(options);
 }

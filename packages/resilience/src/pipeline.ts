@@ -63,7 +63,15 @@ function run<T>(
   return policy.execute(marked ? idempotent(next) : next, opts);
 }
 
-/** Composes policies, outermost first. */
+/**
+ * Composes policies, outermost first.
+ *
+ * @example
+ * ```ts
+ * import { bulkhead, pipeline, retry, timeout } from '@trellis/resilience';
+ * const policy = pipeline(retry(), bulkhead({ limit: 8 }), timeout(2_000));
+ * ```
+ */
 export function pipeline<P extends readonly Policy[]>(...policies: P): PipelinePolicy<P> {
   return new PipelinePolicy(policies);
 }

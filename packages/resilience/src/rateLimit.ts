@@ -247,7 +247,16 @@ export class RateLimitPolicy implements Policy {
   }
 }
 
-/** Creates a {@link RateLimitPolicy}. */
+/**
+ * Creates a {@link RateLimitPolicy}.
+ *
+ * @example
+ * ```ts
+ * import { rateLimit } from '@trellis/resilience';
+ * const perClient = rateLimit({ points: 60, durationMs: 60_000 });
+ * const { allowed, retryAfterMs } = await perClient.consume('client-7');
+ * ```
+ */
 export function rateLimit(options: RateLimitOptions): RateLimitPolicy {
   return new RateLimitPolicy(options);
 }
