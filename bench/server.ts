@@ -4,6 +4,7 @@
  * the no-op tracer, + `createHealth()` attached to the server).
  *
  *   npx turbo run build --filter=@trellis/core && npx tsx bench/server.ts
+ *   BENCH_SERVER_NODE=/path/to/node24 npx tsx bench/server.ts   # servers on another Node
  *
  * Each app runs in its own process. The load generator is wrk (autocannon if wrk is missing),
  * CONNECTIONS keep-alive connections. Apps run interleaved for ROUNDS rounds of ROUND_S seconds
@@ -18,10 +19,19 @@ import type { AddressInfo } from 'node:net';
 import { type BenchRow, writeResult } from './report.js';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
-const ROUND_S = Number(process.env.BENCH_ROUND_S ?? 4);
+const ROUND_S = Number(process.env.BENCH_ROUND_S ?? 3);
+/** Run the servers on another Node binary, e.g. Node 24 (the load side stays on this one). */
+const SERVER_NODE = process.env.BENCH_SERVER_NODE;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
-const variants = ['express-bare', 'express-trellis', 'fastify-bare', 'fastify-trellis'] as const;
+const variants = [
+  'express-bare',
+  'express-trellis',
+  'express-trellis-noctx',
+  'fastify-bare',
+  'fastify-trellis',
+  'fastify-trellis-noctx',
+] as const;
 type Variant = (typeof variants)[number];
 
 // ---------------------------------------------------------------------------------------------
@@ -29,7 +39,8 @@ type Variant = (typeof variants)[number];
 
 async function serve(variant: Variant): Promise<void> {
   let server: Server;
-  const trellisOn = variant.endsWith('trellis');
+  const trellisOn = variant.includes('trellis');
+  const requestContext = !variant.endsWith('noctx');
   const core = trellisOn ? await import('@trellis/core') : undefined;
   const health = core?.createHealth({ signals: false });
   const metrics = core?.createMetrics();
@@ -38,7 +49,7 @@ async function serve(variant: Variant): Promise<void> {
     const app = express();
     if (trellisOn) {
       const { trellis } = await import('@trellis/core/express');
-      app.use(trellis({ health, metrics }));
+      app.use(trellis({ health, metrics, requestContext }));
     }
     app.get('/hello/:name', (req, res) => {
       res.json({ hello: req.params.name });
@@ -50,7 +61,7 @@ async function serve(variant: Variant): Promise<void> {
     const app = Fastify({ logger: false });
     if (trellisOn) {
       const { trellis } = await import('@trellis/core/fastify');
-      await app.register(trellis, { health, metrics });
+      await app.register(trellis, { health, metrics, requestContext });
     }
     app.get<{ Params: { name: string } }>('/hello/:name', async (req) => ({
       hello: req.params.name,
@@ -64,7 +75,7 @@ async function serve(variant: Variant): Promise<void> {
   process.on('message', (msg) => {
     if (msg === 'cpu') process.send?.(process.cpuUsage());
   });
-  process.send?.({ port: (server.address() as AddressInfo).port });
+  process.send?.({ port: (server.address() as AddressInfo).port, node: process.version });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -74,15 +85,17 @@ interface App {
   variant: Variant;
   child: ChildProcess;
   url: string;
+  node: string;
 }
 
 async function start(variant: Variant): Promise<App> {
   const child = fork(import.meta.filename, ['serve', variant], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, NODE_ENV: 'production' },
+    ...(SERVER_NODE && { execPath: SERVER_NODE }),
   });
-  const [msg] = (await once(child, 'message')) as [{ port: number }];
-  return { variant, child, url: `http://127.0.0.1:${msg.port}/hello/world` };
+  const [msg] = (await once(child, 'message')) as [{ port: number; node: string }];
+  return { variant, child, url: `http://127.0.0.1:${msg.port}/hello/world`, node: msg.node };
 }
 
 async function serverCpuUs(app: App): Promise<number> {
@@ -143,61 +156,81 @@ async function main(): Promise<void> {
     for (const app of apps) app.child.kill();
   }
 
+  const node = apps[0]?.node ?? process.version;
   const rows: BenchRow[] = [];
-  const table: string[][] = [['app', 'req/s', 'µs CPU/req', 'ratio vs bare', 'target', 'pass']];
+  const table: string[][] = [
+    ['app', 'req/s', 'µs CPU/req', 'req/s ratio', 'CPU ratio', 'target', 'pass'],
+  ];
   for (const fw of ['express', 'fastify'] as const) {
     const bareRps = median(rps.get(`${fw}-bare`) ?? []);
-    const trRps = median(rps.get(`${fw}-trellis`) ?? []);
     const bareCpu = median(cpu.get(`${fw}-bare`) ?? []);
-    const trCpu = median(cpu.get(`${fw}-trellis`) ?? []);
-    const rpsRatio = trRps / bareRps;
-    const cpuRatio = bareCpu / trCpu;
     rows.push(
-      { name: `${fw} bare`, value: Math.round(bareRps), unit: 'req/s', chart: 'server req/s' },
       {
-        name: `${fw} + trellis (metrics, no-op tracing, health)`,
-        value: Math.round(trRps),
-        unit: 'req/s (ratio: trellis ÷ bare)',
-        peer: `${fw} bare`,
-        ratio: Number(rpsRatio.toFixed(3)),
-        target: '≥ 0.90',
-        pass: rpsRatio >= 0.9,
+        name: `${fw} bare (${node})`,
+        value: Math.round(bareRps),
+        unit: 'req/s',
         chart: 'server req/s',
       },
-      { name: `${fw} bare CPU per request`, value: Number(bareCpu.toFixed(1)), unit: 'µs' },
       {
-        name: `${fw} + trellis CPU per request`,
-        value: Number(trCpu.toFixed(1)),
-        unit: 'µs (ratio: bare ÷ trellis)',
-        peer: `${fw} bare`,
-        ratio: Number(cpuRatio.toFixed(3)),
-        target: '≥ 0.90',
-        pass: cpuRatio >= 0.9,
+        name: `${fw} bare CPU per request (${node})`,
+        value: Number(bareCpu.toFixed(1)),
+        unit: 'µs',
       },
     );
-    table.push(
-      [`${fw} bare`, bareRps.toFixed(0), bareCpu.toFixed(1), '', '', ''],
-      [
-        `${fw} + trellis`,
-        trRps.toFixed(0),
-        trCpu.toFixed(1),
-        `${rpsRatio.toFixed(3)} (cpu ${cpuRatio.toFixed(3)})`,
+    table.push([`${fw} bare`, bareRps.toFixed(0), bareCpu.toFixed(1), '', '', '', '']);
+    for (const [suffix, label] of [
+      ['trellis', 'metrics + no-op tracing + health + request context'],
+      ['trellis-noctx', 'same, requestContext: false'],
+    ] as const) {
+      const v = `${fw}-${suffix}` as Variant;
+      const r = median(rps.get(v) ?? []);
+      const c = median(cpu.get(v) ?? []);
+      const rpsRatio = r / bareRps;
+      const cpuRatio = bareCpu / c;
+      rows.push(
+        {
+          name: `${fw} + trellis: ${label} (${node})`,
+          value: Math.round(r),
+          unit: 'req/s (ratio: trellis ÷ bare)',
+          peer: `${fw} bare`,
+          ratio: Number(rpsRatio.toFixed(3)),
+          target: '≥ 0.90',
+          pass: rpsRatio >= 0.9,
+          chart: 'server req/s',
+        },
+        {
+          name: `${fw} + trellis CPU per request: ${label} (${node})`,
+          value: Number(c.toFixed(1)),
+          unit: 'µs (ratio: bare ÷ trellis)',
+          peer: `${fw} bare`,
+          ratio: Number(cpuRatio.toFixed(3)),
+          target: '≥ 0.90',
+          pass: cpuRatio >= 0.9,
+        },
+      );
+      table.push([
+        `${fw} + ${suffix}`,
+        r.toFixed(0),
+        c.toFixed(1),
+        rpsRatio.toFixed(3),
+        cpuRatio.toFixed(3),
         '≥ 0.90',
         rpsRatio >= 0.9 ? 'yes' : 'NO',
-      ],
-    );
+      ]);
+    }
   }
   const widths = (table[0] ?? []).map((_, i) => Math.max(...table.map((r) => (r[i] ?? '').length)));
-  console.log('');
+  console.log(`\nservers on Node ${node}`);
   for (const r of table) console.log(r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  '));
 
   writeResult({
-    area: 'server',
+    area: SERVER_NODE ? `server-${node.split('.')[0]}` : 'server',
     title: 'Server instrumentation cost (Express and Fastify adapters)',
     setup: `hello-world GET /hello/:name, ${hasWrk ? 'wrk -t1' : 'autocannon'} -c${CONNECTIONS}, ${ROUNDS} interleaved rounds of ${ROUND_S} s, median`,
     rows,
     notes: [
-      'trellis = createMetrics() (default Node metrics on) + the adapter with tracing on but no OpenTelemetry SDK installed (no-op tracer) + createHealth() attached to the server.',
+      'trellis = createMetrics() (default Node metrics on) + the adapter with tracing on but no OpenTelemetry SDK installed (no-op tracer) + createHealth() attached to the server; noctx = the same with requestContext: false (no AsyncLocalStorage store per request).',
+      `servers ran on Node ${node}; set BENCH_SERVER_NODE to run them on another binary.`,
       'CPU per request is measured inside each server process (process.cpuUsage), so it is robust to other load on the machine; req/s is not.',
     ],
   });

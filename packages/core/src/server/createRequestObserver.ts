@@ -66,6 +66,9 @@ type ObservedResponse = ServerResponse & { [kObserved]?: Observation };
 class Observation implements ObservedRequest {
   route: string | undefined;
   error: unknown = undefined;
+  /** Free for an adapter to keep per-request data in (the Express adapter keeps `req.route`). */
+  slot: unknown = undefined;
+  done = false;
   readonly requestId: string;
   readonly traceId: string | undefined;
   readonly start: number;
@@ -99,9 +102,19 @@ class Observation implements ObservedRequest {
 
 function onResponseClose(this: ObservedResponse): void {
   const o = this[kObserved];
-  if (o === undefined) return;
-  this[kObserved] = undefined;
+  if (o === undefined || o.done) return;
+  o.done = true;
   o.owner.finish(o, this);
+}
+
+/**
+ * @internal The observation of the request a response belongs to (it stays reachable after the
+ * response closed), for adapters.
+ */
+export function observationOf(
+  res: ServerResponse | undefined,
+): (ObservedRequest & { slot: unknown }) | undefined {
+  return res === undefined ? undefined : (res as ObservedResponse)[kObserved];
 }
 
 const SAFE_ID = /^[\x21-\x7e]{1,128}$/;
