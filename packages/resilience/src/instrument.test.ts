@@ -1,4 +1,4 @@
-import { ConfigError } from '@trellis/core';
+import { ConfigError, createMetrics } from '@trellis/core';
 import { createTestClock } from '@trellis/core/testing';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
@@ -99,6 +99,20 @@ describe('instrument', () => {
     const before = register.getMetricsAsArray().length;
     instrument(circuitBreaker(), { registry: new Registry(), name: 'x' });
     expect(register.getMetricsAsArray().length).toBe(before);
+  });
+
+  it("accepts core's createMetrics() registry, in either exposition format", async () => {
+    for (const openMetrics of [false, true]) {
+      const metrics = createMetrics({ defaultMetrics: false });
+      const registry = metrics.registry;
+      if (openMetrics) registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+      const policy = instrument(retry({ maxAttempts: 1 }), { registry, name: 'core' });
+      await policy.execute(async () => 'ok');
+      expect(await registry.getSingleMetricAsString('trellis_retry_attempts_total')).toContain(
+        'trellis_retry_attempts_total',
+      );
+      metrics.close();
+    }
   });
 
   it('rejects bad options naming the field', () => {

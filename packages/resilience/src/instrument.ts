@@ -1,5 +1,14 @@
 import { type Policy, parseOptions } from '@trellis/core';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import {
+  Counter,
+  Gauge,
+  type Registry as PromRegistry,
+  type RegistryContentType,
+} from 'prom-client';
+
+/** A prom-client registry of either exposition format (`createMetrics().registry` fits). */
+type Registry = PromRegistry<RegistryContentType>;
+
 import { z } from 'zod';
 import { BulkheadPolicy } from './bulkhead.js';
 import { CircuitBreakerPolicy, type CircuitState } from './circuitBreaker.js';
@@ -47,7 +56,7 @@ const schema = z.strictObject({
 });
 
 export interface InstrumentOptions {
-  /** Your prom-client `Registry` (never the global one is used). */
+  /** Your prom-client `Registry`, e.g. `createMetrics().registry` (the global one is never used). */
   registry: Registry;
   /** The `name` label of this policy's series. */
   name: string;
