@@ -40,6 +40,8 @@ export interface ForwardHost {
   /** Called exactly once per request when it is over. */
   complete(gen: Generation, ex: Exchange, route: RouteRuntime | undefined, status: number): void;
   observeUpstream(route: string, upstream: string, status: number, seconds: number): void;
+  countError(route: string | undefined, code: string): void;
+  countRetry(route: string): void;
 }
 
 /** Status recorded when the client went away before the response finished. */
@@ -410,6 +412,7 @@ export class Forward implements AttemptListener {
         { requestId: ex.requestId, err: failure.error },
         'gateway: retrying upstream request',
       );
+      gw.countRetry(route.id);
       this.#next();
       return;
     }
@@ -449,6 +452,7 @@ export class Forward implements AttemptListener {
 
   #reply(err: TrellisError, headers?: Record<string, string>): void {
     const status = (err.constructor as { status?: number }).status ?? 500;
+    this.#gw.countError(this.#route.id, err.code);
     this.#ex.reply(status, err.code, err.message, headers);
     this.#finish(status);
   }

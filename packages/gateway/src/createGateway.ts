@@ -31,7 +31,7 @@ import {
   systemClock,
   type TrellisError,
 } from '@trellis/core';
-import { Histogram } from 'prom-client';
+import { Counter, Histogram } from 'prom-client';
 import { z } from 'zod';
 import { canonicalPath } from './canonicalPath.js';
 import { Exchange } from './Exchange.js';
@@ -126,6 +126,8 @@ class TrellisGateway implements Gateway {
   readonly #closeTimeoutMs: number;
   readonly #pools = new PoolSet();
   readonly #upstreamDuration: Histogram<'route' | 'upstream' | 'status'>;
+  readonly #errors: Counter<'route' | 'code'>;
+  readonly #retries: Counter<'route'>;
   readonly #observe: ObservabilityHandler;
   readonly #servers = new Set<Server>();
   readonly #upgradeSockets = new Set<Duplex>();
@@ -146,6 +148,18 @@ class TrellisGateway implements Gateway {
     this.#ownHealth = opts.health === undefined;
     this.health = opts.health ?? createHealth({ signals: false, clock: this.#clock });
     this.#upstreamDuration = upstreamHistogram(this.metrics);
+    this.#errors = counter(
+      this.metrics,
+      'trellis_gateway_errors_total',
+      'Error answers the gateway generated itself (no route, bad path, 413, 502, 503, 504, ...), by route and error code.',
+      ['route', 'code'] as const,
+    );
+    this.#retries = counter(
+      this.metrics,
+      'trellis_gateway_retries_total',
+      'Upstream attempts that were retries, by route.',
+      ['route'] as const,
+    );
     this.#observe = createObservabilityHandler({ health: this.health, metrics: this.metrics });
     const parsed = parseGatewayConfig(config);
     this.requestIdHeader = parsed.requestIdHeader;
@@ -288,6 +302,7 @@ class TrellisGateway implements Gateway {
   ): void {
     const status = (err.constructor as { status?: number }).status ?? 500;
     ex.reply(status, err.code, err.message, headers);
+    this.countError(route?.id, err.code);
     this.complete(gen, ex, route, status);
   }
 
@@ -310,6 +325,14 @@ class TrellisGateway implements Gateway {
     headers?: Record<string, string>,
   ): void {
     this.#fail(gen, ex, route, err, headers);
+  }
+
+  countError(route: string | undefined, code: string): void {
+    this.#errors.inc({ route: route ?? 'unmatched', code });
+  }
+
+  countRetry(route: string): void {
+    this.#retries.inc({ route });
   }
 
   observeUpstream(route: string, upstream: string, status: number, seconds: number): void {
@@ -427,6 +450,17 @@ class TrellisGateway implements Gateway {
 function parseGatewayOptions(options: GatewayOptions): GatewayOptions {
   parseOptions(optionsSchema, options, 'createGateway');
   return options;
+}
+
+function counter<L extends string>(
+  metrics: Metrics,
+  name: string,
+  help: string,
+  labelNames: readonly L[],
+): Counter<L> {
+  const existing = metrics.registry.getSingleMetric(name);
+  if (existing !== undefined) return existing as Counter<L>;
+  return new Counter({ name, help, labelNames, registers: [metrics.registry] });
 }
 
 function upstreamHistogram(metrics: Metrics): Histogram<'route' | 'upstream' | 'status'> {

@@ -40,6 +40,9 @@ describe('metrics and health', () => {
     expect(text).toMatch(
       /http_server_request_duration_seconds_count\{[^}]*http_response_status_code="404"/,
     );
+    expect(text).toContain(
+      'trellis_gateway_errors_total{route="unmatched",code="TRELLIS_GATEWAY_NO_ROUTE"} 1',
+    );
     if (hasEngine('promtool')) {
       const check = promtoolCheck(text);
       expect(check.output).toBe(check.ok ? check.output : '');
@@ -103,6 +106,8 @@ describe('tracing', () => {
     expect(failed).toBeGreaterThanOrEqual(1);
     expect(attempts).toBe(2 + failed);
     for (const s of spans) expect(s.spanContext().traceId).toBe(TRACE_ID);
+    const metrics = await (await fetch(`${g.url}/metrics`)).text();
+    expect(metrics).toContain(`trellis_gateway_retries_total{route="r"} ${failed}`);
     const sent = good.seen.map((s) => String(s.headers.traceparent));
     const okSpanIds = spans.filter((s) => s.status.code !== 2).map((s) => s.spanContext().spanId);
     for (const tp of sent) {
