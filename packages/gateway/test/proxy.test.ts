@@ -97,3 +97,25 @@ describe('routing and rewriting', () => {
     await expect(fetch(`${g.url}/x`)).rejects.toThrow();
   });
 });
+
+describe('service discovery', () => {
+  it('a service name resolves through the resolver and follows its changes', async () => {
+    const { staticDiscovery } = await import('@trellis/discovery');
+    up = await startUpstream((_q, r) => r.end('one'));
+    const two = await startUpstream((_q, r) => r.end('two'));
+    const resolver = staticDiscovery({ services: { users: [up.url] } });
+    const g = await startGateway(
+      { routes: [{ path: '/', upstream: { service: 'users' } }] },
+      { resolver },
+    );
+    gateway = g.gateway;
+    try {
+      expect(await (await fetch(`${g.url}/x`)).text()).toBe('one');
+      resolver.set('users', [two.url]);
+      expect(await (await fetch(`${g.url}/x`)).text()).toBe('two');
+    } finally {
+      await resolver.close();
+      await two.close();
+    }
+  });
+});
