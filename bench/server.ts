@@ -225,6 +225,9 @@ async function main(): Promise<void> {
 
   writeResult({
     area: SERVER_NODE ? `server-${node.split('.')[0]}` : 'server',
+    command: SERVER_NODE
+      ? `BENCH_SERVER_NODE=<a Node ${node} binary> npx tsx bench/server.ts`
+      : 'npx tsx bench/server.ts',
     title: 'Server instrumentation cost (Express and Fastify adapters)',
     setup: `hello-world GET /hello/:name, ${hasWrk ? 'wrk -t1' : 'autocannon'} -c${CONNECTIONS}, ${ROUNDS} interleaved rounds of ${ROUND_S} s, median`,
     rows,
