@@ -1,5 +1,5 @@
-export * from './client/index.js';
 export { type Clock, type ClockTimer, systemClock } from './Clock.js';
+export * from './client/index.js';
 export {
   DEADLINE_HEADER,
   getRequestContext,
