@@ -25,7 +25,7 @@ import {
 import { BulkheadRejectedError, CircuitOpenError } from '@trellis/resilience';
 import type { Exchange } from './Exchange.js';
 import type { Generation, RouteRuntime } from './Generation.js';
-import { connectionTokens, stripHopByHop } from './hopByHop.js';
+import { connectionTokens, HOP_BY_HOP } from './hopByHop.js';
 import { type AttemptFailure, type AttemptListener, ProxyCall } from './ProxyCall.js';
 import { requestBody, type UpstreamBody } from './requestBody.js';
 import { forwardedNode, normalizeIp } from './TrustedProxies.js';
@@ -43,6 +43,14 @@ export interface ForwardHost {
   countError(route: string | undefined, code: string): void;
   countRetry(route: string): void;
 }
+
+/** Headers only a trusted proxy may send (removed from untrusted peers). */
+const FORWARDING: ReadonlySet<string> = new Set([
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'forwarded',
+]);
 
 /** Status recorded when the client went away before the response finished. */
 export const CLIENT_CLOSED = 499;
@@ -178,24 +186,41 @@ export class Forward implements AttemptListener {
     const req = ex.req;
     const gen = this.#gen;
     const route = this.#route;
-    const h: Record<string, string | string[] | undefined> = { ...req.headers };
-    const named = connectionTokens(req.headers.connection);
+    const src = req.headers;
+    const named = connectionTokens(src.connection);
     const peer = normalizeIp(req.socket.remoteAddress ?? '');
     const trusted = gen.trusted;
     const peerTrusted = trusted.enabled && trusted.isTrustedPeer(peer);
-    if (!peerTrusted) {
-      h['x-forwarded-for'] = undefined;
-      h['x-forwarded-proto'] = undefined;
-      h['x-forwarded-host'] = undefined;
-      h.forwarded = undefined;
+    const removals = ex.upstreamHeaderRemovals;
+    const hostPolicy = route.config.host;
+    // Copy instead of delete (keeps the object fast). The result is the same as applying the
+    // hooks' edits first and stripping hop-by-hop / Connection-named headers after them.
+    const h: Record<string, string | string[] | undefined> = {};
+    for (const key in src) {
+      if (HOP_BY_HOP.has(key) || named?.has(key) || removals?.has(key)) continue;
+      if (!peerTrusted && FORWARDING.has(key)) continue;
+      if (key === 'host' && hostPolicy !== 'preserve') continue;
+      h[key] = src[key];
+    }
+    if (
+      typeof src.te === 'string' &&
+      src.te.trim().toLowerCase() === 'trailers' &&
+      !named?.has('te')
+    ) {
+      h.te = 'trailers';
     }
     const edits = ex.upstreamHeaderEdits;
-    const removals = ex.upstreamHeaderRemovals;
-    if (removals !== undefined) for (const name of removals) h[name] = undefined;
-    if (edits !== undefined)
-      for (const name of Object.keys(edits)) h[name.toLowerCase()] = edits[name];
-    // After the hooks: hop-by-hop and Connection-named headers go (te: trailers stays).
-    stripHopByHop(h, named);
+    if (edits !== undefined) {
+      for (const name of Object.keys(edits)) {
+        const lower = name.toLowerCase();
+        const value = edits[name] as string;
+        if (HOP_BY_HOP.has(lower) || named?.has(lower)) {
+          if (lower === 'te' && value.trim().toLowerCase() === 'trailers') h.te = 'trailers';
+          continue;
+        }
+        h[lower] = value;
+      }
+    }
     if (this.#body?.length !== undefined) {
       h['content-length'] = String(this.#body.length);
       if (this.#body.reserialised) h['content-encoding'] = undefined;
@@ -212,9 +237,7 @@ export class Forward implements AttemptListener {
       const node = `for=${forwardedNode(peer)};host="${host.replace(/["\\]/g, '')}";proto=${proto}`;
       h.forwarded = inFwd ? `${inFwd}, ${node}` : node;
     }
-    const hostPolicy = route.config.host;
-    if (hostPolicy === 'upstream') h.host = undefined;
-    else if (hostPolicy !== 'preserve') h.host = hostPolicy;
+    if (hostPolicy !== 'upstream' && hostPolicy !== 'preserve') h.host = hostPolicy;
     return h;
   }
 
