@@ -101,4 +101,21 @@ describe('observability handler on a real server', () => {
     expect(generated.headers.get('x-request-id')).toMatch(/^[0-9a-f]{12}-[0-9a-z]+$/);
     expect(again.headers.get('x-request-id')).not.toBe(generated.headers.get('x-request-id'));
   });
+
+  it('honours basePath and answers only what it was given', async () => {
+    metrics = createMetrics({ defaultMetrics: false });
+    const observe = createObservabilityHandler({ metrics, basePath: '/_internal' });
+    server = createServer((req, res) => {
+      if (observe(req, res)) return;
+      res.statusCode = 404;
+      res.end();
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    expect((await fetch(`${base}/_internal/metrics`)).status).toBe(200);
+    expect((await fetch(`${base}/metrics`)).status).toBe(404);
+    expect((await fetch(`${base}/_internal/health`)).status).toBe(404);
+    expect(() => createObservabilityHandler({ basePath: 'x/' })).toThrow(/basePath/);
+  });
 });

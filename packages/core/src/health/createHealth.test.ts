@@ -236,4 +236,14 @@ describe('createHealth shutdown (no server)', () => {
     health.close();
     expect(process.listenerCount('SIGTERM')).toBe(before);
   });
+
+  it('close() during a shutdown cuts its waits short instead of leaving it hanging', async () => {
+    const clock = createTestClock();
+    const health = createHealth({ ...quiet, clock, drainDelayMs: 60_000 });
+    const done = health.shutdown();
+    health.close();
+    await done;
+    expect(health.state).toBe('stopped');
+    expect(clock.pendingTimers).toBe(0);
+  });
 });

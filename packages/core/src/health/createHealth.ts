@@ -293,31 +293,59 @@ export function createHealth(options: HealthOptions = {}): Health {
     return toReport(result.status, result.checks);
   };
 
+  // Pending waits of the shutdown sequence; close() cuts them short so nothing hangs.
+  const wakers = new Set<() => void>();
+
+  /** Resolves after `ms` on the clock, or at once when close() is called. */
   const sleep = (ms: number): Promise<void> =>
     new Promise((resolve) => {
-      const timer = clock.setTimeout(() => {
-        timers.delete(timer);
+      if (closed) {
         resolve();
-      }, ms);
-      timers.add(timer);
-    });
-
-  /** Resolves true when `p` settles in time, false on timeout; never rejects. */
-  const within = async (p: Promise<unknown>, ms: number): Promise<boolean> => {
-    let timer: ReturnType<Clock['setTimeout']> | undefined;
-    const timeout = new Promise<false>((resolve) => {
-      timer = clock.setTimeout(() => resolve(false), ms);
-      timers.add(timer);
-    });
-    try {
-      return await Promise.race([p.then(() => true), timeout]);
-    } finally {
-      if (timer !== undefined) {
+        return;
+      }
+      const wake = () => {
+        wakers.delete(wake);
         clock.clearTimeout(timer);
         timers.delete(timer);
+        resolve();
+      };
+      const timer = clock.setTimeout(wake, ms);
+      timers.add(timer);
+      wakers.add(wake);
+    });
+
+  /** True when `p` fulfils in time, false on timeout or close(); rejects when `p` does. */
+  const within = (p: Promise<unknown>, ms: number): Promise<boolean> =>
+    new Promise((resolve, reject) => {
+      if (closed) {
+        p.catch(() => {});
+        resolve(false);
+        return;
       }
-    }
-  };
+      let settled = false;
+      const settle = () => {
+        if (settled) return false;
+        settled = true;
+        wakers.delete(wake);
+        clock.clearTimeout(timer);
+        timers.delete(timer);
+        return true;
+      };
+      const wake = () => {
+        if (settle()) resolve(false);
+      };
+      const timer = clock.setTimeout(wake, ms);
+      timers.add(timer);
+      wakers.add(wake);
+      p.then(
+        () => {
+          if (settle()) resolve(true);
+        },
+        (err: unknown) => {
+          if (settle()) reject(err);
+        },
+      );
+    });
 
   /** Runs hooks in order; returns false if one threw or timed out. */
   const runHooks = async (kind: string, hooks: readonly ShutdownHook[]): Promise<boolean> => {
@@ -444,6 +472,7 @@ export function createHealth(options: HealthOptions = {}): Health {
       if (closed) return;
       closed = true;
       for (const s of signals) process.removeListener(s as NodeJS.Signals, onSignal);
+      for (const wake of [...wakers]) wake();
       for (const t of timers) clock.clearTimeout(t);
       timers.clear();
       for (const c of checks) c.close();
