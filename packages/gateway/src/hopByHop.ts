@@ -21,6 +21,8 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
 /** The header names listed in a `Connection` header value, lower case. */
 export function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
   if (value === undefined) return undefined;
+  // The common values name no header: skip the split.
+  if (value === 'keep-alive' || value === 'close' || value === 'Keep-Alive') return undefined;
   const joined = Array.isArray(value) ? value.join(',') : value;
   let out: Set<string> | undefined;
   for (const token of joined.split(',')) {
