@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SpanKind, trace } from '@opentelemetry/api';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -199,6 +201,47 @@ describe('Fastify adapter', () => {
     await app?.close();
     expect(ran).toEqual(['deregister', 'cleanup']);
     expect(health.state).toBe('stopped');
+  });
+
+  it('observes routes registered before the plugin, also through inject()', async () => {
+    health = createHealth({ signals: false });
+    metrics = createMetrics({ defaultMetrics: false });
+    app = Fastify();
+    app.get('/early/:id', async () => 'early');
+    await app.register(trellis, { metrics });
+    expect((await app.inject('/early/1')).statusCode).toBe(200);
+    expect(await metrics.text()).toMatch(
+      /_count\{http_request_method="GET",http_route="\/early\/:id",http_response_status_code="200"\} 1/,
+    );
+  });
+
+  it('records a request whose client went away before the answer as 499', async () => {
+    let closed!: () => void;
+    const clientGone = new Promise<void>((r) => {
+      closed = r;
+    });
+    await start(0, (a) =>
+      a.get('/slow', async (req) => {
+        req.raw.on('close', closed);
+        await clientGone;
+        return 'too late';
+      }),
+    );
+    const req = request(`${base}/slow`);
+    req.on('error', () => {});
+    req.end();
+    await once(req, 'socket');
+    while (!/http_server_active_requests 1/.test(await metrics.text())) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    req.destroy();
+    await clientGone;
+    let text = '';
+    for (let i = 0; i < 200 && !text.includes('"499"'); i++) {
+      await new Promise((r) => setTimeout(r, 5));
+      text = await metrics.text();
+    }
+    expect(text).toMatch(/http_route="\/slow",http_response_status_code="499"\} 1/);
   });
 
   it('rejects bad options naming the field', async () => {

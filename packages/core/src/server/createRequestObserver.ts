@@ -184,7 +184,7 @@ class Observer implements RequestObserver {
 
   /** @internal */
   finish(o: Observation, res: ServerResponse): void {
-    const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED_STATUS;
+    const status = res.writableEnded ? res.statusCode : CLIENT_CLOSED_STATUS;
     const route = o.route ?? this.#routeOf?.(o.req);
     const metrics = this.#metrics;
     if (metrics !== undefined) {
