@@ -8,6 +8,8 @@ import type { GatewayIdentity, GatewayRequestContext } from './GatewayMiddleware
 /** What an exchange needs from the gateway that created it. */
 export interface ExchangeHost {
   readonly requestIdHeader: string;
+  /** True once `close()` was called: answers then carry `Connection: close`. */
+  readonly closing: boolean;
 }
 
 type ResponseHook = (status: number, headers: Record<string, string | string[]>) => void;
@@ -35,6 +37,10 @@ export class Exchange implements GatewayRequestContext {
   clientGone = false;
   /** The status the gateway answered with (for metrics and the access log). */
   status = 0;
+  /** Origin of the upstream URL actually called (last attempt), for the access log. */
+  upstream: string | undefined = undefined;
+  /** Response body bytes written to the client (proxied body or gateway error body). */
+  bytesOut = 0;
 
   constructor(
     req: IncomingMessage,
@@ -72,6 +78,14 @@ export class Exchange implements GatewayRequestContext {
     this.#state ??= {};
     return this.#state;
   }
+  /** Copies `upstream` and `bytesOut` into `state` if a middleware created it (the documented keys). */
+  syncState(): void {
+    const state = this.#state;
+    if (state === undefined) return;
+    if (this.upstream !== undefined) state.upstream = this.upstream;
+    state.bytesOut = this.bytesOut;
+  }
+
   /** Upstream header edits without allocating when none were made. */
   get upstreamHeaderEdits(): Record<string, string> | undefined {
     return this.#upstreamHeaders;
@@ -100,25 +114,33 @@ export class Exchange implements GatewayRequestContext {
     }
     this.status = status;
     const body = JSON.stringify({ error: { code, message, requestId: this.requestId } });
+    const length = Buffer.byteLength(body);
     const out: Record<string, string | number> = {};
     if (this.#responseHeaders !== undefined) Object.assign(out, this.#responseHeaders);
     if (headers !== undefined) Object.assign(out, headers);
     out['content-type'] = 'application/json; charset=utf-8';
-    out['content-length'] = Buffer.byteLength(body);
+    out['content-length'] = length;
     out['cache-control'] = 'no-store';
     out[this.gateway.requestIdHeader] = this.requestId;
     // An unread request body would be drained by Node to keep the connection: close it instead.
-    if (!this.req.complete && hasBody(this.req)) out.connection = 'close';
+    // Shutting down: tell the client not to reuse the connection.
+    if ((!this.req.complete && hasBody(this.req)) || this.gateway.closing) {
+      out.connection = 'close';
+    }
     try {
       res.writeHead(status, out);
     } catch {
       // A middleware set an invalid header value: answer without the extras.
       res.writeHead(status, {
         'content-type': 'application/json; charset=utf-8',
-        'content-length': Buffer.byteLength(body),
+        'content-length': length,
       });
     }
-    res.end(this.req.method === 'HEAD' ? undefined : body);
+    if (this.req.method === 'HEAD') res.end();
+    else {
+      this.bytesOut = length;
+      res.end(body);
+    }
   }
 }
 

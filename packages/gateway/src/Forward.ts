@@ -193,11 +193,14 @@ export class Forward implements AttemptListener {
     const peerTrusted = trusted.enabled && trusted.isTrustedPeer(peer);
     const removals = ex.upstreamHeaderRemovals;
     const hostPolicy = route.config.host;
+    const identity = gen.identityHeader;
     // Copy instead of delete (keeps the object fast). The result is the same as applying the
     // hooks' edits first and stripping hop-by-hop / Connection-named headers after them.
     const h: Record<string, string | string[] | undefined> = {};
     for (const key in src) {
-      if (HOP_BY_HOP.has(key) || named?.has(key) || removals?.has(key)) continue;
+      if (HOP_BY_HOP.has(key) || key === identity || named?.has(key) || removals?.has(key)) {
+        continue;
+      }
       if (!peerTrusted && FORWARDING.has(key)) continue;
       if (key === 'host' && hostPolicy !== 'preserve') continue;
       h[key] = src[key];
@@ -323,6 +326,7 @@ export class Forward implements AttemptListener {
     }
     const call = new ProxyCall(ex, target, pick, now, this, span);
     this.#call = call;
+    ex.upstream = target.origin;
     const dispatchOpts = {
       origin: target.origin,
       path: target.basePath + route.upstreamPath(ex.path, this.#rest, ex.params) + ex.search,
@@ -487,6 +491,7 @@ export class Forward implements AttemptListener {
     this.#queued?.abort();
     this.#body?.release();
     this.#ex.res.off('close', this.onClose);
+    this.#ex.syncState();
     this.#gw.complete(this.#gen, this.#ex, this.#route, status);
     this.#resolve?.();
   }

@@ -24,7 +24,7 @@ export interface RouteRuntime {
   readonly hosts: readonly string[] | undefined;
   readonly config: RouteConfig;
   readonly upstream: UpstreamGroup;
-  /** edge.outer + edge.forRoute(route); undefined when empty (the fast path). */
+  /** edge.forRoute(route); undefined when empty (the fast path). */
   readonly chain: readonly GatewayMiddleware[] | undefined;
   readonly retry:
     | {
@@ -50,6 +50,10 @@ export class Generation {
   readonly table: RouteTable<RouteRuntime>;
   readonly routes: readonly RouteRuntime[];
   readonly edge: Edge;
+  /** The access-log writer, or undefined when the log is off. */
+  readonly accessLog: Edge['accessLog'];
+  /** Lower-case identity header: the client's copy never reaches an upstream. */
+  readonly identityHeader: string;
   readonly trusted: TrustedProxies;
   readonly adminOnGateway: boolean;
   /** Keys of the pools this generation used (see PoolSet). */
@@ -89,15 +93,24 @@ export class Generation {
     });
     this.trusted = new TrustedProxies(config.trustedProxies);
     this.adminOnGateway = config.admin.mode === 'gateway';
-    this.edge = createEdge(config, { clock: deps.clock, logger: deps.logger });
-    const outer = this.edge.outer;
-    this.routes = config.routes.map((route, i) => {
-      const id = route.name ?? `routes[${i}]`;
-      const own = this.edge.forRoute({ ...route, id });
-      const chain = outer.length + own.length === 0 ? undefined : [...outer, ...own];
-      return makeRoute(route, id, chain, deps);
-    });
-    this.table = new RouteTable(this.routes);
+    const edge = createEdge(config, { clock: deps.clock, logger: deps.logger });
+    this.edge = edge;
+    this.accessLog = edge.accessLog;
+    this.identityHeader = edge.identityHeader;
+    const built: RouteRuntime[] = [];
+    try {
+      config.routes.forEach((route, i) => {
+        const id = route.name ?? `routes[${i}]`;
+        const own = edge.forRoute({ ...route, id });
+        built.push(makeRoute(route, id, own.length === 0 ? undefined : own, deps));
+      });
+      this.routes = built;
+      this.table = new RouteTable(this.routes);
+    } catch (err) {
+      // A generation that fails to build releases what it already created.
+      void Promise.all([edge.close(), ...built.map((r) => r.upstream.close())]).catch(() => {});
+      throw err;
+    }
   }
 
   /** The pool for an upstream target under this route's settings. */

@@ -159,6 +159,8 @@ export class ProxyCall implements Dispatcher.DispatchHandler {
         else out.push(lower, v);
       }
     }
+    // Shutting down: the response ends with `Connection: close` (no new request on it).
+    if (ex.gateway.closing) res.shouldKeepAlive = false;
     try {
       res.writeHead(statusCode, statusText || undefined, out);
     } catch (err) {
@@ -170,11 +172,13 @@ export class ProxyCall implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
-    const res = this.ex.res;
+    const ex = this.ex;
+    const res = ex.res;
     if (res.destroyed) {
       this.#abort?.(new Error('client connection closed'));
       return false;
     }
+    ex.bytesOut += chunk.length;
     if (res.write(chunk)) return true;
     res.once('drain', this.#onDrain);
     return false;

@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { ConfigError } from '@trellis/core';
+import { ConfigError, type Instance, type Resolver } from '@trellis/core';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { createGateway, type Gateway } from './createGateway.js';
 import type { GatewayConfigInput } from './gatewayConfig.js';
@@ -44,5 +44,39 @@ describe('createGateway', () => {
     });
     await expect(g.close()).resolves.toBeUndefined();
     expect(() => g.reload({ routes: [] })).toThrow(/closed/);
+  });
+
+  it('a config that fails to build after its edge and first routes exist releases them', async () => {
+    let watching = 0;
+    const resolver: Resolver = {
+      resolve: async (): Promise<Instance[]> => [],
+      watch: () => {
+        watching++;
+        return () => {
+          watching--;
+        };
+      },
+      close: async () => {},
+    };
+    const config = {
+      routes: [
+        { name: 'a', path: '/a', upstream: { service: 'svc' } },
+        // Fails in the edge stage builder: store 'redis' without redis.url.
+        {
+          name: 'b',
+          path: '/b',
+          upstream: { service: 'svc' },
+          rateLimit: { limit: 1, windowMs: 1000, store: 'redis' },
+        },
+      ],
+    };
+    expect(() => createGateway(config, { resolver })).toThrow(/routes\.b\.rateLimit\.store/);
+    await new Promise((r) => setImmediate(r));
+    expect(watching).toBe(0);
+    const gateway = createGateway({ routes: [] }, { resolver });
+    expect(() => gateway.reload(config)).toThrow(ConfigError);
+    await new Promise((r) => setImmediate(r));
+    expect(watching).toBe(0);
+    await gateway.close();
   });
 });

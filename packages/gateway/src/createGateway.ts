@@ -2,12 +2,14 @@
  * `createGateway(config, options)`: the proxy core. One request goes through
  *
  *   framing firewall -> canonical path -> admin endpoints -> route match
- *   -> edge.outer (access log) -> route chain (cors -> auth -> rateLimit -> header transforms)
+ *   -> route chain (cors -> auth -> rateLimit -> header transforms; none: the fast path)
  *   -> bulkhead -> balancer pick (skipping open breakers) -> undici dispatch (timeouts)
  *   -> retry on a safe failure -> stream the response back
  *
  * The route table, the edge stages and the upstream groups form a "generation"; `reload()`
  * builds a new one and swaps it atomically. Requests finish on the generation they started on.
+ * Every request the handler answers (except /health and /metrics) ends in `complete()`, which
+ * records the metrics and writes the access-log line.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -36,7 +38,7 @@ import { z } from 'zod';
 import { canonicalPath } from './canonicalPath.js';
 import { Exchange } from './Exchange.js';
 import { BadFramingError, BadPathError, RouteNotFoundError } from './errors.js';
-import { Forward } from './Forward.js';
+import { CLIENT_CLOSED, Forward } from './Forward.js';
 import type { GatewayMiddleware } from './GatewayMiddleware.js';
 import { Generation, type RouteRuntime } from './Generation.js';
 import { type GatewayConfig, parseGatewayConfig } from './gatewayConfig.js';
@@ -306,15 +308,18 @@ class TrellisGateway implements Gateway {
     this.complete(gen, ex, route, status);
   }
 
-  /** Called exactly once per request when it is over. */
+  /** Called exactly once per request when it is over: metrics and the access log. */
   complete(gen: Generation, ex: Exchange, route: RouteRuntime | undefined, status: number): void {
     gen.leave();
+    const durationMs = this.#clock.now() - ex.startedAt;
     this.metrics.recordServerRequest({
       method: ex.req.method ?? 'GET',
       route: route?.id,
       status,
-      durationSeconds: (this.#clock.now() - ex.startedAt) / 1000,
+      durationSeconds: durationMs / 1000,
     });
+    const log = gen.accessLog;
+    if (log !== undefined) log(ex, status, durationMs, status === CLIENT_CLOSED || ex.clientGone);
   }
 
   fail(
@@ -341,6 +346,9 @@ class TrellisGateway implements Gateway {
 
   get clock(): Clock {
     return this.#clock;
+  }
+  get closing(): boolean {
+    return this.#closing !== undefined;
   }
   readonly tracer = trace.getTracer('@trellis/gateway');
   get tracing(): boolean {

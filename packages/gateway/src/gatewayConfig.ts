@@ -32,107 +32,190 @@ const positiveMs = z.number().int().positive();
 
 const upstreamSchema = z
   .object({
-    /** Fixed list of base URLs (`http://10.0.0.7:8080`, optionally with a base path). */
-    urls: z.array(httpUrl).min(1).optional(),
-    /** A service name resolved through the `resolver` given to `createGateway`. */
-    service: z.string().min(1).optional(),
-    /** Load balancer; `peakEwma` by default. */
-    balancer: z.enum(['peakEwma', 'roundRobin', 'leastRequest', 'random']).default('peakEwma'),
-    /** Keep-alive connections per upstream instance. */
-    connections: z.number().int().positive().max(10_000).default(128),
-    /** Requests pipelined per connection (1 = none). */
-    pipelining: z.number().int().min(1).max(100).default(1),
+    urls: z
+      .array(httpUrl)
+      .min(1)
+      .optional()
+      .describe(
+        'Fixed list of base URLs (`http://10.0.0.7:8080`, optionally with a base path). Give `urls` or `service`.',
+      ),
+    service: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('A service name resolved through the `resolver` option of `createGateway`.'),
+    balancer: z
+      .enum(['peakEwma', 'roundRobin', 'leastRequest', 'random'])
+      .default('peakEwma')
+      .describe('How an instance is picked for each attempt.'),
+    connections: z
+      .number()
+      .int()
+      .positive()
+      .max(10_000)
+      .default(128)
+      .describe('Keep-alive connections per upstream instance (undici pool size).'),
+    pipelining: z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .default(1)
+      .describe('Requests pipelined per upstream connection (1 = none).'),
   })
   .strict()
   .refine((u) => (u.urls === undefined) !== (u.service === undefined), {
     message: 'give exactly one of urls or service',
-  });
+  })
+  .describe('Where the route forwards to: a fixed URL list or a resolved service name.');
 
 const timeoutsSchema = z
   .object({
-    /** TCP (and TLS) connect limit. */
-    connectMs: positiveMs.default(5_000),
-    /** Time from sending the request to the upstream's response headers. */
-    headersMs: positiveMs.default(30_000),
-    /** Longest silence between two body chunks of the upstream response. */
-    bodyMs: positiveMs.default(30_000),
-    /** Streaming route (SSE, long polls): disables the body limit. Must be said explicitly. */
-    streaming: z.boolean().default(false),
+    connectMs: positiveMs.default(5_000).describe('TCP (and TLS) connect limit, in ms.'),
+    headersMs: positiveMs
+      .default(30_000)
+      .describe(
+        'Time from sending the request to the upstream response headers, in ms (504 after).',
+      ),
+    bodyMs: positiveMs
+      .default(30_000)
+      .describe('Longest silence between two body chunks of the upstream response, in ms.'),
+    streaming: z
+      .boolean()
+      .default(false)
+      .describe('Streaming route (SSE, long polls): no body limit. Must be said explicitly.'),
   })
   .strict();
 
 const retrySchema = z
   .object({
-    /** Total tries including the first. */
-    attempts: z.number().int().min(1).max(10).default(2),
-    /** Extra methods to treat as safe to retry (e.g. POST for an idempotent RPC). */
-    methods: z.array(z.enum(METHODS)).default([...IDEMPOTENT]),
-    /** Retry budget: at most this fraction of requests may be retries (Envoy-style). */
-    budgetRatio: z.number().min(0).max(1).default(0.2),
-    /** Retries always allowed per second, regardless of the ratio. */
-    minRetriesPerSecond: z.number().int().min(0).default(10),
+    attempts: z
+      .number()
+      .int()
+      .min(1)
+      .max(10)
+      .default(2)
+      .describe('Total tries including the first (1 = no retry).'),
+    methods: z
+      .array(z.enum(METHODS))
+      .default([...IDEMPOTENT])
+      .describe(
+        'Methods safe to retry after the request may have reached the upstream (add POST for an idempotent RPC). Requests with `Idempotency-Key`, and requests that provably never left the gateway, are retried whatever the method.',
+      ),
+    budgetRatio: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.2)
+      .describe('Retry budget: at most this fraction of requests may be retries (Envoy-style).'),
+    minRetriesPerSecond: z
+      .number()
+      .int()
+      .min(0)
+      .default(10)
+      .describe('Retries always allowed per second, whatever the ratio.'),
   })
   .strict();
 
 const breakerSchema = z
   .object({
-    /** Open after this many failures (connect errors, timeouts, 5xx) in a row. */
-    consecutiveFailures: z.number().int().min(1).default(5),
-    /** Also open when failures / calls over the window reach this ratio (0-1]. */
-    failureRateThreshold: z.number().gt(0).max(1).optional(),
-    /** Calls in the window before the ratio counts. */
-    minimumCalls: z.number().int().min(1).default(20),
-    /** Rolling window length. */
-    windowMs: positiveMs.default(10_000),
-    /** Time open before a half-open trial request. */
-    halfOpenAfterMs: positiveMs.default(5_000),
+    consecutiveFailures: z
+      .number()
+      .int()
+      .min(1)
+      .default(5)
+      .describe('Open after this many failures (connect errors, timeouts, 5xx) in a row.'),
+    failureRateThreshold: z
+      .number()
+      .gt(0)
+      .max(1)
+      .optional()
+      .describe('Also open when failures / calls over the window reach this ratio (0-1].'),
+    minimumCalls: z
+      .number()
+      .int()
+      .min(1)
+      .default(20)
+      .describe('Calls in the window before the failure ratio counts.'),
+    windowMs: positiveMs.default(10_000).describe('Rolling window of the failure ratio, in ms.'),
+    halfOpenAfterMs: positiveMs
+      .default(5_000)
+      .describe('Time open before one half-open trial request, in ms.'),
   })
   .strict();
 
 const bulkheadSchema = z
   .object({
-    /** Requests in flight to the upstream at once for this route. */
-    limit: z.number().int().positive(),
-    /** Requests allowed to wait for a slot; beyond that: 503 + Retry-After. */
-    queue: z.number().int().min(0).default(0),
+    limit: z
+      .number()
+      .int()
+      .positive()
+      .describe('Requests in flight to the upstream at once for this route.'),
+    queue: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe('Requests allowed to wait for a slot; beyond that: 503 + Retry-After.'),
   })
   .strict();
 
 const proxyRouteSchema = z
   .object({
-    /** Route id used in metrics, logs and errors; defaults to `routes[i]`. */
-    name: z.string().min(1).max(100).optional(),
-    path: routePath,
-    methods: z.array(z.enum(METHODS)).min(1).optional(),
-    /** Host names (no port); `*.example.com` for subdomains. */
+    name: z
+      .string()
+      .min(1)
+      .max(100)
+      .optional()
+      .describe('Route id used in metrics, logs and errors; defaults to `routes[i]`.'),
+    path: routePath.describe(
+      'Path prefix (`/api`), pattern (`/orders/:id`) or wildcard (`/files/*`) matched against the canonical, decoded request path.',
+    ),
+    methods: z
+      .array(z.enum(METHODS))
+      .min(1)
+      .optional()
+      .describe('Methods this route answers; absent = all.'),
     hosts: z
       .array(z.string().regex(/^(\*\.)?[a-z0-9.-]+$/i, 'must be a host name or *.domain'))
       .min(1)
-      .optional(),
-    /** Remove the matched prefix before forwarding (`/api/users` -> `/users`). */
-    stripPrefix: z.boolean().default(false),
-    /** Replace the matched prefix with this path; `:params` are substituted. */
-    rewrite: routePath.optional(),
+      .optional()
+      .describe('Host names (no port) this route answers; `*.example.com` for subdomains.'),
+    stripPrefix: z
+      .boolean()
+      .default(false)
+      .describe('Remove the matched prefix before forwarding (`/api/users` -> `/users`).'),
+    rewrite: routePath
+      .optional()
+      .describe('Replace the matched prefix with this path; `:params` are substituted.'),
     upstream: upstreamSchema,
-    /** `Host` sent upstream: the upstream's (default), the client's, or a fixed value. */
     host: z
       .union([z.enum(['upstream', 'preserve']), z.string().regex(/^[a-z0-9.-]+(:\d+)?$/i)])
-      .default('upstream'),
-    timeouts: timeoutsSchema.default(timeoutsSchema.parse({})),
-    /** Largest request body, in bytes (413 above). */
+      .default('upstream')
+      .describe(
+        "`Host` sent upstream: `upstream` (the instance host), `preserve` (the client's), or a fixed value.",
+      ),
+    timeouts: timeoutsSchema
+      .default(timeoutsSchema.parse({}))
+      .describe('Upstream timeouts of each attempt.'),
     maxBodyBytes: z
       .number()
       .int()
       .min(0)
-      .default(10 * 1024 * 1024),
-    /** Retries; `false` disables them. Only safe requests are ever retried. */
-    retry: z.union([retrySchema, z.literal(false)]).default(retrySchema.parse({})),
-    /** Circuit breaker per upstream instance; `false` disables it. */
-    circuitBreaker: z.union([breakerSchema, z.literal(false)]).default(breakerSchema.parse({})),
-    /** In-flight limit for the route; absent = unlimited. */
-    bulkhead: bulkheadSchema.optional(),
-    /** Proxy WebSocket upgrades on this route. */
-    websocket: z.boolean().default(false),
+      .default(10 * 1024 * 1024)
+      .describe('Largest request body, in bytes (413 above).'),
+    retry: z
+      .union([retrySchema, z.literal(false)])
+      .default(retrySchema.parse({}))
+      .describe('Retries under a retry budget; `false` disables them. Only safe requests retry.'),
+    circuitBreaker: z
+      .union([breakerSchema, z.literal(false)])
+      .default(breakerSchema.parse({}))
+      .describe('A circuit breaker per upstream instance; `false` disables it.'),
+    bulkhead: bulkheadSchema
+      .optional()
+      .describe('In-flight limit for the route (503 + Retry-After when full); absent = none.'),
+    websocket: z.boolean().default(false).describe('Proxy WebSocket upgrades on this route.'),
   })
   .strict();
 
@@ -141,26 +224,30 @@ export const routeSchema = proxyRouteSchema.extend(edgeRouteSchema.shape).strict
 
 const limitsSchema = z
   .object({
-    /** Largest request head (request line + headers); 431 above. Standalone `listen` only. */
     maxHeaderBytes: z
       .number()
       .int()
       .min(1024)
       .max(1024 * 1024)
-      .default(16 * 1024),
-    /** Time a client has to send its headers (slowloris); 408 after. */
-    headersTimeoutMs: positiveMs.default(10_000),
-    /** Time a client has to send the whole request. */
-    requestTimeoutMs: positiveMs.default(60_000),
-    /** Idle keep-alive connection lifetime. */
-    keepAliveTimeoutMs: positiveMs.default(5_000),
+      .default(16 * 1024)
+      .describe('Largest request head (request line + headers), in bytes; 431 above.'),
+    headersTimeoutMs: positiveMs
+      .default(10_000)
+      .describe('Time a client has to send its request headers (slowloris), in ms; 408 after.'),
+    requestTimeoutMs: positiveMs
+      .default(60_000)
+      .describe('Time a client has to send the whole request, in ms.'),
+    keepAliveTimeoutMs: positiveMs
+      .default(5_000)
+      .describe('How long an idle client keep-alive connection stays open, in ms.'),
   })
   .strict();
 
 const proxyGlobalSchema = z
   .object({
-    routes: z.array(routeSchema),
-    /** Who may set X-Forwarded-*, Forwarded and x-request-id. Absent = nobody. */
+    routes: z
+      .array(routeSchema)
+      .describe('The routes, matched most specific first (see docs/gateway.md).'),
     trustedProxies: z
       .object({
         cidrs: z
@@ -172,30 +259,59 @@ const proxyGlobalSchema = z
                 'must be an IP, a CIDR, loopback, private or linklocal',
               ),
           )
-          .optional(),
-        hops: z.number().int().min(1).max(32).optional(),
+          .optional()
+          .describe(
+            'Peers trusted to send forwarding headers: IPs, CIDRs, `loopback`, `private`, `linklocal`.',
+          ),
+        hops: z
+          .number()
+          .int()
+          .min(1)
+          .max(32)
+          .optional()
+          .describe('Trust this many proxies in front of the gateway, whoever they are.'),
       })
       .strict()
       .refine((t) => (t.cidrs === undefined) !== (t.hops === undefined), {
         message: 'give exactly one of cidrs or hops',
       })
-      .optional(),
-    limits: limitsSchema.default(limitsSchema.parse({})),
-    /** Request id header name (set when absent; kept only from trusted peers). */
+      .optional()
+      .describe(
+        'Who may set X-Forwarded-*, Forwarded and the request id header (client IP parsed right to left). Absent = nobody.',
+      ),
+    limits: limitsSchema
+      .default(limitsSchema.parse({}))
+      .describe('Client connection limits of the standalone server (`gateway.listen`).'),
     requestIdHeader: z
       .string()
       .regex(/^[a-z0-9-]+$/)
-      .default('x-request-id'),
-    /** Serve /health* and /metrics: on the gateway itself, or on a separate admin port. */
+      .default('x-request-id')
+      .describe(
+        'Request id header (set when absent; a client value is kept only from trusted peers). Cannot change on reload.',
+      ),
     admin: z
       .object({
-        /** `gateway`: answered before routing. `port`: a separate server (loopback by default). */
-        mode: z.enum(['gateway', 'port', 'off']).default('gateway'),
-        port: z.number().int().min(0).max(65535).default(9090),
-        host: z.string().default('127.0.0.1'),
+        mode: z
+          .enum(['gateway', 'port', 'off'])
+          .default('gateway')
+          .describe(
+            '`gateway`: answered on the gateway port before routing; `port`: a separate server; `off`: not served.',
+          ),
+        port: z
+          .number()
+          .int()
+          .min(0)
+          .max(65535)
+          .default(9090)
+          .describe('Admin server port (mode `port`).'),
+        host: z
+          .string()
+          .default('127.0.0.1')
+          .describe('Admin server address (mode `port`); loopback by default.'),
       })
       .strict()
-      .default({ mode: 'gateway', port: 9090, host: '127.0.0.1' }),
+      .default({ mode: 'gateway', port: 9090, host: '127.0.0.1' })
+      .describe('Where `/health*` and `/metrics` are served.'),
   })
   .strict();
 
@@ -208,6 +324,8 @@ export type GatewayConfigInput = z.input<typeof gatewayConfigSchema>;
 export type GatewayConfig = z.output<typeof gatewayConfigSchema>;
 /** One validated route. */
 export type RouteConfig = z.output<typeof routeSchema>;
+/** One route as written by a user (defaults optional). */
+export type RouteConfigInput = z.input<typeof routeSchema>;
 
 /**
  * Validates a gateway config; throws `ConfigError` naming each bad field.

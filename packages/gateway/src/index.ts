@@ -1,5 +1,8 @@
 export { type BadTargetReason, type CanonicalTarget, canonicalPath } from './canonicalPath.js';
 export { createGateway, type Gateway, type GatewayOptions } from './createGateway.js';
+export type { AccessLogLine } from './edge/accessLog.js';
+export { hashApiKey } from './edge/apiKeys.js';
+export { loadConfigFile } from './edge/loadConfigFile.js';
 export * from './errors.js';
 export type {
   GatewayDeps,
@@ -14,4 +17,5 @@ export {
   gatewayConfigSchema,
   parseGatewayConfig,
   type RouteConfig,
+  type RouteConfigInput,
 } from './gatewayConfig.js';

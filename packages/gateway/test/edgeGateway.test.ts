@@ -7,9 +7,8 @@ import type { Logger } from '@trellis/core';
 import { createHealth } from '@trellis/core';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashApiKey } from '../src/edge/apiKeys.js';
 import { type EdgeTestServer, startEchoUpstream } from '../src/edge/edgeTestServer.js';
-import { createGateway, type Gateway } from '../src/index.js';
+import { createGateway, type Gateway, hashApiKey } from '../src/index.js';
 import type { EchoBody } from './edgeHarness.js';
 
 const lines: Record<string, unknown>[] = [];

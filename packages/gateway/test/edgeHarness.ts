@@ -42,7 +42,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const upstream: EdgeTestServer = await startEchoUpstream(options.upstreamHeaders);
   const route = { ...edgeRouteSchema.parse(options.route ?? {}), id: 'r1' };
   const server = await startEdgeTestServer({
-    outer: edge.outer,
+    accessLog: edge.accessLog,
+    stripHeader: edge.identityHeader,
     chain: edge.forRoute(route),
     upstream: upstream.url,
     routeId: 'r1',

@@ -1,19 +1,17 @@
 /**
- * The access log: one JSON object per request through a pino-compatible logger, written when
- * the response is finished or the connection closed (so `durationMs` covers the streamed
- * body). Runs in `edge.outer`, around routing.
+ * The access log: one JSON object per request through a pino-compatible logger, written by the
+ * proxy core when the request is over (response ended, gateway error answered, or client gone),
+ * for every request the gateway answers: proxied, answered by an edge stage (401, 429, CORS
+ * preflight), unmatched (404) or rejected by the gateway (400 bad path or framing, 503 while
+ * closing). Not logged: `/health` and `/metrics` on the gateway port, and connections Node's
+ * HTTP parser rejects before there is a request (431, 408, malformed HTTP).
  *
  * Fields: `requestId`, `method`, `path`, `route`, `upstream`, `status`, `durationMs`,
  * `bytes`, `clientIp`, `subject`, `aborted`.
- *
- * Agreement with the proxy core (read from `ctx.state`, set by the proxy stage):
- * - `ctx.state.upstream`: the upstream URL origin actually called (last attempt), a string.
- * - `ctx.state.bytesOut`: response body bytes written to the client, a number; when absent,
- *   the response's `Content-Length` is logged instead.
  */
-import type { Clock, Logger } from '@trellis/core';
+import type { Logger } from '@trellis/core';
 import { z } from 'zod';
-import type { GatewayMiddleware, GatewayRequestContext } from '../GatewayMiddleware.js';
+import type { GatewayRequestContext } from '../GatewayMiddleware.js';
 
 export const accessLogSchema = z
   .object({
@@ -38,46 +36,55 @@ export interface AccessLogLine {
   readonly upstream: string | undefined;
   readonly status: number;
   readonly durationMs: number;
-  readonly bytes: number | undefined;
+  readonly bytes: number;
   readonly clientIp: string;
   readonly subject: string | undefined;
   readonly aborted: boolean;
 }
 
-function bytesOf(ctx: GatewayRequestContext): number | undefined {
-  const counted = ctx.state.bytesOut;
-  if (typeof counted === 'number') return counted;
-  const length = ctx.res.getHeader('content-length');
-  if (length === undefined) return undefined;
-  const n = Number(length);
-  return Number.isFinite(n) ? n : undefined;
+/** What the access log reads from a request (the proxy core's exchange implements it). */
+export interface AccessLogSource {
+  readonly req: GatewayRequestContext['req'];
+  readonly path: string;
+  readonly routeId: string;
+  readonly requestId: string;
+  readonly clientIp: string;
+  readonly identity?: GatewayRequestContext['identity'];
+  /** Origin of the upstream URL actually called (last attempt), if any. */
+  readonly upstream: string | undefined;
+  /** Response body bytes written to the client (proxied body or gateway error body). */
+  readonly bytesOut: number;
 }
 
-export function accessLogMiddleware(
-  config: AccessLogConfig,
-  logger: Logger,
-  clock: Clock,
-): GatewayMiddleware {
+/**
+ * Writes one access-log line. `status` is the status recorded for the request (499 when the
+ * client went away first), `durationMs` the time from arrival to the end of the response.
+ */
+export type AccessLogWriter = (
+  source: AccessLogSource,
+  status: number,
+  durationMs: number,
+  aborted: boolean,
+) => void;
+
+/** Builds the access-log writer for a config (the logger method is bound once). */
+export function createAccessLog(config: AccessLogConfig, logger: Logger): AccessLogWriter {
   const write = logger[config.level].bind(logger);
   const msg = config.msg;
-  return async (ctx, next) => {
-    const res = ctx.res;
-    res.once('close', () => {
-      const line: AccessLogLine = {
-        requestId: ctx.requestId,
-        method: ctx.req.method,
-        path: ctx.path,
-        route: ctx.routeId || undefined,
-        upstream: typeof ctx.state.upstream === 'string' ? ctx.state.upstream : undefined,
-        status: res.statusCode,
-        durationMs: Math.round((clock.now() - ctx.startedAt) * 1000) / 1000,
-        bytes: bytesOf(ctx),
-        clientIp: ctx.clientIp,
-        subject: ctx.identity?.subject,
-        aborted: !res.writableFinished,
-      };
-      write(line, msg);
-    });
-    return next();
+  return (src, status, durationMs, aborted) => {
+    const line: AccessLogLine = {
+      requestId: src.requestId,
+      method: src.req.method,
+      path: src.path === '' ? (src.req.url ?? '').slice(0, 2048) : src.path,
+      route: src.routeId || undefined,
+      upstream: src.upstream,
+      status,
+      durationMs: Math.round(durationMs * 1000) / 1000,
+      bytes: src.bytesOut,
+      clientIp: src.clientIp,
+      subject: src.identity?.subject,
+      aborted,
+    };
+    write(line, msg);
   };
 }

@@ -41,7 +41,18 @@ export interface ApiKeyMatch {
   readonly scopes: readonly string[];
 }
 
-/** The SHA-256 hex digest to put in the config for a given key. */
+/**
+ * The SHA-256 hex digest to put in the config (`auth.apiKeys.keys.<name>.sha256`) for a key.
+ *
+ * @example
+ * ```ts
+ * import { createGateway, hashApiKey } from '@trellis/gateway';
+ * const gateway = createGateway({
+ *   auth: { apiKeys: { keys: { ci: { sha256: hashApiKey(process.env.CI_KEY ?? '') } } } },
+ *   routes: [{ path: '/api', auth: { apiKey: true }, upstream: { urls: ['http://127.0.0.1:3000'] } }],
+ * });
+ * ```
+ */
 export function hashApiKey(key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex');
 }

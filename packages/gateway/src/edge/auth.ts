@@ -78,14 +78,6 @@ export const routeAuthSchema = z
 
 export type RouteAuthConfig = z.output<typeof routeAuthSchema>;
 
-/** Removes the client's copy of the identity header. Runs on every route. */
-export function stripIdentityMiddleware(header: string): GatewayMiddleware {
-  return (ctx, next) => {
-    ctx.removeUpstreamHeaders.add(header);
-    return next();
-  };
-}
-
 /** JSON with every non-ASCII character escaped (`\\uXXXX`): always a legal header value. */
 export function jsonHeader(value: unknown): string {
   return JSON.stringify(value).replace(

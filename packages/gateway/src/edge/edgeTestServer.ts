@@ -1,9 +1,9 @@
 /**
  * Test helper (not exported by the package): a real `node:http` gateway-shaped server that builds
- * a minimal `GatewayRequestContext`, runs `edge.outer` and one route's chain, then proxies to a
- * real upstream with `node:http`, applying the context the way the proxy core does
- * (client headers - removeUpstreamHeaders + upstreamHeaders; upstream response -> hooks ->
- * responseHeaders). It lets the edge stages be tested on real sockets without `createGateway`.
+ * a minimal `GatewayRequestContext`, runs one route's chain, then proxies to a real upstream
+ * with `node:http`, applying the context the way the proxy core does (client headers - the
+ * identity header - removeUpstreamHeaders + upstreamHeaders; upstream response -> hooks ->
+ * responseHeaders), and writes the access log when the response closes. It lets the edge stages be tested on real sockets without `createGateway`.
  */
 import { once } from 'node:events';
 import {
@@ -15,6 +15,7 @@ import {
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { GatewayMiddleware, GatewayRequestContext } from '../GatewayMiddleware.js';
+import type { AccessLogWriter } from './accessLog.js';
 
 export interface EdgeTestServer {
   readonly url: string;
@@ -35,7 +36,9 @@ export function compose(
 }
 
 export interface EdgeTestServerOptions {
-  readonly outer?: readonly GatewayMiddleware[];
+  readonly accessLog?: AccessLogWriter;
+  /** Header the client may not send upstream (the edge's identity header). */
+  readonly stripHeader?: string;
   readonly chain: readonly GatewayMiddleware[];
   /** Where the terminal stage proxies to (`http://127.0.0.1:port`). */
   readonly upstream: string;
@@ -50,6 +53,7 @@ export async function startEdgeTestServer(options: EdgeTestServerOptions): Promi
   let seq = 0;
   const proxy: GatewayMiddleware = async (ctx) => {
     const headers: IncomingHttpHeaders = { ...ctx.req.headers };
+    if (options.stripHeader !== undefined) delete headers[options.stripHeader];
     for (const name of ctx.removeUpstreamHeaders) delete headers[name];
     Object.assign(headers, ctx.upstreamHeaders);
     delete headers.connection;
@@ -128,9 +132,25 @@ export async function startEdgeTestServer(options: EdgeTestServerOptions): Promi
         return res.headersSent;
       },
     };
+    const accessLog = options.accessLog;
+    if (accessLog !== undefined) {
+      res.once('close', () => {
+        const upstream = ctx.state.upstream;
+        accessLog(
+          {
+            ...ctx,
+            upstream: typeof upstream === 'string' ? upstream : undefined,
+            bytesOut: typeof ctx.state.bytesOut === 'number' ? ctx.state.bytesOut : 0,
+          },
+          res.statusCode,
+          now() - ctx.startedAt,
+          !res.writableFinished,
+        );
+      });
+    }
     void (async () => {
       try {
-        await compose([...(options.outer ?? []), (c) => route(c)])(ctx);
+        await route(ctx);
       } catch (err) {
         if (!res.headersSent) ctx.reply(500, 'TRELLIS_INTERNAL', (err as Error).message);
         else res.destroy();

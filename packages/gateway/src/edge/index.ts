@@ -4,21 +4,18 @@
  * config schema and runs `createEdge(...).forRoute(route)` before proxying.
  *
  * Order of a route's chain (documented in docs/gateway.md):
- *   strip client identity header -> cors -> auth -> rateLimit -> header transforms
- *   -> [proxy core: bulkhead, proxy]
- * The access log wraps the whole chain (`outer`).
+ *   cors -> auth -> rateLimit -> header transforms -> [proxy core: bulkhead, proxy]
+ * A route without edge settings gets an empty chain (the proxy core's fast path). Two things
+ * are not stages, so they cost nothing per request: the client's copy of the identity header
+ * (`identityHeader`) is dropped by the proxy core while it copies the request headers, and the
+ * access log (`accessLog`) is written by the proxy core when a request is over.
  */
 import { ConfigError, type Logger, ShutdownError } from '@trellis/core';
 import { z } from 'zod';
 import type { GatewayDeps, GatewayMiddleware } from '../GatewayMiddleware.js';
-import { accessLogMiddleware, accessLogSchema } from './accessLog.js';
+import { type AccessLogWriter, accessLogSchema, createAccessLog } from './accessLog.js';
 import { ApiKeyStore, apiKeysSchema } from './apiKeys.js';
-import {
-  authMiddleware,
-  identityHeaderSchema,
-  routeAuthSchema,
-  stripIdentityMiddleware,
-} from './auth.js';
+import { authMiddleware, identityHeaderSchema, routeAuthSchema } from './auth.js';
 import { corsMiddleware, corsSchema } from './cors.js';
 import { createRateLimiter, type RedisLike } from './createRateLimiter.js';
 import { headerTransformsMiddleware, headerTransformsSchema } from './headerTransforms.js';
@@ -30,7 +27,7 @@ import {
   routeRateLimitSchema,
 } from './rateLimitStage.js';
 
-export type { AccessLogLine } from './accessLog.js';
+export type { AccessLogLine, AccessLogSource, AccessLogWriter } from './accessLog.js';
 export { hashApiKey } from './apiKeys.js';
 export type { KeyedRateLimiter, RateLimitDecision } from './rateLimitStage.js';
 
@@ -82,8 +79,13 @@ export type EdgeGlobalConfig = z.output<typeof edgeGlobalSchema>;
 export interface Edge {
   /** The ordered middlewares for one route (may be empty). */
   forRoute(route: EdgeRouteConfig & { readonly id: string }): GatewayMiddleware[];
-  /** Middleware wrapping every request (access log); runs first. */
-  readonly outer: GatewayMiddleware[];
+  /** Writes the access-log line of a finished request; undefined when the log is disabled. */
+  readonly accessLog: AccessLogWriter | undefined;
+  /**
+   * The identity header (lower case): the proxy core removes the client's copy from every
+   * upstream request, on every route, before the stages' `upstreamHeaders` are applied.
+   */
+  readonly identityHeader: string;
   /** Releases JWKS caches, rate limiters, Redis connections. */
   close(): Promise<void>;
 }
@@ -101,8 +103,9 @@ export interface EdgeDeps extends GatewayDeps {
  *
  * @example
  * ```ts
+ * // Internal: createGateway builds the edge of each config generation.
  * import { silentLogger, systemClock } from '@trellis/core';
- * import { createEdge, edgeGlobalSchema } from '@trellis/gateway';
+ * import { createEdge, edgeGlobalSchema } from './edge/index.js';
  *
  * const edge = createEdge(edgeGlobalSchema.parse({}), { clock: systemClock, logger: silentLogger });
  * const chain = edge.forRoute({ id: 'orders' });
@@ -118,7 +121,6 @@ export function createEdge(config: EdgeGlobalConfig, deps: EdgeDeps): Edge {
   }
   const apiKeys = config.auth.apiKeys ? new ApiKeyStore(config.auth.apiKeys) : undefined;
   const identityHeader = config.auth.identityHeader;
-  const stripIdentity = stripIdentityMiddleware(identityHeader.name);
   const limiters: Promise<KeyedRateLimiter>[] = [];
   let ownedRedis: Promise<RedisLike> | undefined;
   let closed = false;
@@ -159,14 +161,11 @@ export function createEdge(config: EdgeGlobalConfig, deps: EdgeDeps): Edge {
     return ownedRedis;
   };
 
-  const outer: GatewayMiddleware[] = config.accessLog.enabled
-    ? [accessLogMiddleware(config.accessLog, logger, deps.clock)]
-    : [];
-
   return {
-    outer,
+    accessLog: config.accessLog.enabled ? createAccessLog(config.accessLog, logger) : undefined,
+    identityHeader: identityHeader.name.toLowerCase(),
     forRoute(route) {
-      const chain: GatewayMiddleware[] = [stripIdentity];
+      const chain: GatewayMiddleware[] = [];
       const path = `routes.${route.id}`;
       if (route.cors) chain.push(corsMiddleware(route.cors));
       if (route.auth) {

@@ -35,7 +35,17 @@ export function substituteEnv(
   return value;
 }
 
-/** Reads and parses the file; throws `ConfigError` (component `gateway config file`) when unreadable. */
+/**
+ * Reads and parses a JSON or YAML config file, substituting `${ENV_VAR}` in string values; the
+ * result is validated by `createGateway` / `parseGatewayConfig`. Throws `ConfigError`
+ * (component `gateway config file`) when unreadable, unparsable or a variable is unset.
+ *
+ * @example
+ * ```ts
+ * import { createGateway, loadConfigFile } from '@trellis/gateway';
+ * const gateway = createGateway(await loadConfigFile('gateway.yaml'));
+ * ```
+ */
 export async function loadConfigFile(
   file: string,
   env: Readonly<Record<string, string | undefined>> = process.env,

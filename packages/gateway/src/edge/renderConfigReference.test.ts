@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { gatewayConfigSchema } from '../gatewayConfig.js';
 import { edgeGlobalSchema, edgeRouteSchema } from './index.js';
 import { renderConfigReference } from './renderConfigReference.js';
 
@@ -30,6 +31,14 @@ describe('renderConfigReference', () => {
     );
     const rows = md.split('\n').filter((l) => l.startsWith('| `'));
     expect(rows.length).toBeGreaterThan(40);
+    const undocumented = rows.filter((l) => l.trimEnd().endsWith('|  |'));
+    expect(undocumented).toEqual([]);
+  });
+
+  it('every field of the whole gateway config (proxy core and edge) carries a description', () => {
+    const md = renderConfigReference(gatewayConfigSchema, { title: 'Gateway', intro: '' });
+    const rows = md.split('\n').filter((l) => l.startsWith('| `'));
+    expect(rows.length).toBeGreaterThan(90);
     const undocumented = rows.filter((l) => l.trimEnd().endsWith('|  |'));
     expect(undocumented).toEqual([]);
   });

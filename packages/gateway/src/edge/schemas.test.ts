@@ -121,17 +121,19 @@ describe('createEdge', () => {
     await edge.close(); // idempotent
   });
 
-  it('orders the chain: identity strip, cors, auth, rate limit, headers', () => {
+  it('a route without edge settings gets an empty chain; the identity header is for the core', () => {
     const edge = createEdge(edgeGlobalSchema.parse({ auth: { apiKeys: { keys: {} } } }), {
       clock: systemClock,
       logger: silentLogger,
     });
-    expect(edge.forRoute({ id: 'a', ...edgeRouteSchema.parse({}) })).toHaveLength(1);
+    expect(edge.forRoute({ id: 'a', ...edgeRouteSchema.parse({}) })).toHaveLength(0);
+    expect(edge.identityHeader).toBe('x-trellis-identity');
+    expect(edge.accessLog).toBeTypeOf('function');
     expect(
       edge.forRoute({
         id: 'b',
         ...edgeRouteSchema.parse({ cors: { origins: ['*'] }, auth: { apiKey: true }, headers: {} }),
       }),
-    ).toHaveLength(4);
+    ).toHaveLength(3);
   });
 });
