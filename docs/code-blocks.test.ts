@@ -3,10 +3,11 @@
  * docs cannot rot. A block must be a complete module (its own imports). Blocks whose info
  * string is `ts fragment` (a snippet that continues an earlier block) are skipped.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
+import { type CodeBlock, tsBlocks } from '../testing/markdown.js';
 
 const root = join(import.meta.dirname, '..');
 
@@ -30,38 +31,12 @@ function markdownFiles(): string[] {
   return out.filter((f) => existsSync(f));
 }
 
-interface Block {
+interface Block extends CodeBlock {
   doc: string;
-  line: number;
-  code: string;
-}
-
-function extract(doc: string): Block[] {
-  const lines = readFileSync(doc, 'utf8').split('\n');
-  const blocks: Block[] = [];
-  for (let i = 0; i < lines.length; i++) {
-    const open = /^(\s*)```(\w+)?\s*(.*)$/.exec(lines[i]!);
-    if (!open) continue;
-    const indent = open[1]!;
-    const lang = open[2] ?? '';
-    const info = open[3] ?? '';
-    const start = i + 1;
-    let j = start;
-    while (j < lines.length && !lines[j]!.trimStart().startsWith('```')) j++;
-    if ((lang === 'ts' || lang === 'typescript') && !/\bfragment\b/.test(info)) {
-      const code = lines
-        .slice(start, j)
-        .map((l) => (l.startsWith(indent) ? l.slice(indent.length) : l))
-        .join('\n');
-      blocks.push({ doc, line: start + 1, code });
-    }
-    i = j;
-  }
-  return blocks;
 }
 
 const files = markdownFiles();
-const blocks = files.flatMap(extract);
+const blocks: Block[] = files.flatMap((doc) => tsBlocks(doc).map((b) => ({ ...b, doc })));
 const outDir = join(root, '.tmp', 'doc-blocks');
 
 function typecheck(): Map<string, string[]> {

@@ -1,29 +1,12 @@
 // Runs the README's "Health, metrics, tracing and adapters" examples as programs (tsx, sources
 // via tsconfig paths), so the copy-paste examples are known to work, not just to type-check.
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { runTs as run, tsBlocks } from '../../../testing/markdown.js';
 
-const root = join(import.meta.dirname, '..', '..', '..');
-const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
-const start = readme.indexOf('## Health, metrics, tracing and adapters');
-const end = readme.indexOf('\n## ', start + 1);
-const section = readme.slice(start, end === -1 ? undefined : end);
-const blocks = [...section.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1] as string);
-
-function run(code: string, name: string) {
-  const dir = join(root, '.tmp');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, name);
-  writeFileSync(file, code);
-  return spawnSync(process.execPath, ['--import', 'tsx', file], {
-    cwd: root,
-    encoding: 'utf8',
-    timeout: 30_000,
-    env: { ...process.env, TSX_TSCONFIG_PATH: join(root, 'packages/core/tsconfig.json') },
-  });
-}
+const blocks = tsBlocks(join(import.meta.dirname, '..', 'README.md'), {
+  section: 'Health, metrics, tracing and adapters',
+}).map((b) => b.code);
 
 describe('README: health, metrics, tracing and adapters examples', () => {
   it('has the examples this test runs', () => {

@@ -2,23 +2,12 @@
  * Runs every complete ```ts block of the package README (blocks marked `fragment` are
  * skipped), so the examples stay true to the API. docs/code-blocks.test.ts type-checks them.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
+import { tsBlocks } from '../../../testing/markdown.js';
 
-const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
-const blocks: { line: number; code: string }[] = [];
-const lines = readme.split('\n');
-for (let i = 0; i < lines.length; i++) {
-  const open = /^```ts(.*)$/.exec(lines[i] as string);
-  if (!open) continue;
-  let j = i + 1;
-  while (j < lines.length && !(lines[j] as string).startsWith('```')) j++;
-  if (!/\bfragment\b/.test(open[1] ?? '')) {
-    blocks.push({ line: i + 2, code: lines.slice(i + 1, j).join('\n') });
-  }
-  i = j;
-}
+const blocks = tsBlocks(join(import.meta.dirname, '..', 'README.md'));
 
 const dir = join(import.meta.dirname, '..', '.tmp', 'readme');
 mkdirSync(dir, { recursive: true });
