@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Health, HealthReport } from '../health/createHealth.js';
 import type { Metrics } from '../metrics/createMetrics.js';
 import { parseOptions } from '../options.js';
+import { basePathField, healthField, metricsField } from './adapterOptions.js';
 
 /** The content type of health answers (IETF draft-inadarei-api-health-check). */
 export const HEALTH_CONTENT_TYPE = 'application/health+json';
@@ -24,22 +25,9 @@ export type ObservabilityHandler = (req: IncomingMessage, res: ServerResponse) =
 
 const optionsSchema = z
   .object({
-    health: z
-      .custom<Health>(
-        (v) => typeof v === 'object' && v !== null && typeof (v as Health).ready === 'function',
-        'must be a Health from createHealth()',
-      )
-      .optional(),
-    metrics: z
-      .custom<Metrics>(
-        (v) => typeof v === 'object' && v !== null && typeof (v as Metrics).text === 'function',
-        'must be Metrics from createMetrics()',
-      )
-      .optional(),
-    basePath: z
-      .string()
-      .regex(/^(\/[^/?#]+)+$/, 'must start with "/" and not end with "/"')
-      .optional(),
+    health: healthField.optional(),
+    metrics: metricsField.optional(),
+    basePath: basePathField.optional(),
   })
   .strict();
 

@@ -11,6 +11,7 @@ import {
   type StartedServerSpan,
   withServerSpan,
 } from '../tracing/createServerTracing.js';
+import { metricsField, tracingField } from './adapterOptions.js';
 
 /** The header a request id is read from and echoed in. */
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -197,25 +198,8 @@ class Observer implements RequestObserver {
 
 const optionsSchema = z
   .object({
-    metrics: z
-      .custom<Metrics>(
-        (v) =>
-          typeof v === 'object' &&
-          v !== null &&
-          typeof (v as Metrics).observeServerRequest === 'function',
-        'must be Metrics from createMetrics()',
-      )
-      .optional(),
-    tracing: z
-      .union([
-        z.boolean(),
-        z.custom<ServerTracing>(
-          (v) =>
-            typeof v === 'object' && v !== null && typeof (v as ServerTracing).start === 'function',
-          'must be true, false or a ServerTracing from createServerTracing()',
-        ),
-      ])
-      .optional(),
+    metrics: metricsField.optional(),
+    tracing: tracingField.optional(),
     routeOf: z
       .custom<(req: IncomingMessage) => string | undefined>(
         (v) => typeof v === 'function',
