@@ -25,6 +25,9 @@ export class Exchange implements GatewayRequestContext {
   requestId: string;
   clientIp: string;
   readonly startedAt: number;
+  /** The TCP peer (normalised) and whether it is a trusted proxy (computed once by the handler). */
+  peer = '';
+  peerTrusted = false;
   #upstreamHeaders: Record<string, string> | undefined;
   #removeUpstreamHeaders: Set<string> | undefined;
   #responseHeaders: Record<string, string> | undefined;

@@ -28,7 +28,7 @@ import type { Generation, RouteRuntime } from './Generation.js';
 import { connectionTokens, HOP_BY_HOP } from './hopByHop.js';
 import { type AttemptFailure, type AttemptListener, ProxyCall } from './ProxyCall.js';
 import { requestBody, type UpstreamBody } from './requestBody.js';
-import { forwardedNode, normalizeIp } from './TrustedProxies.js';
+import { forwardedNode } from './TrustedProxies.js';
 import { targetOf } from './UpstreamGroup.js';
 
 /** What a `Forward` needs from the gateway that runs it. */
@@ -38,7 +38,13 @@ export interface ForwardHost {
   readonly tracing: boolean;
   readonly tracer: Tracer;
   /** Called exactly once per request when it is over. */
-  complete(gen: Generation, ex: Exchange, route: RouteRuntime | undefined, status: number): void;
+  complete(
+    gen: Generation,
+    ex: Exchange,
+    route: RouteRuntime | undefined,
+    status: number,
+    now?: number,
+  ): void;
   observeUpstream(route: string, upstream: string, status: number, seconds: number): void;
   countError(route: string | undefined, code: string): void;
   countRetry(route: string): void;
@@ -106,9 +112,18 @@ export class Forward implements AttemptListener {
     if (!this.#proxying) this.#finish(CLIENT_CLOSED);
   };
 
-  /** No edge stages: proxy straight away. */
+  /** No edge stages: proxy straight away (without a promise when there is no bulkhead). */
   start(): void {
-    this.proxy().catch((err: unknown) => this.chainFailed(err));
+    if (this.#route.bulkhead !== undefined) {
+      this.proxy().catch((err: unknown) => this.chainFailed(err));
+      return;
+    }
+    this.#proxying = true;
+    try {
+      this.#afterBulkhead();
+    } catch (err) {
+      this.chainFailed(err);
+    }
   }
 
   /** The edge chain ended; if it answered itself (401, 429, CORS preflight), record it. */
@@ -188,9 +203,9 @@ export class Forward implements AttemptListener {
     const route = this.#route;
     const src = req.headers;
     const named = connectionTokens(src.connection);
-    const peer = normalizeIp(req.socket.remoteAddress ?? '');
+    const peer = ex.peer;
     const trusted = gen.trusted;
-    const peerTrusted = trusted.enabled && trusted.isTrustedPeer(peer);
+    const peerTrusted = ex.peerTrusted;
     const removals = ex.upstreamHeaderRemovals;
     const hostPolicy = route.config.host;
     const identity = gen.identityHeader;
@@ -466,7 +481,8 @@ export class Forward implements AttemptListener {
   }
 
   finished(call: ProxyCall, error: Error | undefined): void {
-    const durationMs = this.#gw.clock.now() - call.startedAt;
+    const now = this.#gw.clock.now();
+    const durationMs = now - call.startedAt;
     this.#gw.observeUpstream(this.#route.id, call.target.host, call.status, durationMs / 1000);
     if (call.span !== undefined) {
       if (error !== undefined) call.span.recordException(error);
@@ -474,6 +490,7 @@ export class Forward implements AttemptListener {
     }
     this.#finish(
       error !== undefined && !this.#ex.res.writableFinished ? CLIENT_CLOSED : call.status,
+      now,
     );
   }
 
@@ -484,7 +501,7 @@ export class Forward implements AttemptListener {
     this.#finish(status);
   }
 
-  #finish(status: number): void {
+  #finish(status: number, now?: number): void {
     if (this.#done) return;
     this.#done = true;
     this.#release?.();
@@ -492,7 +509,7 @@ export class Forward implements AttemptListener {
     this.#body?.release();
     this.#ex.res.off('close', this.onClose);
     this.#ex.syncState();
-    this.#gw.complete(this.#gen, this.#ex, this.#route, status);
+    this.#gw.complete(this.#gen, this.#ex, this.#route, status, now);
     this.#resolve?.();
   }
 }

@@ -4,7 +4,7 @@
  * last request has finished.
  */
 import type { Clock, Logger, Resolver } from '@trellis/core';
-import { ConfigError } from '@trellis/core';
+import { ConfigError, silentLogger } from '@trellis/core';
 import { type BulkheadPolicy, bulkhead, type RetryBudget, retryBudget } from '@trellis/resilience';
 import type { Pool } from 'undici';
 import { encodePath } from './canonicalPath.js';
@@ -34,6 +34,8 @@ export interface RouteRuntime {
       }
     | undefined;
   readonly bulkhead: BulkheadPolicy | undefined;
+  /** Pools by upstream origin, filled by `Generation.pool` (lives as long as the generation). */
+  readonly pools: Map<string, Pool>;
   /** The encoded upstream path for a canonical request path. */
   upstreamPath(path: string, rest: string, params: Readonly<Record<string, string>>): string;
 }
@@ -95,7 +97,8 @@ export class Generation {
     this.adminOnGateway = config.admin.mode === 'gateway';
     const edge = createEdge(config, { clock: deps.clock, logger: deps.logger });
     this.edge = edge;
-    this.accessLog = edge.accessLog;
+    // A silent logger would drop every line: do not build them.
+    this.accessLog = deps.logger === silentLogger ? undefined : edge.accessLog;
     this.identityHeader = edge.identityHeader;
     const built: RouteRuntime[] = [];
     try {
@@ -113,10 +116,12 @@ export class Generation {
     }
   }
 
-  /** The pool for an upstream target under this route's settings. */
+  /** The pool for an upstream target under this route's settings (cached per route and origin). */
   pool(target: UpstreamTarget, route: RouteRuntime): Pool {
+    const cached = route.pools.get(target.origin);
+    if (cached !== undefined) return cached;
     const c = route.config;
-    return this.#deps.pools.get(
+    const pool = this.#deps.pools.get(
       target.origin,
       {
         connections: c.upstream.connections,
@@ -126,6 +131,8 @@ export class Generation {
       },
       this.poolKeys,
     );
+    route.pools.set(target.origin, pool);
+    return pool;
   }
 
   enter(): void {
@@ -192,6 +199,7 @@ function makeRoute(
     chain,
     retry,
     bulkhead: bh,
+    pools: new Map(),
     upstreamPath,
   };
 }

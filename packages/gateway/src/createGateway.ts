@@ -248,6 +248,8 @@ class TrellisGateway implements Gateway {
       clientIp,
       startedAt,
     );
+    ex.peer = peer;
+    ex.peerTrusted = peerTrusted;
     gen.enter();
     if (this.#closing !== undefined) {
       this.#fail(gen, ex, undefined, new ShutdownError('gateway: shutting down'), {
@@ -309,9 +311,15 @@ class TrellisGateway implements Gateway {
   }
 
   /** Called exactly once per request when it is over: metrics and the access log. */
-  complete(gen: Generation, ex: Exchange, route: RouteRuntime | undefined, status: number): void {
+  complete(
+    gen: Generation,
+    ex: Exchange,
+    route: RouteRuntime | undefined,
+    status: number,
+    now = this.#clock.now(),
+  ): void {
     gen.leave();
-    const durationMs = this.#clock.now() - ex.startedAt;
+    const durationMs = now - ex.startedAt;
     this.metrics.recordServerRequest({
       method: ex.req.method ?? 'GET',
       route: route?.id,

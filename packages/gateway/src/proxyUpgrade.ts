@@ -44,6 +44,8 @@ export function proxyUpgrade(
     peer,
     gw.clock.now(),
   );
+  ex.peer = peer;
+  ex.peerTrusted = gen.trusted.enabled && gen.trusted.isTrustedPeer(peer);
   gen.enter();
   let left = false;
   const leave = (): void => {
