@@ -16,6 +16,7 @@ import { clockSchema } from './BalancerCore.js';
 import { DiscoveryUnavailableError, RegistrationError } from './errors.js';
 import { hostPort, sortInstances } from './instances.js';
 import type { Registrar, Registration } from './Registrar.js';
+import { Registrations } from './Registrations.js';
 import { type ServiceStatus, ServiceTable, type StaleEvent } from './ServiceTable.js';
 import { Sleeper } from './Sleeper.js';
 import { TokenBucket } from './TokenBucket.js';
@@ -174,7 +175,7 @@ export function consulDiscovery(options: ConsulDiscoveryOptions): ConsulDiscover
   const sleeper = new Sleeper(clock);
   const aborts = new Set<AbortController>();
   const loops = new Set<Promise<void>>();
-  const registrations = new Set<Registration>();
+  const registrations = new Registrations('consul discovery', logger);
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (opts.token) headers['x-consul-token'] = opts.token;
   const waitS = Math.ceil(opts.waitMs / 1000);
@@ -332,15 +333,21 @@ export function consulDiscovery(options: ConsulDiscoveryOptions): ConsulDiscover
     } catch (err) {
       throw failure(err, 'registering');
     }
-    let active = true;
+    const registration = registrations.add(inst, async () => {
+      try {
+        await put(`/v1/agent/service/deregister/${encodeURIComponent(inst.id)}`);
+      } catch (err) {
+        throw failure(err, 'deregistering');
+      }
+    });
     if ('ttlSeconds' in ro.check) {
       const every = (ro.check.ttlSeconds * 1000) / 2;
       const heartbeat = async () => {
         const backoff = new Backoff(Math.min(opts.backoffBaseMs, every), every);
         let delay = every;
-        while (active && !sleeper.closed) {
+        while (registration.active && !sleeper.closed) {
           await sleeper.wait(delay);
-          if (!active || sleeper.closed) return;
+          if (!registration.active || sleeper.closed) return;
           try {
             await pass();
             backoff.reset();
@@ -355,20 +362,6 @@ export function consulDiscovery(options: ConsulDiscoveryOptions): ConsulDiscover
       loops.add(loop);
       void loop.finally(() => loops.delete(loop));
     }
-    const registration: Registration = {
-      instance: inst,
-      async deregister() {
-        if (!active) return;
-        active = false;
-        registrations.delete(registration);
-        try {
-          await put(`/v1/agent/service/deregister/${encodeURIComponent(inst.id)}`);
-        } catch (err) {
-          throw failure(err, 'deregistering');
-        }
-      },
-    };
-    registrations.add(registration);
     return registration;
   };
 
@@ -381,11 +374,7 @@ export function consulDiscovery(options: ConsulDiscoveryOptions): ConsulDiscover
     async close() {
       if (sleeper.closed) return;
       // Deregistration on shutdown, while the connection is still there.
-      const results = await Promise.allSettled([...registrations].map((r) => r.deregister()));
-      for (const r of results) {
-        if (r.status === 'rejected')
-          logger.warn({ err: r.reason }, 'consul discovery: deregistration failed');
-      }
+      await registrations.closeAll();
       sleeper.close();
       table.close();
       for (const a of aborts) a.abort();

@@ -23,6 +23,7 @@ import {
 import { DiscoveryUnavailableError, RegistrationError } from './errors.js';
 import { sortInstances } from './instances.js';
 import type { Registrar, Registration } from './Registrar.js';
+import { Registrations } from './Registrations.js';
 import { type ServiceStatus, ServiceTable, type StaleEvent } from './ServiceTable.js';
 import { Sleeper } from './Sleeper.js';
 
@@ -126,7 +127,7 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
   const gateway = new EtcdGateway(opts.endpoints, opts.requestTimeoutMs);
   const sleeper = new Sleeper(clock);
   const watches = new Map<string, WatchState>();
-  const registrations = new Set<Registration>();
+  const registrations = new Registrations('etcd discovery', logger);
   const loops = new Set<Promise<void>>();
   const servicePrefix = (service: string) => `${opts.prefix}${service}/`;
 
@@ -263,7 +264,6 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
     const key = b64(`${servicePrefix(ro.service)}${inst.id}`);
     const value = b64(JSON.stringify(inst));
     let leaseId = '';
-    let active = true;
     const failure = (err: unknown, what: string) =>
       new RegistrationError(`etcd: ${what} "${inst.id}" failed: ${(err as Error).message}`, {
         backend: 'etcd',
@@ -284,20 +284,27 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
     } catch (err) {
       throw failure(err, 'registering');
     }
+    const registration = registrations.add(inst, async () => {
+      try {
+        await gateway.call('/v3/lease/revoke', { ID: leaseId });
+      } catch (err) {
+        throw failure(err, 'deregistering');
+      }
+    });
 
     // Keep-alive loop: every TTL/3; a lease that expired meanwhile (etcd was down for longer than
     // the TTL) is granted again and the key rewritten.
     const keepAlive = async () => {
       const backoff = new Backoff(opts.backoffBaseMs, (ro.ttlSeconds * 1000) / 3);
       let delay = (ro.ttlSeconds * 1000) / 3;
-      while (active && !sleeper.closed) {
+      while (registration.active && !sleeper.closed) {
         await sleeper.wait(delay);
-        if (!active || sleeper.closed) return;
+        if (!registration.active || sleeper.closed) return;
         try {
           const res = await gateway.call<{ result?: { TTL?: string } }>('/v3/lease/keepalive', {
             ID: leaseId,
           });
-          if (!active) return;
+          if (!registration.active) return;
           if (!(Number(res.result?.TTL ?? 0) > 0)) {
             logger.warn({ instance: inst.id }, 'etcd discovery: lease lost, registering again');
             await grantAndPut();
@@ -314,20 +321,6 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
     loops.add(loop);
     void loop.finally(() => loops.delete(loop));
 
-    const registration: Registration = {
-      instance: inst,
-      async deregister() {
-        if (!active) return;
-        active = false;
-        registrations.delete(registration);
-        try {
-          await gateway.call('/v3/lease/revoke', { ID: leaseId });
-        } catch (err) {
-          throw failure(err, 'deregistering');
-        }
-      },
-    };
-    registrations.add(registration);
     return registration;
   };
 
@@ -340,12 +333,7 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
     async close() {
       if (sleeper.closed) return;
       // Deregister first (revoking leases needs the connection), then stop every loop.
-      const results = await Promise.allSettled([...registrations].map((r) => r.deregister()));
-      for (const r of results) {
-        if (r.status === 'rejected') {
-          logger.warn({ err: r.reason }, 'etcd discovery: deregistration failed');
-        }
-      }
+      await registrations.closeAll();
       sleeper.close();
       table.close();
       for (const w of watches.values()) w.abort?.abort();
