@@ -320,5 +320,25 @@ for (const base of ['direct', 'nginx']) {
   if (b) console.log(`  trellis / ${base.padEnd(18)} req/s ${(t.rps / b.rps).toFixed(2)}×`);
 }
 const setup = `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, Node ${process.version}; wrk -t1 -c${connections}, ${rounds} interleaved rounds of ${duration} s per target (median; after a 2 s warm-up each) on /api/hello; ${pin ? 'wrk and the upstream pinned to CPU 0, the proxy under test to CPU 1 (taskset)' : 'no CPU pinning'}; each server in its own process; upstream: bare node:http, 11-byte body, keep-alive.`;
-console.log(`\nsetup: ${setup}`);
-writeResult({ area: 'gateway', title: 'API gateway throughput and latency', setup, rows });
+/** What each contender does per request (the peers run with their defaults, one route each). */
+const FEATURES: Record<string, string> = {
+  direct: 'no proxy: wrk straight to the upstream',
+  nginx: 'proxy_pass to a keep-alive upstream block; access_log off; no request id, no metrics',
+  'fast-gateway': 'one prefix route (fast-proxy-lite); defaults; no request id, no metrics',
+  'fastify-http-proxy':
+    'one prefix route (@fastify/reply-from on undici); Fastify defaults (logger off); no request id sent upstream, no metrics',
+  trellis:
+    'one route; x-request-id generated and sent upstream and back; Prometheus metrics (server and upstream histograms); circuit breaker per instance and retry budget (defaults); OpenTelemetry API with no SDK registered; access log on with the default silent logger',
+};
+const features = Object.keys(results)
+  .map((name) => `${name}: ${FEATURES[name] ?? '?'}`)
+  .join('\n  ');
+console.log(`\nsetup: ${setup}\nfeatures:\n  ${features}`);
+writeResult({
+  area: 'gateway',
+  title: 'API gateway throughput and latency',
+  setup: `${setup} Features: ${Object.keys(results)
+    .map((name) => `${name}: ${FEATURES[name] ?? '?'}`)
+    .join('; ')}.`,
+  rows,
+});

@@ -180,13 +180,13 @@ export class ProxyCall implements Dispatcher.DispatchHandler {
     }
     ex.bytesOut += chunk.length;
     if (res.write(chunk)) return true;
+    // Created on the first backpressure only (most responses never need it).
+    this.#onDrain ??= () => this.#resume?.();
     res.once('drain', this.#onDrain);
     return false;
   }
 
-  readonly #onDrain = (): void => {
-    this.#resume?.();
-  };
+  #onDrain: (() => void) | undefined;
 
   onComplete(trailers: string[] | null): void {
     this.#ended = true;

@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { trace } from '@opentelemetry/api';
+import { ProxyTracerProvider, trace } from '@opentelemetry/api';
 import {
   type Clock,
   ConfigError,
@@ -128,6 +128,10 @@ class TrellisGateway implements Gateway {
   readonly #closeTimeoutMs: number;
   readonly #pools = new PoolSet();
   readonly #upstreamDuration: Histogram<'route' | 'upstream' | 'status'>;
+  readonly #upstreamChildren = new Map<
+    string,
+    Map<string, ReturnType<Histogram<'route' | 'upstream' | 'status'>['labels']>[]>
+  >();
   readonly #errors: Counter<'route' | 'code'>;
   readonly #retries: Counter<'route'>;
   readonly #observe: ObservabilityHandler;
@@ -284,7 +288,8 @@ class TrellisGateway implements Gateway {
     ex.routeId = route.id;
     ex.params = match.params;
     const forward = new Forward(this, gen, route, ex, match.rest);
-    res.once('close', forward.onClose);
+    // `on`, not `once` (no wrapper per request): Forward removes it when the exchange is over.
+    res.on('close', forward.onClose);
     const chain = route.chain;
     if (chain === undefined) {
       forward.start();
@@ -349,7 +354,23 @@ class TrellisGateway implements Gateway {
   }
 
   observeUpstream(route: string, upstream: string, status: number, seconds: number): void {
-    this.#upstreamDuration.observe({ route, upstream, status: String(status) }, seconds);
+    // Child metrics cached per route, upstream and status: no label object per request.
+    let byUpstream = this.#upstreamChildren.get(route);
+    if (byUpstream === undefined) {
+      byUpstream = new Map();
+      this.#upstreamChildren.set(route, byUpstream);
+    }
+    let byStatus = byUpstream.get(upstream);
+    if (byStatus === undefined) {
+      byStatus = [];
+      byUpstream.set(upstream, byStatus);
+    }
+    let child = byStatus[status];
+    if (child === undefined) {
+      child = this.#upstreamDuration.labels(route, upstream, String(status));
+      byStatus[status] = child;
+    }
+    child.observe(seconds);
   }
 
   get clock(): Clock {
@@ -359,8 +380,19 @@ class TrellisGateway implements Gateway {
     return this.#closing !== undefined;
   }
   readonly tracer = trace.getTracer('@trellis/gateway');
+  /**
+   * True when tracing is on and an OpenTelemetry SDK is registered. Without an SDK every span
+   * would be a non-recording no-op: skip the context, propagation and span work entirely (an
+   * incoming `traceparent` is then forwarded unchanged, as before). Checked per request, so an
+   * SDK registered after `createGateway` is picked up.
+   */
   get tracing(): boolean {
-    return this.#tracing;
+    if (!this.#tracing) return false;
+    const provider = trace.getTracerProvider();
+    return (
+      !(provider instanceof ProxyTracerProvider) ||
+      provider.getDelegateTracer('@trellis/gateway') !== undefined
+    );
   }
   get logger(): Logger {
     return this.#logger;
