@@ -43,11 +43,11 @@ export interface GatewayRequestContext {
   readonly responseHeaders: Record<string, string>;
   identity?: GatewayIdentity;
   /**
-   * Free-form state for middlewares (e.g. rate-limit key). Keys the edge access log reads,
-   * which the proxy stage should set: `upstream` (string: the origin of the upstream URL
-   * actually called, last attempt) and `bytesOut` (number: response body bytes written to the
-   * client, including gateway error bodies). Without them the log has no `upstream` and `bytes`
-   * falls back to a `Content-Length` set with `res.setHeader`.
+   * Free-form state for middlewares (e.g. rate-limit key), created on first use. When a
+   * middleware created it, the proxy stage fills in `upstream` (string: the origin of the
+   * upstream URL actually called, last attempt) and `bytesOut` (number: response body bytes
+   * written to the client, including gateway error bodies) when the request is over. The access
+   * log reads the same facts from the proxy core directly, so plain routes allocate no state.
    */
   readonly state: Record<string, unknown>;
   /** Registers a hook that may edit the upstream response's status headers before they are sent. */
