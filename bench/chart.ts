@@ -2,6 +2,12 @@
 import type { BenchResult } from './report.js';
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+/** Labels are cut to fit the label column (about 6.5 px per character at 12 px). */
+const label = (s: string) => (s.length > 44 ? `${s.slice(0, 43)}…` : s);
+/** The unit without the ratio explanation some rows carry, e.g. "req/s (ratio: …)" -> "req/s". */
+const unitOf = (u: string) => u.replace(/\s*\(.*\)$/, '');
+const num = (v: number) =>
+  v >= 100 ? Math.round(v).toLocaleString('en-US') : v >= 10 ? v.toFixed(1) : v.toFixed(2);
 
 export function renderChart(results: BenchResult[]): string {
   const groups = new Map<
@@ -33,12 +39,12 @@ export function renderChart(results: BenchResult[]): string {
     const max = Math.max(...rows.map((r) => r.value), 1);
     for (const r of rows) {
       const w = Math.max(1, ((width - labelW - 110) * r.value) / max);
-      parts.push(`<text x="10" y="${y + 14}" font-size="12">${esc(r.name)}</text>`);
+      parts.push(`<text x="10" y="${y + 14}" font-size="12">${esc(label(r.name))}</text>`);
       parts.push(
         `<rect x="${labelW}" y="${y}" width="${w.toFixed(1)}" height="${barH}" fill="${r.trellis ? '#2f7d32' : '#9e9e9e'}"/>`,
       );
       parts.push(
-        `<text x="${(labelW + w + 6).toFixed(1)}" y="${y + 14}" font-size="12">${Math.round(r.value).toLocaleString('en-US')} ${esc(r.unit)}</text>`,
+        `<text x="${(labelW + w + 6).toFixed(1)}" y="${y + 14}" font-size="12">${num(r.value)} ${esc(unitOf(r.unit))}</text>`,
       );
       y += barH + gap;
     }
