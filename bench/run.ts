@@ -5,6 +5,7 @@
  *
  *   npm run bench                 # all areas
  *   npm run bench -- client gateway   # only these areas
+ *   npm run bench -- --render         # run nothing; rewrite results.md and the chart from results/
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -19,10 +20,13 @@ mkdirSync(resultsDir, { recursive: true });
 
 // Areas in the order they run; each is bench/<area>.ts and writes results/<area>.json.
 const order = ['resilience', 'discovery', 'client', 'server', 'gateway'];
-const only = process.argv.slice(2);
-const areas = order.filter(
-  (a) => existsSync(join(here, `${a}.ts`)) && (only.length === 0 || only.includes(a)),
-);
+const renderOnly = process.argv.includes('--render');
+const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const areas = renderOnly
+  ? []
+  : order.filter(
+      (a) => existsSync(join(here, `${a}.ts`)) && (only.length === 0 || only.includes(a)),
+    );
 
 const failures: string[] = [];
 for (const area of areas) {
