@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type EdgeTestServer, startEchoUpstream } from '../src/edge/edgeTestServer.js';
 import type { EchoBody } from './edgeHarness.js';
+import { signal } from './helpers.js';
 
 const pkg = resolve(import.meta.dirname, '..');
 const cli = join(pkg, 'src/cli.ts');
@@ -194,10 +195,7 @@ describe('trellis-gateway serving', () => {
 
   it('SIGTERM lets an in-flight request finish, then exits 0', async () => {
     const { createServer } = await import('node:http');
-    let arrived: () => void = () => {};
-    const atUpstream = new Promise<void>((r) => {
-      arrived = r;
-    });
+    const { promise: atUpstream, fire: arrived } = signal();
     let finish: () => void = () => {};
     const slow = createServer((_req, res) => {
       finish = () => res.end('slow done');

@@ -17,6 +17,7 @@ import type { Gateway } from '../src/index.js';
 import {
   handleCounts,
   settledHandles,
+  signal,
   startGateway,
   startUpstream,
   type Upstream,
@@ -145,10 +146,7 @@ describe('faults', () => {
     });
     const up = await upstream();
     up.server.removeAllListeners('request');
-    let started: () => void = () => {};
-    const atUpstream = new Promise<void>((r) => {
-      started = r;
-    });
+    const { promise: atUpstream, fire: started } = signal();
     up.server.on('request', (req, res) => {
       started();
       req.on('data', () => {});
@@ -223,14 +221,8 @@ describe('faults', () => {
   });
 
   it('bulkhead full: 503 with Retry-After, without touching the upstream', async () => {
-    let release: () => void = () => {};
-    const held = new Promise<void>((r) => {
-      release = r;
-    });
-    let arrived: () => void = () => {};
-    const atUpstream = new Promise<void>((r) => {
-      arrived = r;
-    });
+    const { promise: held, fire: release } = signal();
+    const { promise: atUpstream, fire: arrived } = signal();
     const up = await upstream((_req, res) => {
       arrived();
       void held.then(() => res.end('done'));
@@ -252,14 +244,8 @@ describe('faults', () => {
 
 describe('bulkhead queue', () => {
   it('a queued request whose client leaves never reaches the upstream', async () => {
-    let release: () => void = () => {};
-    const held = new Promise<void>((r) => {
-      release = r;
-    });
-    let arrived: () => void = () => {};
-    const atUpstream = new Promise<void>((r) => {
-      arrived = r;
-    });
+    const { promise: held, fire: release } = signal();
+    const { promise: atUpstream, fire: arrived } = signal();
     const up = await upstream((req, res) => {
       arrived();
       if (req.url === '/hold') void held.then(() => res.end('held'));

@@ -127,3 +127,12 @@ export async function settledHandles(
   }
   return now;
 }
+
+/** A one-shot signal for tests: `fire()` resolves `promise` (hold an upstream, wait for arrival). */
+export function signal(): { promise: Promise<void>; fire: () => void } {
+  let fire: () => void = () => {};
+  const promise = new Promise<void>((resolve) => {
+    fire = resolve;
+  });
+  return { promise, fire };
+}

@@ -3,7 +3,7 @@
 import { ConfigError } from '@trellis/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Gateway } from '../src/index.js';
-import { startGateway, startUpstream, type Upstream } from './helpers.js';
+import { signal, startGateway, startUpstream, type Upstream } from './helpers.js';
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -39,14 +39,8 @@ describe('reload', () => {
   });
 
   it('in-flight requests finish on the routes they started with', async () => {
-    let release: () => void = () => {};
-    const held = new Promise<void>((r) => {
-      release = r;
-    });
-    let arrived: () => void = () => {};
-    const atUpstream = new Promise<void>((r) => {
-      arrived = r;
-    });
+    const { promise: held, fire: release } = signal();
+    const { promise: atUpstream, fire: arrived } = signal();
     const slow = await upstream((_q, r) => {
       arrived();
       void held.then(() => r.end('old'));
