@@ -22,7 +22,7 @@ import {
   TimeoutError,
   TrellisError,
 } from '@trellis/core';
-import { BulkheadRejectedError, CircuitOpenError } from '@trellis/resilience';
+import { type BreakerPermit, BulkheadRejectedError, CircuitOpenError } from '@trellis/resilience';
 import type { Exchange } from './Exchange.js';
 import type { Generation, RouteRuntime } from './Generation.js';
 import { connectionTokens, HOP_BY_HOP } from './hopByHop.js';
@@ -91,7 +91,7 @@ export class Forward implements AttemptListener {
   #proxying = false;
   #done = false;
   #resolve: (() => void) | undefined;
-  #settle: { resolve: () => void; reject: (err: unknown) => void } | undefined;
+  #permit: BreakerPermit | undefined;
   #parent: ReturnType<typeof context.active> | undefined;
 
   constructor(gw: ForwardHost, gen: Generation, route: RouteRuntime, ex: Exchange, rest: string) {
@@ -353,33 +353,24 @@ export class Forward implements AttemptListener {
     };
     const pool = this.#gen.pool(target, route);
     const breaker = breakers?.get(pick.instance.id);
-    if (breaker === undefined) {
-      this.#dispatch(pool, dispatchOpts, call);
-      return;
-    }
-    breaker
-      .execute(
-        () =>
-          new Promise<void>((resolve, reject) => {
-            this.#settle = { resolve, reject };
-            this.#dispatch(pool, dispatchOpts, call);
-          }),
-      )
-      .catch((err: unknown) => {
-        if (
-          err instanceof CircuitOpenError &&
-          this.#call === call &&
-          call.status === 0 &&
-          this.#settle === undefined
-        ) {
+    if (breaker !== undefined) {
+      // Admitted synchronously (no promise per request); the outcome is reported from the
+      // dispatch callbacks (`started` / `failed`).
+      try {
+        this.#permit = breaker.acquire();
+      } catch (err) {
+        pick.done({ ok: true, durationMs: 0 });
+        if (err instanceof CircuitOpenError) {
           // Opened between the check and the call (half-open trial taken): try elsewhere.
-          pick.done({ ok: true, durationMs: 0 });
           this.#exclude ??= new Set();
           this.#exclude.add(pick.instance.id);
           this.#attempt--;
           this.#next();
-        }
-      });
+        } else this.#reply(err instanceof TrellisError ? err : new TrellisError(String(err)));
+        return;
+      }
+    }
+    this.#dispatch(pool, dispatchOpts, call);
   }
 
   #dispatch(
@@ -397,11 +388,11 @@ export class Forward implements AttemptListener {
   started(call: ProxyCall, status: number): void {
     const ok = status < 500;
     call.pick.done({ ok, durationMs: this.#gw.clock.now() - call.startedAt });
-    const settle = this.#settle;
-    this.#settle = undefined;
-    if (settle !== undefined) {
-      if (ok) settle.resolve();
-      else settle.reject(UPSTREAM_STATUS_FAILURE);
+    const permit = this.#permit;
+    this.#permit = undefined;
+    if (permit !== undefined) {
+      if (ok) permit.success();
+      else permit.failure(UPSTREAM_STATUS_FAILURE);
     }
     this.#ex.status = status;
     if (call.span !== undefined) {
@@ -415,13 +406,11 @@ export class Forward implements AttemptListener {
     const route = this.#route;
     const ex = this.#ex;
     const durationMs = gw.clock.now() - call.startedAt;
-    const settle = this.#settle;
-    this.#settle = undefined;
+    const permit = this.#permit;
+    this.#permit = undefined;
     const gone = failure.kind === 'client-gone';
     call.pick.done({ ok: gone, durationMs });
-    if (settle !== undefined) {
-      settle.reject(gone ? new AbortedError('client gone') : failure.error);
-    }
+    permit?.failure(gone ? new AbortedError('client gone') : failure.error);
     if (call.span !== undefined) {
       call.span.recordException(failure.error);
       call.span.setStatus({ code: SpanStatusCode.ERROR, message: failure.error.message });
@@ -505,6 +494,7 @@ export class Forward implements AttemptListener {
     if (this.#done) return;
     this.#done = true;
     this.#release?.();
+    this.#permit?.failure(new AbortedError('request ended before the upstream answered'));
     this.#queued?.abort();
     this.#body?.release();
     this.#ex.res.off('close', this.onClose);

@@ -11,7 +11,7 @@
  * Every request the handler answers (except /health and /metrics) ends in `complete()`, which
  * records the metrics and writes the access-log line.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -19,9 +19,11 @@ import { ProxyTracerProvider, trace } from '@opentelemetry/api';
 import {
   type Clock,
   ConfigError,
+  createDurationHistogram,
   createHealth,
   createMetrics,
   createObservabilityHandler,
+  type DurationHistogram,
   type Health,
   type Logger,
   type Metrics,
@@ -33,7 +35,7 @@ import {
   systemClock,
   type TrellisError,
 } from '@trellis/core';
-import { Counter, Histogram } from 'prom-client';
+import { Counter } from 'prom-client';
 import { z } from 'zod';
 import { canonicalPath } from './canonicalPath.js';
 import { Exchange } from './Exchange.js';
@@ -127,11 +129,11 @@ class TrellisGateway implements Gateway {
   readonly #tracing: boolean;
   readonly #closeTimeoutMs: number;
   readonly #pools = new PoolSet();
-  readonly #upstreamDuration: Histogram<'route' | 'upstream' | 'status'>;
-  readonly #upstreamChildren = new Map<
-    string,
-    Map<string, ReturnType<Histogram<'route' | 'upstream' | 'status'>['labels']>[]>
-  >();
+  readonly #upstreamDuration: DurationHistogram;
+  // Request ids are `<random per gateway>-<counter>`: unique, and cheaper per request than a
+  // random UUID.
+  readonly #idPrefix = `${randomBytes(8).toString('hex')}-`;
+  #idCounter = 0;
   readonly #errors: Counter<'route' | 'code'>;
   readonly #retries: Counter<'route'>;
   readonly #observe: ObservabilityHandler;
@@ -236,7 +238,7 @@ class TrellisGateway implements Gateway {
     const requestId =
       peerTrusted && typeof incomingId === 'string' && REQUEST_ID.test(incomingId)
         ? incomingId
-        : randomUUID();
+        : this.#idPrefix + (++this.#idCounter).toString(36);
     const xff = req.headers['x-forwarded-for'];
     const clientIp = peerTrusted
       ? trusted.clientIp(peer, typeof xff === 'string' ? xff : xff?.join(','))
@@ -354,23 +356,7 @@ class TrellisGateway implements Gateway {
   }
 
   observeUpstream(route: string, upstream: string, status: number, seconds: number): void {
-    // Child metrics cached per route, upstream and status: no label object per request.
-    let byUpstream = this.#upstreamChildren.get(route);
-    if (byUpstream === undefined) {
-      byUpstream = new Map();
-      this.#upstreamChildren.set(route, byUpstream);
-    }
-    let byStatus = byUpstream.get(upstream);
-    if (byStatus === undefined) {
-      byStatus = [];
-      byUpstream.set(upstream, byStatus);
-    }
-    let child = byStatus[status];
-    if (child === undefined) {
-      child = this.#upstreamDuration.labels(route, upstream, String(status));
-      byStatus[status] = child;
-    }
-    child.observe(seconds);
+    this.#upstreamDuration.observe(route, upstream, status, seconds);
   }
 
   get clock(): Clock {
@@ -511,16 +497,12 @@ function counter<L extends string>(
   return new Counter({ name, help, labelNames, registers: [metrics.registry] });
 }
 
-function upstreamHistogram(metrics: Metrics): Histogram<'route' | 'upstream' | 'status'> {
-  const name = 'trellis_gateway_upstream_request_duration_seconds';
-  const existing = metrics.registry.getSingleMetric(name);
-  if (existing !== undefined) return existing as Histogram<'route' | 'upstream' | 'status'>;
-  return new Histogram({
-    name,
+function upstreamHistogram(metrics: Metrics): DurationHistogram {
+  return createDurationHistogram(metrics, {
+    name: 'trellis_gateway_upstream_request_duration_seconds',
     help: 'Duration of gateway requests to upstream instances (to the end of the response), by route, upstream instance and status (0 = no response).',
-    labelNames: ['route', 'upstream', 'status'] as const,
+    labelNames: ['route', 'upstream', 'status'],
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [metrics.registry],
   });
 }
 

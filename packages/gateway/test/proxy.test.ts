@@ -19,7 +19,11 @@ describe('proxying', () => {
     const res = await fetch(`${g.url}/api/users/7?x=1`);
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ url: '/api/users/7?x=1', method: 'GET' });
-    expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    const id = res.headers.get('x-request-id');
+    expect(id).toMatch(/^[0-9a-f]{16}-[0-9a-z]+$/); // <random per gateway>-<counter>
+    const again = await fetch(`${g.url}/api/users/7`);
+    await again.arrayBuffer();
+    expect(again.headers.get('x-request-id')).not.toBe(id);
     const miss = await fetch(`${g.url}/nope`);
     expect(miss.status).toBe(404);
     expect(await miss.json()).toMatchObject({ error: { code: 'TRELLIS_GATEWAY_NO_ROUTE' } });

@@ -248,6 +248,50 @@ describe('circuitBreaker', () => {
     expect(seen).toEqual([]);
   });
 
+  it('acquire() admits calls without a promise; permits report once, stale ones are ignored', async () => {
+    const clock = createTestClock();
+    const breaker = circuitBreaker({
+      clock,
+      consecutiveFailures: 2,
+      halfOpenAfterMs: 1_000,
+      slowCallRateThreshold: 1,
+      slowCallDurationMs: 100,
+      minimumCalls: 100,
+    });
+    const p1 = breaker.acquire();
+    p1.failure(new Error('502'));
+    p1.failure(new Error('again')); // a second report is a no-op
+    expect(breaker.toJSON().consecutiveFailures).toBe(1);
+    breaker.acquire().failure(new AbortedError('client left')); // ignored, not a failure
+    expect(breaker.toJSON().consecutiveFailures).toBe(1);
+    const stale = breaker.acquire();
+    breaker.acquire().failure(new Error('503'));
+    expect(breaker.state).toBe('open');
+    stale.success(); // admitted before the transition: does not count
+    expect(breaker.state).toBe('open');
+    const rejected = (() => {
+      try {
+        breaker.acquire();
+      } catch (err) {
+        return err;
+      }
+    })();
+    expect(rejected).toBeInstanceOf(CircuitOpenError);
+    expect((rejected as CircuitOpenError).retryAfterMs).toBe(1_000);
+
+    await clock.advance(1_000);
+    const trial = breaker.acquire();
+    expect(() => breaker.acquire()).toThrow(CircuitOpenError); // one trial at a time
+    await clock.advance(150);
+    trial.success(); // slow (150 ms >= 100 ms): a slow trial reopens
+    expect(breaker.state).toBe('open');
+    await clock.advance(1_000);
+    breaker.acquire().success();
+    expect(breaker.state).toBe('closed');
+    breaker.close();
+    expect(() => breaker.acquire()).toThrow(ShutdownError);
+  });
+
   it('rejects bad options naming the field', () => {
     expect(() => circuitBreaker({ failureRateThreshold: 1.5 })).toThrow(ConfigError);
     expect(() => circuitBreaker({ failureRateThreshold: 1.5 })).toThrow(/failureRateThreshold/);

@@ -121,6 +121,50 @@ export type TransitionHook = (breaker: CircuitBreakerPolicy, event: StateChangeE
 
 const defaultIsFailure = (): boolean => true;
 
+/** One call admitted by {@link CircuitBreakerPolicy.acquire}. Report its outcome once. */
+export interface BreakerPermit {
+  /** The call succeeded (a slow success counts as slow when `slowCallDurationMs` is set). */
+  success(): void;
+  /**
+   * The call failed with `err`: a failure when `isFailure(err)` (default: every error except
+   * `AbortedError`), ignored for `AbortedError`, a success otherwise.
+   */
+  failure(err: unknown): void;
+}
+
+let settlePermit: (
+  breaker: CircuitBreakerPolicy,
+  permit: Permit,
+  err: unknown,
+  failed: boolean,
+) => void;
+
+class Permit implements BreakerPermit {
+  readonly breaker: CircuitBreakerPolicy;
+  readonly generation: number;
+  /** Clock reading at admission, or -1 when slow calls are not tracked. */
+  readonly started: number;
+  #settled = false;
+
+  constructor(breaker: CircuitBreakerPolicy, generation: number, started: number) {
+    this.breaker = breaker;
+    this.generation = generation;
+    this.started = started;
+  }
+
+  success(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    settlePermit(this.breaker, this, undefined, false);
+  }
+
+  failure(err: unknown): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    settlePermit(this.breaker, this, err, true);
+  }
+}
+
 /**
  * A circuit breaker: after enough failures it opens and rejects calls with `CircuitOpenError`
  * (carrying `retryAfterMs`) without running them; after `halfOpenAfterMs` it lets
@@ -226,6 +270,36 @@ export class CircuitBreakerPolicy implements Policy {
   };
 
   async execute<T>(fn: Task<T>, opts?: ExecuteOptions): Promise<T> {
+    const permit = this.acquire();
+    let value: T;
+    try {
+      value = await fn(toContext(opts));
+    } catch (err) {
+      permit.failure(err);
+      throw err;
+    }
+    permit.success();
+    return value;
+  }
+
+  /**
+   * Admits one call without running it, for callers that cannot wrap the call in a promise
+   * (a proxy's dispatch callbacks): throws `CircuitOpenError` (or `ShutdownError` after
+   * `close()`) exactly when `execute` would reject without calling; otherwise report the
+   * outcome on the returned permit once. `execute(fn)` is `acquire()` + `fn` + the report.
+   *
+   * @example
+   * ```ts
+   * import { circuitBreaker } from '@trellis/resilience';
+   *
+   * const breaker = circuitBreaker({ consecutiveFailures: 3 });
+   * const permit = breaker.acquire();
+   * const status = 503; // e.g. from a response callback
+   * if (status < 500) permit.success();
+   * else permit.failure(new Error(`status ${status}`));
+   * ```
+   */
+  acquire(): BreakerPermit {
     if (this.#closed) throw new ShutdownError('circuit breaker is closed');
     let state = this.#state;
     if (state === 'open') state = this.state;
@@ -242,24 +316,23 @@ export class CircuitBreakerPolicy implements Policy {
       }
       this.#trialsStarted++;
     }
-    const generation = this.#generation;
     const timed = this.#o.slowCallDurationMs !== undefined;
-    const started = timed ? this.#clock.now() : 0;
-    let value: T;
-    try {
-      value = await fn(toContext(opts));
-    } catch (err) {
-      if (generation === this.#generation) {
-        if (err instanceof AbortedError) this.#ignored();
-        else if (this.#isFailure(err)) this.#failure();
-        else this.#success(false);
-      }
-      throw err;
-    }
-    if (generation === this.#generation) {
-      this.#success(timed && this.#clock.now() - started >= (this.#o.slowCallDurationMs as number));
-    }
-    return value;
+    return new Permit(this, this.#generation, timed ? this.#clock.now() : -1);
+  }
+
+  static {
+    settlePermit = (breaker, permit, err, failed) => breaker.#settle(permit, err, failed);
+  }
+
+  #settle(permit: Permit, err: unknown, failed: boolean): void {
+    if (permit.generation !== this.#generation) return;
+    if (!failed) {
+      const started = permit.started;
+      const slowMs = this.#o.slowCallDurationMs;
+      this.#success(started >= 0 && this.#clock.now() - started >= (slowMs as number));
+    } else if (err instanceof AbortedError) this.#ignored();
+    else if (this.#isFailure(err)) this.#failure();
+    else this.#success(false);
   }
 
   #reject(retryAfterMs: number): InstanceType<typeof CircuitOpenError> {

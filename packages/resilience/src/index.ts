@@ -6,6 +6,7 @@ export {
   bulkhead,
 } from './bulkhead.js';
 export {
+  type BreakerPermit,
   type CallResult,
   type CircuitBreakerOptions,
   CircuitBreakerPolicy,

@@ -14,31 +14,49 @@ interface Sample {
   value: number;
 }
 
+/** The three label names of a {@link DurationHistogram}: two strings, then a status code. */
+export type DurationLabelNames = readonly [string, string, string];
+
 /**
- * `http_server_request_duration_seconds`, recorded without per-request allocation or label
- * hashing: series are cached by (route, method, status) in nested maps, and the exposition
- * values are built only at scrape time. It registers on a prom-client `Registry` like any
- * prom-client metric (the registry only calls `get()`), so the output format is prom-client's.
+ * A duration histogram with three labels (two strings and a status code), recorded without
+ * per-observation allocation or label hashing: series are cached in nested maps, and the
+ * exposition values are built only at scrape time. It registers on a prom-client `Registry` like
+ * any prom-client metric (the registry only calls `get()`), so the output format is
+ * prom-client's. `http_server_request_duration_seconds` is one; the gateway's upstream histogram
+ * is another.
  */
 export class DurationHistogram {
   readonly name: string;
   readonly help: string;
   readonly type = 'histogram';
   readonly aggregator = 'sum';
-  readonly labelNames = ['http_request_method', 'http_route', 'http_response_status_code'];
+  readonly labelNames: DurationLabelNames;
   readonly upperBounds: readonly number[];
   #series = new Map<string, Map<string, Map<number, Series>>>();
 
-  constructor(name: string, help: string, buckets: readonly number[]) {
+  constructor(
+    name: string,
+    help: string,
+    buckets: readonly number[],
+    labelNames: DurationLabelNames = [
+      'http_request_method',
+      'http_route',
+      'http_response_status_code',
+    ],
+  ) {
     this.name = name;
     this.help = help;
     this.upperBounds = [...buckets].sort((a, b) => a - b);
+    this.labelNames = labelNames;
   }
 
-  /** Records one request. `method` must already be normalised. */
-  observe(method: string, route: string, status: number, seconds: number): void {
+  /**
+   * Records one observation: the values of the first, second and third label (for the server
+   * histogram: normalised method, route template, status).
+   */
+  observe(first: string, second: string, status: number, seconds: number): void {
     if (!(seconds >= 0)) return;
-    const series = this.#get(method, route, status);
+    const series = this.#get(first, second, status);
     const bounds = this.upperBounds;
     let i = 0;
     while (i < bounds.length && seconds > (bounds[i] as number)) i++;
@@ -47,25 +65,22 @@ export class DurationHistogram {
     series.count++;
   }
 
-  #get(method: string, route: string, status: number): Series {
-    let byMethod = this.#series.get(route);
-    if (byMethod === undefined) {
-      byMethod = new Map();
-      this.#series.set(route, byMethod);
+  #get(first: string, second: string, status: number): Series {
+    let byFirst = this.#series.get(second);
+    if (byFirst === undefined) {
+      byFirst = new Map();
+      this.#series.set(second, byFirst);
     }
-    let byStatus = byMethod.get(method);
+    let byStatus = byFirst.get(first);
     if (byStatus === undefined) {
       byStatus = new Map();
-      byMethod.set(method, byStatus);
+      byFirst.set(first, byStatus);
     }
     let series = byStatus.get(status);
     if (series === undefined) {
+      const [a, b, c] = this.labelNames;
       series = {
-        labels: {
-          http_request_method: method,
-          http_route: route,
-          http_response_status_code: String(status),
-        },
+        labels: { [a]: first, [b]: second, [c]: String(status) },
         buckets: new Float64Array(this.upperBounds.length + 1),
         sum: 0,
         count: 0,

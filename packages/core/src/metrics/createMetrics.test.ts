@@ -1,7 +1,12 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../errors.js';
-import { createMetrics, HTTP_DURATION_BUCKETS, normalizeMethod } from './createMetrics.js';
+import {
+  createDurationHistogram,
+  createMetrics,
+  HTTP_DURATION_BUCKETS,
+  normalizeMethod,
+} from './createMetrics.js';
 
 describe('createMetrics', () => {
   it('records requests by method, route template and status, with OTel buckets', async () => {
@@ -71,5 +76,39 @@ describe('createMetrics', () => {
     expect(normalizeMethod('PATCH')).toBe('PATCH');
     expect(normalizeMethod('FOO')).toBe('_OTHER');
     expect(normalizeMethod(undefined)).toBe('_OTHER');
+  });
+
+  it('createDurationHistogram: three labels, cumulative buckets, reused by name, bad input named', async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    const opts = {
+      name: 'gw_upstream_seconds',
+      help: 'Upstream calls.',
+      labelNames: ['route', 'upstream', 'status'] as const,
+      buckets: [0.01, 0.1],
+    };
+    const h = createDurationHistogram(metrics, opts);
+    expect(createDurationHistogram(metrics, opts)).toBe(h);
+    h.observe('/orders', '10.0.0.7:8080', 200, 0.005);
+    h.observe('/orders', '10.0.0.7:8080', 200, 0.05);
+    h.observe('/orders', '10.0.0.8:8080', 0, 3);
+    h.observe('/orders', '10.0.0.8:8080', 0, Number.NaN); // dropped
+    const text = await metrics.text();
+    const series = 'route="/orders",upstream="10.0.0.7:8080",status="200"';
+    expect(text).toContain(`gw_upstream_seconds_bucket{le="0.01",${series}} 1`);
+    expect(text).toContain(`gw_upstream_seconds_bucket{le="0.1",${series}} 2`);
+    expect(text).toContain(`gw_upstream_seconds_bucket{le="+Inf",${series}} 2`);
+    expect(text).toContain(`gw_upstream_seconds_sum{${series}} 0.055`);
+    expect(text).toContain(
+      'gw_upstream_seconds_count{route="/orders",upstream="10.0.0.8:8080",status="0"} 1',
+    );
+    expect(text).toContain('# TYPE gw_upstream_seconds histogram');
+
+    expect(() =>
+      createDurationHistogram(metrics, { ...opts, labelNames: ['route', 'le', 'status'] }),
+    ).toThrow(/labelNames\[1\]: is reserved/);
+    expect(() =>
+      createDurationHistogram(metrics, { ...opts, name: 'http_server_active_requests' }),
+    ).toThrow(ConfigError);
+    metrics.close();
   });
 });

@@ -8,7 +8,12 @@ import {
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { parseOptions } from '../options.js';
-import { DurationHistogram } from './DurationHistogram.js';
+import { DurationHistogram, type DurationLabelNames } from './DurationHistogram.js';
+
+const labelName = z
+  .string()
+  .regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'must be a valid Prometheus label name')
+  .refine((n) => !n.startsWith('__') && n !== 'le', 'is reserved');
 
 /**
  * The OpenTelemetry bucket boundaries for `http.server.request.duration`, in seconds
@@ -123,6 +128,66 @@ export interface Metrics {
    * private registry. Idempotent.
    */
   close(): void;
+}
+
+export interface DurationHistogramOptions {
+  /** The metric name (a histogram: `_bucket`, `_sum` and `_count` series). */
+  name: string;
+  help: string;
+  /** Three label names; the third one holds a status code. */
+  labelNames: DurationLabelNames;
+  /** Bucket upper bounds in seconds. Default: {@link HTTP_DURATION_BUCKETS}. */
+  buckets?: readonly number[];
+}
+
+const histogramOptionsSchema = z
+  .object({
+    name: z.string().regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/, 'must be a valid Prometheus metric name'),
+    help: z.string().min(1),
+    labelNames: z.tuple([labelName, labelName, labelName]),
+    buckets: z.array(z.number().positive()).nonempty().optional(),
+  })
+  .strict();
+
+/**
+ * A duration histogram with three labels (e.g. route, upstream, status) on `metrics`' registry,
+ * for hot paths: an observation allocates nothing and hashes no labels, unlike prom-client's
+ * `Histogram`. Asking twice for the same name returns the same histogram; a name taken by a
+ * metric of another kind is a `ConfigError`.
+ *
+ * @example
+ * ```ts
+ * import { createDurationHistogram, createMetrics } from '@trellis/core';
+ *
+ * const metrics = createMetrics({ defaultMetrics: false });
+ * const upstream = createDurationHistogram(metrics, {
+ *   name: 'shop_upstream_duration_seconds',
+ *   help: 'Upstream calls by route, instance and status.',
+ *   labelNames: ['route', 'upstream', 'status'],
+ * });
+ * upstream.observe('/orders', '10.0.0.7:8080', 200, 0.012);
+ * console.log(await metrics.text());
+ * ```
+ */
+export function createDurationHistogram(
+  metrics: Metrics,
+  options: DurationHistogramOptions,
+): DurationHistogram {
+  const o = parseOptions(histogramOptionsSchema, options, 'createDurationHistogram');
+  const existing = metrics.registry.getSingleMetric(o.name) as unknown;
+  if (existing instanceof DurationHistogram) return existing;
+  if (existing !== undefined) {
+    throw new ConfigError(
+      `createDurationHistogram: the registry already has a metric named ${o.name} of another kind`,
+      {
+        component: 'createDurationHistogram',
+        issues: [{ path: 'name', message: `${o.name} is already registered` }],
+      },
+    );
+  }
+  const h = new DurationHistogram(o.name, o.help, o.buckets ?? HTTP_DURATION_BUCKETS, o.labelNames);
+  metrics.registry.registerMetric(h.asMetric());
+  return h;
 }
 
 /** Per active-requests gauge, the counters of every Metrics object sharing it. */

@@ -4,7 +4,9 @@
  */
 export {
   CLIENT_CLOSED_STATUS,
+  createDurationHistogram,
   createMetrics,
+  type DurationHistogramOptions,
   HTTP_DURATION_BUCKETS,
   type Metrics,
   type MetricsOptions,
@@ -12,3 +14,4 @@ export {
   type ServerRequestRecord,
   UNMATCHED_ROUTE,
 } from './createMetrics.js';
+export { DurationHistogram, type DurationLabelNames } from './DurationHistogram.js';
