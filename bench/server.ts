@@ -6,9 +6,11 @@
  *   npx turbo run build --filter=@trellis/core && npx tsx bench/server.ts
  *   BENCH_SERVER_NODE=/path/to/node24 npx tsx bench/server.ts   # servers on another Node
  *
- * Each app runs in its own process. The load generator is wrk (autocannon if wrk is missing),
- * CONNECTIONS keep-alive connections. Apps run interleaved for ROUNDS rounds of ROUND_S seconds
- * (after a 1 s warm-up each time); the median round counts. Besides requests per second, each
+ * Each app runs in its own process, started afresh for every round (one server differs by up to
+ * ±20% from one process to the next, more than between rounds of one process). The load
+ * generator is wrk (autocannon if wrk is missing), CONNECTIONS keep-alive connections. Apps run
+ * interleaved for ROUNDS (default 5) rounds of ROUND_S seconds (after a 2 s warm-up each time);
+ * the median round counts. Besides requests per second, each
  * server reports its own CPU time per request, which is far less sensitive to other load on a
  * shared machine than throughput is.
  */
@@ -22,7 +24,7 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const ROUND_S = Number(process.env.BENCH_ROUND_S ?? 3);
 /** Run the servers on another Node binary, e.g. Node 24 (the load side stays on this one). */
 const SERVER_NODE = process.env.BENCH_SERVER_NODE;
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 
 const variants = [
   'express-bare',
@@ -132,14 +134,18 @@ const median = (xs: number[]): number => {
 };
 
 async function main(): Promise<void> {
-  const apps: App[] = [];
-  for (const v of variants) apps.push(await start(v));
   const rps = new Map<Variant, number[]>(variants.map((v) => [v, []]));
   const cpu = new Map<Variant, number[]>(variants.map((v) => [v, []]));
+  let node = process.version;
+  let app: App | undefined;
   try {
     for (let round = 0; round < ROUNDS; round++) {
-      for (const app of apps) {
-        await load(app.url, 1); // warm-up
+      for (const variant of variants) {
+        // A fresh process per round: the same server varies by up to ±20% between processes
+        // (JIT and heap layout), more than between rounds in one process.
+        app = await start(variant);
+        node = app.node;
+        await load(app.url, 2); // warm-up
         const cpu0 = await serverCpuUs(app);
         const t0 = performance.now();
         const n = await load(app.url, ROUND_S);
@@ -150,13 +156,15 @@ async function main(): Promise<void> {
         console.log(
           `round ${round + 1} ${app.variant.padEnd(16)} ${(n / seconds).toFixed(0).padStart(7)} req/s  ${((cpu1 - cpu0) / n).toFixed(1).padStart(6)} µs CPU/req`,
         );
+        app.child.kill();
+        await once(app.child, 'exit');
+        app = undefined;
       }
     }
   } finally {
-    for (const app of apps) app.child.kill();
+    app?.child.kill();
   }
 
-  const node = apps[0]?.node ?? process.version;
   const rows: BenchRow[] = [];
   const table: string[][] = [
     ['app', 'req/s', 'µs CPU/req', 'req/s ratio', 'CPU ratio', 'target', 'pass'],
@@ -229,7 +237,7 @@ async function main(): Promise<void> {
       ? `BENCH_SERVER_NODE=<a Node ${node} binary> npx tsx bench/server.ts`
       : 'npx tsx bench/server.ts',
     title: 'Server instrumentation cost (Express and Fastify adapters)',
-    setup: `hello-world GET /hello/:name, ${hasWrk ? 'wrk -t1' : 'autocannon'} -c${CONNECTIONS}, ${ROUNDS} interleaved rounds of ${ROUND_S} s, median`,
+    setup: `hello-world GET /hello/:name, ${hasWrk ? 'wrk -t1' : 'autocannon'} -c${CONNECTIONS}, ${ROUNDS} interleaved rounds of ${ROUND_S} s, each in a fresh server process after a 2 s warm-up, median`,
     rows,
     notes: [
       'trellis = createMetrics() (default Node metrics on) + the adapter with tracing on but no OpenTelemetry SDK installed (no-op tracer) + createHealth() attached to the server; noctx = the same with requestContext: false (no AsyncLocalStorage store per request).',
