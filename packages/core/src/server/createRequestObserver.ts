@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { type Clock, systemClock } from '../Clock.js';
 import { DEADLINE_HEADER, parseDeadlineHeader, runWithContext } from '../context.js';
@@ -63,25 +63,6 @@ export interface RequestObserver {
 
 const kObserved = Symbol('trellis.observed');
 type ObservedResponse = ServerResponse & { [kObserved]?: Observation };
-/**
- * Observations of responses whose prototype was swapped (Express gives every request and
- * response a prototype of its own with `Object.setPrototypeOf`). A property added to such an
- * object builds a new hidden class per request, which on Node 20 cost Express ~10% of its
- * throughput; a WeakMap entry does not. Plain `node:http` and Fastify responses keep the
- * observation in a symbol property, which is cheaper for them than the WeakMap (whose entries
- * the garbage collector must trace specially).
- */
-const swapped = new WeakMap<ServerResponse, Observation>();
-
-function keep(res: ServerResponse, o: Observation): void {
-  if (Object.getPrototypeOf(res) === ServerResponse.prototype)
-    (res as ObservedResponse)[kObserved] = o;
-  else swapped.set(res, o);
-}
-
-function observed(res: ServerResponse): Observation | undefined {
-  return (res as ObservedResponse)[kObserved] ?? swapped.get(res);
-}
 
 class Observation implements ObservedRequest {
   route: string | undefined;
@@ -120,8 +101,8 @@ class Observation implements ObservedRequest {
   }
 }
 
-function onResponseClose(this: ServerResponse): void {
-  const o = observed(this);
+function onResponseClose(this: ObservedResponse): void {
+  const o = this[kObserved];
   if (o === undefined || o.done) return;
   o.done = true;
   o.owner.finish(o, this);
@@ -134,7 +115,7 @@ function onResponseClose(this: ServerResponse): void {
 export function observationOf(
   res: ServerResponse | undefined,
 ): (ObservedRequest & { slot: unknown }) | undefined {
-  return res === undefined ? undefined : observed(res);
+  return res === undefined ? undefined : (res as ObservedResponse)[kObserved];
 }
 
 const SAFE_ID = /^[\x21-\x7e]{1,128}$/;
@@ -185,7 +166,7 @@ class Observer implements RequestObserver {
     const deadline = budget === undefined ? undefined : this.clock.now() + budget;
     const o = new Observation(this, req, method, route, requestId, span, traceId, deadline);
     this.#metrics?.requestStarted();
-    keep(res, o);
+    (res as ObservedResponse)[kObserved] = o;
     res.on('close', onResponseClose);
     return o;
   }
