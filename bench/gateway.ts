@@ -8,9 +8,9 @@
  * Setup: every server runs in its own process; on a machine with 2+ cores the proxy under test is
  * pinned to CPU 1 and wrk (1 thread, 50 connections) and the upstream to CPU 0 (`taskset`), so
  * the proxy gets one core to itself, as a single-threaded Node process would in production.
- * Every target runs in interleaved rounds (BENCH_ROUNDS, default 3, of BENCH_DURATION s, default
- * 4, each); the median round counts. Env: BENCH_CONNECTIONS (default 50).
- * The idle proxies wait while one is measured (each is pinned to the same CPU).
+ * Every target runs in interleaved rounds (BENCH_ROUNDS, default 5, of BENCH_DURATION s, default
+ * 4, each; the Node proxies start afresh every round, so only one proxy runs at a time); the
+ * median round counts. Env: BENCH_CONNECTIONS (default 50).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -22,7 +22,7 @@ import { type BenchRow, writeResult } from './report.js';
 
 const here = import.meta.dirname;
 const duration = Number(process.env.BENCH_DURATION ?? 4);
-const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const pin = cpus().length >= 2 && hasBinary('taskset');
 const children: ChildProcess[] = [];
@@ -50,11 +50,7 @@ function pinned(cpu: number, cmd: string, args: string[]): [string, string[]] {
   return pin ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args];
 }
 
-async function startNode(
-  kind: string,
-  cpu: number,
-  upstreamPort?: number,
-): Promise<{ port: number; pid: number }> {
+async function startNode(kind: string, cpu: number, upstreamPort?: number): Promise<Started> {
   const port = await freePort();
   const args = ['--import', 'tsx', join(here, 'gateway-server.ts'), kind, String(port)];
   if (upstreamPort !== undefined) args.push(String(upstreamPort));
@@ -71,7 +67,21 @@ async function startNode(
       if (d.toString().includes('ready')) resolve();
     });
   });
-  return { port, pid: child.pid as number };
+  return {
+    port,
+    pid: child.pid as number,
+    stop: async () => {
+      child.kill('SIGINT');
+      if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+    },
+  };
+}
+
+/** A running target; `stop` is set for the ones started afresh each round. */
+interface Started {
+  port: number;
+  pid: number;
+  stop?: () => Promise<void>;
 }
 
 async function startNginx(
@@ -151,8 +161,6 @@ function cpuSeconds(pids: readonly number[]): number {
   return ticks / 100; // USER_HZ
 }
 
-const targetPids: Record<string, number[]> = {};
-
 interface Load {
   /** Requests per second of CPU time the server process(es) used: load-independent efficiency. */
   perCpuSecond?: number;
@@ -197,18 +205,24 @@ function median(values: number[]): number {
 
 /**
  * Interleaved rounds (every target once per round) and the median per target, so a burst of
- * load from something else on the machine hits every target alike instead of one of them.
+ * load from something else on the machine hits every target alike instead of one of them. The
+ * Node proxies start afresh for every round: one process of the same proxy can sit in a slow
+ * or a fast mode for its whole life (p99 6 ms in one process, 15 ms in the next), so rounds in
+ * one process would measure that process's luck, not the proxy.
  */
-function measureAll(targets: Record<string, number>): Record<string, Load> {
-  for (const port of Object.values(targets)) wrk(port, 2); // warm-up: JIT, keep-alive pools
+async function measureAll(
+  targets: Record<string, () => Promise<Started>>,
+): Promise<Record<string, Load>> {
   const runs: Record<string, Load[]> = {};
   for (let round = 0; round < rounds; round++) {
-    for (const [name, port] of Object.entries(targets)) {
-      const pids = targetPids[name] ?? [];
-      const cpuBefore = cpuSeconds(pids);
-      const r = wrk(port, duration);
-      r.cpu = cpuSeconds(pids) - cpuBefore;
+    for (const [name, start] of Object.entries(targets)) {
+      const target = await start();
+      wrk(target.port, 2); // warm-up: JIT, keep-alive pools
+      const cpuBefore = cpuSeconds([target.pid]);
+      const r = wrk(target.port, duration);
+      r.cpu = cpuSeconds([target.pid]) - cpuBefore;
       r.requests = r.rps * duration;
+      await target.stop?.();
       const list = runs[name] ?? [];
       list.push(r);
       runs[name] = list;
@@ -241,20 +255,19 @@ let nginxDir: string | undefined;
 try {
   const upstream = await startNode('upstream', 0);
   const upstreamPort = upstream.port;
-  const targets: Record<string, number> = { direct: upstreamPort };
-  targetPids.direct = [upstream.pid];
+  // The upstream and nginx stay up for the whole run (no `stop`).
+  const targets: Record<string, () => Promise<Started>> = {
+    direct: async () => ({ port: upstream.port, pid: upstream.pid }),
+  };
   if (hasBinary('nginx')) {
     const ng = await startNginx(upstreamPort, 1);
     nginxDir = ng.dir;
-    targets.nginx = ng.port;
-    targetPids.nginx = [ng.pid];
+    targets.nginx = async () => ng;
   }
   for (const kind of ['fast-gateway', 'fastify-http-proxy', 'trellis']) {
-    const s = await startNode(kind, 1, upstreamPort);
-    targets[kind] = s.port;
-    targetPids[kind] = [s.pid];
+    targets[kind] = () => startNode(kind, 1, upstreamPort);
   }
-  results = measureAll(targets);
+  results = await measureAll(targets);
 } finally {
   for (const c of children) c.kill();
   if (nginxDir) rmSync(nginxDir, { recursive: true, force: true });
@@ -319,7 +332,7 @@ for (const base of ['direct', 'nginx']) {
   const b = results[base];
   if (b) console.log(`  trellis / ${base.padEnd(18)} req/s ${(t.rps / b.rps).toFixed(2)}×`);
 }
-const setup = `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, Node ${process.version}; wrk -t1 -c${connections}, ${rounds} interleaved rounds of ${duration} s per target (median; after a 2 s warm-up each) on /api/hello; ${pin ? 'wrk and the upstream pinned to CPU 0, the proxy under test to CPU 1 (taskset)' : 'no CPU pinning'}; each server in its own process; upstream: bare node:http, 11-byte body, keep-alive.`;
+const setup = `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, Node ${process.version}; wrk -t1 -c${connections}, ${rounds} interleaved rounds of ${duration} s per target (median; each after a 2 s warm-up, the Node proxies in a fresh process every round) on /api/hello; ${pin ? 'wrk and the upstream pinned to CPU 0, the proxy under test to CPU 1 (taskset)' : 'no CPU pinning'}; each server in its own process; upstream: bare node:http, 11-byte body, keep-alive.`;
 /** What each contender does per request (the peers run with their defaults, one route each). */
 const FEATURES: Record<string, string> = {
   direct: 'no proxy: wrk straight to the upstream',
