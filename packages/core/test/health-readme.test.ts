@@ -10,7 +10,7 @@ const blocks = tsBlocks(join(import.meta.dirname, '..', 'README.md'), {
 
 describe('README: health, metrics, tracing and adapters examples', () => {
   it('has the examples this test runs', () => {
-    expect(blocks).toHaveLength(3);
+    expect(blocks).toHaveLength(4);
   });
 
   it('runs the Express example and prints what its comments say', () => {
@@ -34,5 +34,12 @@ describe('README: health, metrics, tracing and adapters examples', () => {
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.stdout).toBe(`[ 'http_route="/hello/:name"', 'http_route="/batch"' ]\n`);
+  });
+
+  it('runs the createDurationHistogram example and prints what its comment says', () => {
+    const r = run(blocks[3] ?? '', 'readme-duration-histogram.ts');
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe('true\n');
   });
 });
