@@ -366,7 +366,14 @@ export class Forward implements AttemptListener {
           this.#exclude.add(pick.instance.id);
           this.#attempt--;
           this.#next();
-        } else this.#reply(err instanceof TrellisError ? err : new TrellisError(String(err)));
+        } else {
+          // ShutdownError: the breaker was closed (its instance left in a reload).
+          this.#reply(
+            err instanceof TrellisError
+              ? err
+              : new TrellisError('internal gateway error', { cause: err }),
+          );
+        }
         return;
       }
     }

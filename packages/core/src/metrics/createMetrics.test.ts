@@ -109,6 +109,9 @@ describe('createMetrics', () => {
     expect(() =>
       createDurationHistogram(metrics, { ...opts, name: 'http_server_active_requests' }),
     ).toThrow(ConfigError);
+    expect(() =>
+      createDurationHistogram(metrics, { ...opts, labelNames: ['route', 'instance', 'status'] }),
+    ).toThrow(/with other labels/);
     metrics.close();
   });
 });

@@ -149,11 +149,15 @@ const histogramOptionsSchema = z
   })
   .strict();
 
+function sameLabels(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((name, i) => name === b[i]);
+}
+
 /**
  * A duration histogram with three labels (e.g. route, upstream, status) on `metrics`' registry,
  * for hot paths: an observation allocates nothing and hashes no labels, unlike prom-client's
- * `Histogram`. Asking twice for the same name returns the same histogram; a name taken by a
- * metric of another kind is a `ConfigError`.
+ * `Histogram`. Asking twice for the same name and labels returns the same histogram; a name taken
+ * by a metric of another kind, or with other labels, is a `ConfigError`.
  *
  * @example
  * ```ts
@@ -175,10 +179,12 @@ export function createDurationHistogram(
 ): DurationHistogram {
   const o = parseOptions(histogramOptionsSchema, options, 'createDurationHistogram');
   const existing = metrics.registry.getSingleMetric(o.name) as unknown;
-  if (existing instanceof DurationHistogram) return existing;
+  if (existing instanceof DurationHistogram && sameLabels(existing.labelNames, o.labelNames)) {
+    return existing;
+  }
   if (existing !== undefined) {
     throw new ConfigError(
-      `createDurationHistogram: the registry already has a metric named ${o.name} of another kind`,
+      `createDurationHistogram: the registry already has a metric named ${o.name} of another kind or with other labels`,
       {
         component: 'createDurationHistogram',
         issues: [{ path: 'name', message: `${o.name} is already registered` }],
