@@ -9,7 +9,13 @@ import type { Metrics } from './metrics/createMetrics.js';
 import { parseOptions } from './options.js';
 import { adapterOptionsSchema } from './server/adapterOptions.js';
 import { createObservabilityHandler } from './server/createObservabilityHandler.js';
-import { createRequestObserver, observationOf } from './server/createRequestObserver.js';
+import {
+  claimObservation,
+  createRequestObserver,
+  observationOf,
+  openObservation,
+  type RequestObserver,
+} from './server/createRequestObserver.js';
 import type { ServerTracing } from './tracing/createServerTracing.js';
 
 export interface TrellisExpressOptions {
@@ -42,7 +48,12 @@ export type TrellisExpressMiddleware = (
 ) => void;
 
 type AdapterRequest = ExpressLikeRequest & { res?: ServerResponse };
-const patched = new WeakSet<object>();
+interface ExpressLikeApp {
+  request?: object;
+  parent?: unknown;
+  handle?: (req: IncomingMessage, res: ServerResponse, next?: unknown) => unknown;
+}
+const prepared = new WeakSet<object>();
 // `req.route` of requests this adapter does not observe (normally none).
 const unobserved = new WeakMap<object, unknown>();
 
@@ -54,17 +65,42 @@ function templateOf(route: unknown, baseUrl: string | undefined): string | undef
 }
 
 /**
- * Express sets `req.route` when a route matches, but restores `req.baseUrl` when an error
- * leaves a router, so by the time the response closes the mount path may be gone. An accessor
- * on the app's own request prototype (`app.request`, which Express creates per app) records
- * `baseUrl + route.path` at the moment of the match, on the request's observation (no new
- * properties on `req`: that made Node 20 markedly slower).
+ * Runs once per Express app, on its first request through the middleware.
+ *
+ * V8 shares the hidden class ("map") of objects built the same way, so property access on them
+ * is cached. Express swaps the prototype of `req` and `res` and then adds properties, and after
+ * a prototype swap V8 gives every addition a new map of its own: each request's `req` and `res`
+ * end up with maps no other request has, and from then on every property access on them misses
+ * V8's caches. Whatever the adapter adds to them afterwards starts a new map again and makes
+ * Express's own accesses miss a second time; on Node 20 one added property cost a bare Express
+ * app about 15% of its throughput. So the adapter adds nothing to `req` or `res` once Express
+ * has them:
+ *
+ * - `req.route`: Express assigns it when a route matches. An accessor on the app's own request
+ *   prototype (`app.request`, which Express creates per app) takes the assignment (no property
+ *   is added) and records `baseUrl + route.path` on the request's observation at that moment:
+ *   Express restores `req.baseUrl` when an error leaves a router, so by the time the response
+ *   closes the mount path may be gone.
+ * - The observation: for a top-level app, `app.handle` is wrapped to open the observation
+ *   (read the request, keep the observation on `res`, listen for its close) before Express
+ *   takes `req` and `res`. Nothing is recorded or sent for it until the middleware claims it, so
+ *   requests that never reach the middleware stay unobserved, as before. The first request,
+ *   which arrives before the wrapper, is observed by the middleware alone.
  */
-function captureTemplates(req: ExpressLikeRequest): void {
-  const proto = (req as { app?: { request?: object } }).app?.request;
-  if (proto === undefined || patched.has(proto)) return;
-  patched.add(proto);
-  if (Object.getOwnPropertyDescriptor(proto, 'route') !== undefined) return;
+function prepareApp(req: ExpressLikeRequest, observer: RequestObserver): void {
+  const app = (req as { app?: ExpressLikeApp }).app;
+  if (app === undefined || prepared.has(app)) return;
+  prepared.add(app);
+  const handle = app.handle;
+  // A mounted sub-app gets `req` and `res` from its parent app, prototypes already swapped.
+  if (app.parent === undefined && typeof handle === 'function') {
+    app.handle = function handle_(this: unknown, req, res, next) {
+      openObservation(observer, req, res);
+      return handle.call(this, req, res, next);
+    };
+  }
+  const proto = app.request;
+  if (proto === undefined || Object.getOwnPropertyDescriptor(proto, 'route') !== undefined) return;
   Object.defineProperty(proto, 'route', {
     configurable: true,
     enumerable: true,
@@ -121,8 +157,16 @@ export function trellis(options: TrellisExpressOptions = {}): TrellisExpressMidd
     routeOf,
   });
   return function trellisMiddleware(req, res, next) {
-    captureTemplates(req);
-    const observed = observer.observe(req, res);
+    let observed = claimObservation(observer, res);
+    if (observed === 'claimed') {
+      // This middleware is mounted twice on the request's way: observed already.
+      next();
+      return;
+    }
+    if (observed === undefined) {
+      prepareApp(req, observer);
+      observed = observer.observe(req, res);
+    }
     if (answer(req, res)) {
       const url = req.url ?? '';
       const q = url.indexOf('?');

@@ -224,6 +224,124 @@ describe.each(flavours)('%s adapter', (_name, express) => {
     expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f]{12}-/);
   });
 
+  it('observes later requests (opened before Express takes them) like the first', async () => {
+    await start();
+    const bodies: Record<string, unknown>[] = [];
+    const ids: (string | null)[] = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${base}/items/${i}`, {
+        headers: { traceparent: TRACEPARENT, 'x-trellis-deadline-ms': '1500' },
+      });
+      bodies.push((await res.json()) as Record<string, unknown>);
+      ids.push(res.headers.get('x-request-id'));
+    }
+    await new Promise((r) => setImmediate(r));
+    const spans = tracing.exporter.getFinishedSpans().filter((s) => s.name === 'GET /items/:id');
+    expect(spans).toHaveLength(3);
+    for (const [i, body] of bodies.entries()) {
+      expect(body.requestId).toBe(ids[i]);
+      expect(body.traceId).toBe(TRACE_ID);
+      expect(body.activeSpan).toBe(spans[i]?.spanContext().spanId);
+      expect(body.remaining).toBeGreaterThan(0);
+      expect(spans[i]?.parentSpanContext?.spanId).toBe(PARENT_SPAN_ID);
+      expect(spans[i]?.attributes['url.path']).toBe(`/items/${i}`);
+    }
+    expect(new Set(ids).size).toBe(3);
+    const text = await metrics.text();
+    expect(text).toContain(
+      'http_server_request_duration_seconds_count{http_request_method="GET",http_route="/items/:id",http_response_status_code="200"} 3',
+    );
+    expect(text).toContain('http_server_active_requests 0');
+  });
+
+  it('leaves requests that never reach the middleware unobserved, first or later', async () => {
+    metrics = createMetrics({ defaultMetrics: false });
+    health = createHealth({ signals: false });
+    const app = express();
+    app.use('/early', (_req, res) => {
+      res.send('answered before trellis');
+    });
+    app.use(trellis({ metrics }));
+    app.get('/late', (_req, res) => {
+      res.send('late');
+    });
+    server = app.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    for (const path of ['/early', '/late', '/early', '/late', '/early']) {
+      const res = await fetch(url + path);
+      expect(res.status).toBe(200);
+      expect(res.headers.has('x-request-id')).toBe(path === '/late');
+      await res.text();
+    }
+    const text = await metrics.text();
+    expect(text).toContain(
+      'http_server_request_duration_seconds_count{http_request_method="GET",http_route="/late",http_response_status_code="200"} 2',
+    );
+    expect(text).not.toMatch(/http_route="(\/early|unmatched)"/);
+    expect(text).toContain('http_server_active_requests 0');
+  });
+
+  it('observes a request once when the middleware is on its way twice', async () => {
+    metrics = createMetrics({ defaultMetrics: false });
+    health = createHealth({ signals: false });
+    const app = express();
+    const middleware = trellis({ metrics });
+    app.use(middleware);
+    const router = express.Router();
+    router.use(middleware);
+    router.get('/twice', (_req, res) => {
+      res.json({ requestId: getRequestContext()?.requestId });
+    });
+    app.use(router);
+    server = app.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/twice`;
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(url);
+      expect(((await res.json()) as { requestId: string }).requestId).toBe(
+        res.headers.get('x-request-id'),
+      );
+    }
+    const text = await metrics.text();
+    expect(text).toContain(
+      'http_server_request_duration_seconds_count{http_request_method="GET",http_route="/twice",http_response_status_code="200"} 3',
+    );
+    expect(text).toContain('http_server_active_requests 0');
+  });
+
+  it('works in a mounted sub-app, recording the mount path in the template', async () => {
+    metrics = createMetrics({ defaultMetrics: false });
+    health = createHealth({ signals: false });
+    const sub = express();
+    sub.use(trellis({ metrics }));
+    sub.get('/things/:id', (req, res) => {
+      res.json({ id: req.params.id, requestId: getRequestContext()?.requestId });
+    });
+    const app = express();
+    app.get('/outside', (_req, res) => {
+      res.send('not observed');
+    });
+    app.use('/sub', sub);
+    server = app.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${url}/sub/things/${i}`);
+      expect(await res.json()).toEqual({
+        id: String(i),
+        requestId: res.headers.get('x-request-id'),
+      });
+      expect((await fetch(`${url}/outside`)).headers.has('x-request-id')).toBe(false);
+    }
+    const text = await metrics.text();
+    expect(text).toContain(
+      'http_server_request_duration_seconds_count{http_request_method="GET",http_route="/sub/things/:id",http_response_status_code="200"} 3',
+    );
+    expect(text).not.toContain('/outside');
+    expect(text).toContain('http_server_active_requests 0');
+  });
+
   it('rejects bad options naming the field', () => {
     expect(() => trellis({ basePath: 'x/' })).toThrow(/basePath/);
     // @ts-expect-error metrics must come from createMetrics()

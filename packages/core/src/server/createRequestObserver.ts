@@ -70,12 +70,14 @@ class Observation implements ObservedRequest {
   /** Free for an adapter to keep per-request data in (the Express adapter keeps `req.route`). */
   slot: unknown = undefined;
   done = false;
+  /** Opened observations are recorded only once claimed (see {@link openObservation}). */
+  claimed = false;
+  span: StartedServerSpan | undefined = undefined;
+  traceId: string | undefined;
   readonly requestId: string;
-  readonly traceId: string | undefined;
   readonly start: number;
   readonly method: string;
   readonly req: IncomingMessage;
-  readonly span: StartedServerSpan | undefined;
   readonly deadline: number | undefined;
   readonly owner: Observer;
 
@@ -85,8 +87,8 @@ class Observation implements ObservedRequest {
     method: string,
     route: string | undefined,
     requestId: string,
-    span: StartedServerSpan | undefined,
     traceId: string | undefined,
+    start: number,
     deadline: number | undefined,
   ) {
     this.owner = owner;
@@ -94,10 +96,9 @@ class Observation implements ObservedRequest {
     this.method = method;
     this.route = route;
     this.requestId = requestId;
-    this.span = span;
     this.traceId = traceId;
+    this.start = start;
     this.deadline = deadline;
-    this.start = owner.clock.now();
   }
 }
 
@@ -105,7 +106,7 @@ function onResponseClose(this: ObservedResponse): void {
   const o = this[kObserved];
   if (o === undefined || o.done) return;
   o.done = true;
-  o.owner.finish(o, this);
+  if (o.claimed) o.owner.finish(o, this);
 }
 
 /**
@@ -116,6 +117,37 @@ export function observationOf(
   res: ServerResponse | undefined,
 ): (ObservedRequest & { slot: unknown }) | undefined {
   return res === undefined ? undefined : (res as ObservedResponse)[kObserved];
+}
+
+/**
+ * @internal For an adapter that sees requests before its framework does (the Express adapter
+ * wraps `app.handle`): does the part of {@link RequestObserver.observe} nobody can see (reads
+ * the request, keeps the observation on `res`, listens for its close) while `req` and `res` still
+ * have the hidden class every request shares. Nothing is recorded unless
+ * {@link claimObservation} claims it later.
+ */
+export function openObservation(
+  observer: RequestObserver,
+  req: IncomingMessage,
+  res: ServerResponse,
+): void {
+  (observer as Observer).open(req, res, undefined);
+}
+
+/**
+ * @internal Claims the observation {@link openObservation} opened for `res`: from here on it is
+ * what {@link RequestObserver.observe} would have returned. `undefined` when there is none of
+ * this observer's to claim; `'claimed'` when this observer has claimed it already.
+ */
+export function claimObservation(
+  observer: RequestObserver,
+  res: ServerResponse,
+): ObservedRequest | 'claimed' | undefined {
+  const o = (res as ObservedResponse)[kObserved];
+  if (o === undefined || o.owner !== observer) return undefined;
+  if (o.claimed) return 'claimed';
+  (observer as Observer).claim(o, res);
+  return o;
 }
 
 const SAFE_ID = /^[\x21-\x7e]{1,128}$/;
@@ -148,6 +180,13 @@ class Observer implements RequestObserver {
   }
 
   observe(req: IncomingMessage, res: ServerResponse, route?: string): ObservedRequest {
+    const o = this.open(req, res, route);
+    this.claim(o, res);
+    return o;
+  }
+
+  /** @internal The invisible half of observe(): nothing is recorded until claim(). */
+  open(req: IncomingMessage, res: ServerResponse, route: string | undefined): Observation {
     const method = normalizeMethod(req.method);
     const headers = req.headers;
     const incomingId = headers[REQUEST_ID_HEADER];
@@ -155,20 +194,28 @@ class Observer implements RequestObserver {
       typeof incomingId === 'string' && SAFE_ID.test(incomingId)
         ? incomingId
         : this.#idPrefix + (++this.#idCounter).toString(36);
-    if (this.#echo && !res.headersSent) res.setHeader(REQUEST_ID_HEADER, requestId);
-    const span = this.#tracing?.start(req, method);
-    let traceId: string | undefined;
-    if (span?.valid) traceId = span.span.spanContext().traceId;
-    else if (typeof headers.traceparent === 'string') {
-      traceId = TRACEPARENT.exec(headers.traceparent)?.[1];
-    }
+    const traceparent = headers.traceparent;
+    const traceId =
+      typeof traceparent === 'string' ? TRACEPARENT.exec(traceparent)?.[1] : undefined;
+    const start = this.clock.now();
     const budget = parseDeadlineHeader(headers[DEADLINE_HEADER]);
-    const deadline = budget === undefined ? undefined : this.clock.now() + budget;
-    const o = new Observation(this, req, method, route, requestId, span, traceId, deadline);
-    this.#metrics?.requestStarted();
+    const deadline = budget === undefined ? undefined : start + budget;
+    const o = new Observation(this, req, method, route, requestId, traceId, start, deadline);
     (res as ObservedResponse)[kObserved] = o;
     res.on('close', onResponseClose);
     return o;
+  }
+
+  /** @internal The visible half: the gauge, the request id echo, the span. */
+  claim(o: Observation, res: ServerResponse): void {
+    o.claimed = true;
+    this.#metrics?.requestStarted();
+    if (this.#echo && !res.headersSent) res.setHeader(REQUEST_ID_HEADER, o.requestId);
+    const span = this.#tracing?.start(o.req, o.method);
+    if (span !== undefined) {
+      o.span = span;
+      if (span.valid) o.traceId = span.span.spanContext().traceId;
+    }
   }
 
   run<R>(observed: ObservedRequest, fn: () => R): R {
