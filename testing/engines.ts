@@ -1,6 +1,6 @@
 /**
- * Starts real engines (etcd, Redis, dnsmasq) on free loopback ports for tests, and runs
- * promtool. Shared by every package's tests.
+ * Starts real engines (etcd, Redis, dnsmasq) on free loopback ports for tests, runs promtool,
+ * and makes throwaway TLS certificates with openssl. Shared by every package's tests.
  *
  * A test that needs an engine does:
  *
@@ -11,18 +11,19 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export type EngineName = 'etcd' | 'redis' | 'dnsmasq' | 'promtool';
+export type EngineName = 'etcd' | 'redis' | 'dnsmasq' | 'promtool' | 'openssl';
 
 const binaries: Record<EngineName, { bin: string; apt: string }> = {
   etcd: { bin: 'etcd', apt: 'etcd-server' },
   redis: { bin: 'redis-server', apt: 'redis-server' },
   dnsmasq: { bin: 'dnsmasq', apt: 'dnsmasq-base' },
   promtool: { bin: 'promtool', apt: 'prometheus' },
+  openssl: { bin: 'openssl', apt: 'openssl' },
 };
 
 const searchPath = () => [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin'];
@@ -294,4 +295,41 @@ export async function startDns(records: DnsRecords): Promise<DnsHandle> {
 export function promtoolCheck(text: string): { ok: boolean; output: string } {
   const r = spawnSync(findBinary('promtool')!, ['check', 'metrics'], { input: text });
   return { ok: r.status === 0, output: `${r.stdout}${r.stderr}` };
+}
+
+/** A throwaway self-signed certificate for `localhost` / 127.0.0.1, made by openssl. */
+export function selfSignedCert(): { key: string; cert: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'trellis-tls-'));
+  try {
+    const r = spawnSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { encoding: 'utf8' },
+    );
+    if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+    return {
+      key: readFileSync(join(dir, 'key.pem'), 'utf8'),
+      cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
