@@ -72,9 +72,9 @@ function templateOf(route: unknown, baseUrl: string | undefined): string | undef
  * a prototype swap V8 gives every addition a new map of its own: each request's `req` and `res`
  * end up with maps no other request has, and from then on every property access on them misses
  * V8's caches. Whatever the adapter adds to them afterwards starts a new map again and makes
- * Express's own accesses miss a second time; on Node 20 one added property cost a bare Express
- * app about 15% of its throughput. So the adapter adds nothing to `req` or `res` once Express
- * has them:
+ * Express's own accesses miss a second time (on Node 20, V8's IC-miss log counted 11 more misses
+ * per request than bare Express with the property added after the swap, 6 without; see
+ * docs/decisions/0201). So the adapter adds nothing to `req` or `res` once Express has them:
  *
  * - `req.route`: Express assigns it when a route matches. An accessor on the app's own request
  *   prototype (`app.request`, which Express creates per app) takes the assignment (no property
@@ -109,13 +109,15 @@ function prepareApp(req: ExpressLikeRequest, observer: RequestObserver): void {
       return o === undefined ? unobserved.get(this) : o.slot;
     },
     set(this: AdapterRequest, value: unknown) {
-      const o = observationOf(this.res);
+      let o = observationOf(this.res);
       if (o === undefined) {
         unobserved.set(this, value);
         return;
       }
+      const route = templateOf(value, this.baseUrl);
       o.slot = value;
-      o.route = templateOf(value, this.baseUrl);
+      // Nested apps with an adapter each: every observation of the response gets the route.
+      for (; o !== undefined; o = o.prev as typeof o) o.route = route;
     },
   });
 }

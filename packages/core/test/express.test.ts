@@ -342,6 +342,46 @@ describe.each(flavours)('%s adapter', (_name, express) => {
     expect(text).toContain('http_server_active_requests 0');
   });
 
+  it('nested apps with an adapter each: both record the request, and both gauges return to 0', async () => {
+    metrics = createMetrics({ defaultMetrics: false });
+    health = createHealth({ signals: false });
+    const innerMetrics = createMetrics({ defaultMetrics: false });
+    const inner = express();
+    inner.use(trellis({ metrics: innerMetrics }));
+    inner.get('/x/:id', (req, res) => {
+      res.json({ id: req.params.id });
+    });
+    // The inner app first serves on its own, so its adapter prepares it as a top-level app.
+    const alone = inner.listen(0, '127.0.0.1');
+    await once(alone, 'listening');
+    await (await fetch(`http://127.0.0.1:${(alone.address() as AddressInfo).port}/x/0`)).text();
+    alone.closeAllConnections();
+    alone.close();
+    const outer = express();
+    outer.use(trellis({ metrics }));
+    outer.use('/in', inner);
+    server = outer.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    for (let i = 1; i <= 3; i++) {
+      expect(await (await fetch(`${url}/in/x/${i}`)).json()).toEqual({ id: String(i) });
+    }
+    const outerText = await metrics.text();
+    expect(outerText).toContain(
+      'http_server_request_duration_seconds_count{http_request_method="GET",http_route="/in/x/:id",http_response_status_code="200"} 3',
+    );
+    expect(outerText).toContain('http_server_active_requests 0');
+    const innerText = await innerMetrics.text();
+    expect(innerText).toContain(
+      'http_server_request_duration_seconds_count{http_request_method="GET",http_route="/x/:id",http_response_status_code="200"} 1',
+    );
+    expect(innerText).toContain(
+      'http_server_request_duration_seconds_count{http_request_method="GET",http_route="/in/x/:id",http_response_status_code="200"} 3',
+    );
+    expect(innerText).toContain('http_server_active_requests 0');
+    innerMetrics.close();
+  });
+
   it('rejects bad options naming the field', () => {
     expect(() => trellis({ basePath: 'x/' })).toThrow(/basePath/);
     // @ts-expect-error metrics must come from createMetrics()

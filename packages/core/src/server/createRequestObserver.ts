@@ -72,6 +72,8 @@ class Observation implements ObservedRequest {
   done = false;
   /** Opened observations are recorded only once claimed (see {@link openObservation}). */
   claimed = false;
+  /** The observation another observer had already made of the same response (nested apps). */
+  prev: Observation | undefined = undefined;
   span: StartedServerSpan | undefined = undefined;
   traceId: string | undefined;
   readonly requestId: string;
@@ -103,10 +105,11 @@ class Observation implements ObservedRequest {
 }
 
 function onResponseClose(this: ObservedResponse): void {
-  const o = this[kObserved];
-  if (o === undefined || o.done) return;
-  o.done = true;
-  if (o.claimed) o.owner.finish(o, this);
+  for (let o = this[kObserved]; o !== undefined; o = o.prev) {
+    if (o.done) continue;
+    o.done = true;
+    if (o.claimed) o.owner.finish(o, this);
+  }
 }
 
 /**
@@ -115,7 +118,7 @@ function onResponseClose(this: ObservedResponse): void {
  */
 export function observationOf(
   res: ServerResponse | undefined,
-): (ObservedRequest & { slot: unknown }) | undefined {
+): (ObservedRequest & { slot: unknown; prev: ObservedRequest | undefined }) | undefined {
   return res === undefined ? undefined : (res as ObservedResponse)[kObserved];
 }
 
@@ -131,6 +134,8 @@ export function openObservation(
   req: IncomingMessage,
   res: ServerResponse,
 ): void {
+  // Already observed (say, by an outer app's adapter): that observation stays the one on `res`.
+  if ((res as ObservedResponse)[kObserved] !== undefined) return;
   (observer as Observer).open(req, res, undefined);
 }
 
@@ -201,8 +206,11 @@ class Observer implements RequestObserver {
     const budget = parseDeadlineHeader(headers[DEADLINE_HEADER]);
     const deadline = budget === undefined ? undefined : start + budget;
     const o = new Observation(this, req, method, route, requestId, traceId, start, deadline);
+    const prev = (res as ObservedResponse)[kObserved];
     (res as ObservedResponse)[kObserved] = o;
-    res.on('close', onResponseClose);
+    // One listener finishes every observation of the response, the newest first.
+    if (prev === undefined) res.on('close', onResponseClose);
+    else o.prev = prev;
     return o;
   }
 
