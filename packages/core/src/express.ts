@@ -12,6 +12,8 @@ import { createObservabilityHandler } from './server/createObservabilityHandler.
 import {
   claimObservation,
   createRequestObserver,
+  hasObservation,
+  type ObservedRequest,
   observationOf,
   openObservation,
   type RequestObserver,
@@ -81,23 +83,42 @@ function templateOf(route: unknown, baseUrl: string | undefined): string | undef
  *   is added) and records `baseUrl + route.path` on the request's observation at that moment:
  *   Express restores `req.baseUrl` when an error leaves a router, so by the time the response
  *   closes the mount path may be gone.
- * - The observation: for a top-level app, `app.handle` is wrapped to open the observation
- *   (read the request, keep the observation on `res`, listen for its close) before Express
- *   takes `req` and `res`. Nothing is recorded or sent for it until the middleware claims it, so
- *   requests that never reach the middleware stay unobserved, as before. The first request,
- *   which arrives before the wrapper, is observed by the middleware alone.
+ * - The observation: for a top-level app, `app.handle` is wrapped. When the middleware is the
+ *   app's first, mounted at the root (every request reaches it), the wrapper does all of its
+ *   work (observe, answer the health and metrics paths, enter the context) before Express takes
+ *   `req` and `res`, and the middleware only passes requests on. Otherwise the wrapper only
+ *   opens the observation (reads the request, keeps the observation on `res`, listens for its
+ *   close); nothing is recorded or sent for it until the middleware claims it, so requests that
+ *   never reach the middleware stay unobserved. The first request, which arrives before the
+ *   wrapper, is observed by the middleware alone.
  */
-function prepareApp(req: ExpressLikeRequest, observer: RequestObserver): void {
+function prepareApp(
+  req: ExpressLikeRequest,
+  observer: RequestObserver,
+  middleware: TrellisExpressMiddleware,
+  serve: (req: IncomingMessage, res: ServerResponse, observed: ObservedRequest) => boolean,
+): void {
   const app = (req as { app?: ExpressLikeApp }).app;
   if (app === undefined || prepared.has(app)) return;
   prepared.add(app);
   const handle = app.handle;
   // A mounted sub-app gets `req` and `res` from its parent app, prototypes already swapped.
   if (app.parent === undefined && typeof handle === 'function') {
-    app.handle = function handle_(this: unknown, req, res, next) {
-      openObservation(observer, req, res);
-      return handle.call(this, req, res, next);
-    };
+    if (isFirstAtRoot(app, middleware)) {
+      // Every request reaches the middleware: observe, answer and enter the context here, and
+      // the middleware only passes the request on.
+      app.handle = function handle_(this: unknown, req, res, next) {
+        if (hasObservation(res)) return handle.call(this, req, res, next);
+        const observed = observer.observe(req, res);
+        if (serve(req, res, observed)) return undefined;
+        return observer.run(observed, () => handle.call(this, req, res, next));
+      };
+    } else {
+      app.handle = function handle_(this: unknown, req, res, next) {
+        openObservation(observer, req, res);
+        return handle.call(this, req, res, next);
+      };
+    }
   }
   const proto = app.request;
   if (proto === undefined || Object.getOwnPropertyDescriptor(proto, 'route') !== undefined) return;
@@ -120,6 +141,41 @@ function prepareApp(req: ExpressLikeRequest, observer: RequestObserver): void {
       for (; o !== undefined; o = o.prev as typeof o) o.route = route;
     },
   });
+}
+
+interface ExpressLikeLayer {
+  handle?: unknown;
+  name?: string;
+  route?: unknown;
+  /** Express 5 (router 2): mounted at `/` for every path. */
+  slash?: boolean;
+  /** Express 4: the same. */
+  regexp?: { fast_slash?: boolean };
+}
+
+/** Express 4's own first layers, which pass every request on. */
+const EXPRESS_INIT_LAYERS = new Set(['query', 'expressInit']);
+
+/**
+ * True when `middleware` is the app's first middleware, mounted at its root, so every request
+ * the app handles reaches it. Anything unexpected in the router's shape answers false (and the
+ * middleware claims each request itself).
+ */
+function isFirstAtRoot(app: ExpressLikeApp, middleware: unknown): boolean {
+  // Express 4 keeps the router in `_router` (its `app.router` getter throws); Express 5 in
+  // `router`.
+  const holder = app as { _router?: { stack?: unknown }; router?: { stack?: unknown } };
+  const stack = holder._router !== undefined ? holder._router.stack : holder.router?.stack;
+  if (!Array.isArray(stack)) return false;
+  for (const layer of stack as ExpressLikeLayer[]) {
+    if (layer.handle === middleware) {
+      return (
+        layer.route === undefined && (layer.slash === true || layer.regexp?.fast_slash === true)
+      );
+    }
+    if (layer.route !== undefined || !EXPRESS_INIT_LAYERS.has(layer.name ?? '')) return false;
+  }
+  return false;
 }
 
 /** The matched route template, when the accessor could not record it. */
@@ -158,23 +214,28 @@ export function trellis(options: TrellisExpressOptions = {}): TrellisExpressMidd
     ...(opts.requestContext !== undefined && { requestContext: opts.requestContext }),
     routeOf,
   });
-  return function trellisMiddleware(req, res, next) {
+  /** Answers the observability endpoints; true when it did. */
+  const serve = (req: IncomingMessage, res: ServerResponse, observed: ObservedRequest) => {
+    if (!answer(req, res)) return false;
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    observed.route = q === -1 ? url : url.slice(0, q);
+    return true;
+  };
+  const trellisMiddleware: TrellisExpressMiddleware = (req, res, next) => {
     let observed = claimObservation(observer, res);
     if (observed === 'claimed') {
-      // This middleware is mounted twice on the request's way: observed already.
+      // Observed already: by the app.handle wrapper, or by this middleware earlier on the
+      // request's way (mounted twice).
       next();
       return;
     }
     if (observed === undefined) {
-      prepareApp(req, observer);
+      prepareApp(req, observer, trellisMiddleware, serve);
       observed = observer.observe(req, res);
     }
-    if (answer(req, res)) {
-      const url = req.url ?? '';
-      const q = url.indexOf('?');
-      observed.route = q === -1 ? url : url.slice(0, q);
-      return;
-    }
+    if (serve(req, res, observed)) return;
     observer.run(observed, next);
   };
+  return trellisMiddleware;
 }

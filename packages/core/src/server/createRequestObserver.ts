@@ -139,6 +139,11 @@ export function openObservation(
   (observer as Observer).open(req, res, undefined);
 }
 
+/** @internal Whether an observation (anyone's) is kept on `res`. */
+export function hasObservation(res: ServerResponse): boolean {
+  return (res as ObservedResponse)[kObserved] !== undefined;
+}
+
 /**
  * @internal Claims the observation {@link openObservation} opened for `res`: from here on it is
  * what {@link RequestObserver.observe} would have returned. `undefined` when there is none of
