@@ -135,7 +135,7 @@ export function openObservation(
   res: ServerResponse,
 ): void {
   // Already observed (say, by an outer app's adapter): that observation stays the one on `res`.
-  if ((res as ObservedResponse)[kObserved] !== undefined) return;
+  if (hasObservation(res)) return;
   (observer as Observer).open(req, res, undefined);
 }
 
