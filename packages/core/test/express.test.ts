@@ -87,6 +87,20 @@ describe.each(flavours)('%s adapter', (_name, express) => {
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   }
 
+  /** Listens on port 0 (closed after the test); the base URL. */
+  async function listen(app: { listen: typeof express5.application.listen }): Promise<string> {
+    server = app.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+
+  /** The exposition counts `n` GET requests of `route` answered 200. */
+  function expectServed(text: string, route: string, n: number) {
+    expect(text).toContain(
+      `http_server_request_duration_seconds_count{http_request_method="GET",http_route="${route}",http_response_status_code="200"} ${n}`,
+    );
+  }
+
   it('serves the health endpoints as application/health+json', async () => {
     await start();
     for (const path of ['/health', '/health/live', '/health/ready']) {
@@ -248,9 +262,7 @@ describe.each(flavours)('%s adapter', (_name, express) => {
     }
     expect(new Set(ids).size).toBe(3);
     const text = await metrics.text();
-    expect(text).toContain(
-      'http_server_request_duration_seconds_count{http_request_method="GET",http_route="/items/:id",http_response_status_code="200"} 3',
-    );
+    expectServed(text, '/items/:id', 3);
     expect(text).toContain('http_server_active_requests 0');
   });
 
@@ -265,9 +277,7 @@ describe.each(flavours)('%s adapter', (_name, express) => {
     app.get('/late', (_req, res) => {
       res.send('late');
     });
-    server = app.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const url = await listen(app);
     for (const path of ['/early', '/late', '/early', '/late', '/early']) {
       const res = await fetch(url + path);
       expect(res.status).toBe(200);
@@ -275,9 +285,7 @@ describe.each(flavours)('%s adapter', (_name, express) => {
       await res.text();
     }
     const text = await metrics.text();
-    expect(text).toContain(
-      'http_server_request_duration_seconds_count{http_request_method="GET",http_route="/late",http_response_status_code="200"} 2',
-    );
+    expectServed(text, '/late', 2);
     expect(text).not.toMatch(/http_route="(\/early|unmatched)"/);
     expect(text).toContain('http_server_active_requests 0');
   });
@@ -294,9 +302,7 @@ describe.each(flavours)('%s adapter', (_name, express) => {
       res.json({ requestId: getRequestContext()?.requestId });
     });
     app.use(router);
-    server = app.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/twice`;
+    const url = `${await listen(app)}/twice`;
     for (let i = 0; i < 3; i++) {
       const res = await fetch(url);
       expect(((await res.json()) as { requestId: string }).requestId).toBe(
@@ -304,9 +310,7 @@ describe.each(flavours)('%s adapter', (_name, express) => {
       );
     }
     const text = await metrics.text();
-    expect(text).toContain(
-      'http_server_request_duration_seconds_count{http_request_method="GET",http_route="/twice",http_response_status_code="200"} 3',
-    );
+    expectServed(text, '/twice', 3);
     expect(text).toContain('http_server_active_requests 0');
   });
 
@@ -323,9 +327,7 @@ describe.each(flavours)('%s adapter', (_name, express) => {
       res.send('not observed');
     });
     app.use('/sub', sub);
-    server = app.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const url = await listen(app);
     for (let i = 0; i < 3; i++) {
       const res = await fetch(`${url}/sub/things/${i}`);
       expect(await res.json()).toEqual({
@@ -335,9 +337,7 @@ describe.each(flavours)('%s adapter', (_name, express) => {
       expect((await fetch(`${url}/outside`)).headers.has('x-request-id')).toBe(false);
     }
     const text = await metrics.text();
-    expect(text).toContain(
-      'http_server_request_duration_seconds_count{http_request_method="GET",http_route="/sub/things/:id",http_response_status_code="200"} 3',
-    );
+    expectServed(text, '/sub/things/:id', 3);
     expect(text).not.toContain('/outside');
     expect(text).toContain('http_server_active_requests 0');
   });
@@ -360,24 +360,16 @@ describe.each(flavours)('%s adapter', (_name, express) => {
     const outer = express();
     outer.use(trellis({ metrics }));
     outer.use('/in', inner);
-    server = outer.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const url = await listen(outer);
     for (let i = 1; i <= 3; i++) {
       expect(await (await fetch(`${url}/in/x/${i}`)).json()).toEqual({ id: String(i) });
     }
     const outerText = await metrics.text();
-    expect(outerText).toContain(
-      'http_server_request_duration_seconds_count{http_request_method="GET",http_route="/in/x/:id",http_response_status_code="200"} 3',
-    );
+    expectServed(outerText, '/in/x/:id', 3);
     expect(outerText).toContain('http_server_active_requests 0');
     const innerText = await innerMetrics.text();
-    expect(innerText).toContain(
-      'http_server_request_duration_seconds_count{http_request_method="GET",http_route="/x/:id",http_response_status_code="200"} 1',
-    );
-    expect(innerText).toContain(
-      'http_server_request_duration_seconds_count{http_request_method="GET",http_route="/in/x/:id",http_response_status_code="200"} 3',
-    );
+    expectServed(innerText, '/x/:id', 1);
+    expectServed(innerText, '/in/x/:id', 3);
     expect(innerText).toContain('http_server_active_requests 0');
     innerMetrics.close();
   });
