@@ -172,7 +172,8 @@ async function pickPart() {
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
     });
-    const [code] = (await once(child, 'exit')) as [number | null];
+    // 'close', not 'exit': the exit can come before the last of stdout has been read.
+    const [code] = (await once(child, 'close')) as [number | null];
     if (code !== 0) throw new Error(`discovery-pick ${name} exited with ${code}`);
     const r = JSON.parse(out.trim()) as { bare: number; resolve: number; alone: number };
     bares.push(r.bare);

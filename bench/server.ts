@@ -159,7 +159,8 @@ function wrkAsync(url: string, seconds: number): Promise<number> {
   child.stderr.setEncoding('utf8').on('data', (d: string) => {
     err += d;
   });
-  return once(child, 'exit').then(([code]) => {
+  // 'close', not 'exit': the exit can come before the last of stdout has been read.
+  return once(child, 'close').then(([code]) => {
     if (code !== 0) throw new Error(`wrk failed (${code}): ${err}`);
     if (/Non-2xx/.test(out)) throw new Error(`non-2xx responses:\n${out}`);
     const m = /(\d+) requests in/.exec(out);

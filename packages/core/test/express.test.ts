@@ -58,7 +58,7 @@ describe.each(flavours)('%s adapter', (_name, express) => {
     health = createHealth({ signals: false, drainDelayMs: 50, shutdownTimeoutMs: 5_000 });
     metrics = createMetrics();
     const app = express();
-    app.use(trellis({ health, metrics }));
+    app.use(trellis({ health, metrics, echoRequestId: true }));
     app.get('/items/:id', (req, res) => {
       const ctx = getRequestContext();
       const span = trace.getActiveSpan();
@@ -227,7 +227,7 @@ describe.each(flavours)('%s adapter', (_name, express) => {
     health = createHealth({ signals: false });
     metrics = createMetrics({ defaultMetrics: false });
     const app = express();
-    app.use(trellis({ metrics, requestContext: false }));
+    app.use(trellis({ metrics, requestContext: false, echoRequestId: true }));
     app.get('/ctx', (_req, res) => {
       res.json({ ctx: getRequestContext() ?? null });
     });
@@ -273,7 +273,7 @@ describe.each(flavours)('%s adapter', (_name, express) => {
     app.use('/early', (_req, res) => {
       res.send('answered before trellis');
     });
-    app.use(trellis({ metrics }));
+    app.use(trellis({ metrics, echoRequestId: true }));
     app.get('/late', (_req, res) => {
       res.send('late');
     });
@@ -294,7 +294,7 @@ describe.each(flavours)('%s adapter', (_name, express) => {
     metrics = createMetrics({ defaultMetrics: false });
     health = createHealth({ signals: false });
     const app = express();
-    const middleware = trellis({ metrics });
+    const middleware = trellis({ metrics, echoRequestId: true });
     app.use(middleware);
     const router = express.Router();
     router.use(middleware);
@@ -318,7 +318,7 @@ describe.each(flavours)('%s adapter', (_name, express) => {
     metrics = createMetrics({ defaultMetrics: false });
     health = createHealth({ signals: false });
     const sub = express();
-    sub.use(trellis({ metrics }));
+    sub.use(trellis({ metrics, echoRequestId: true }));
     sub.get('/things/:id', (req, res) => {
       res.json({ id: req.params.id, requestId: getRequestContext()?.requestId });
     });
@@ -374,8 +374,29 @@ describe.each(flavours)('%s adapter', (_name, express) => {
     innerMetrics.close();
   });
 
+  it('echoes the request id only when asked (echoRequestId)', async () => {
+    metrics = createMetrics({ defaultMetrics: false });
+    health = createHealth({ signals: false });
+    const app = express();
+    app.use(trellis({ metrics }));
+    app.get('/id', (_req, res) => {
+      res.json({ requestId: getRequestContext()?.requestId });
+    });
+    const url = `${await listen(app)}/id`;
+    const res = await fetch(url, { headers: { 'x-request-id': 'from-caller' } });
+    expect(await res.json()).toEqual({ requestId: 'from-caller' });
+    expect(res.headers.has('x-request-id')).toBe(false);
+    const generated = await fetch(url);
+    expect(((await generated.json()) as { requestId: string }).requestId).toMatch(
+      /^[0-9a-f]{12}-[0-9a-z]+$/,
+    );
+    expect(generated.headers.has('x-request-id')).toBe(false);
+  });
+
   it('rejects bad options naming the field', () => {
     expect(() => trellis({ basePath: 'x/' })).toThrow(/basePath/);
+    // @ts-expect-error echoRequestId is a boolean
+    expect(() => trellis({ echoRequestId: 'yes' })).toThrow(/echoRequestId/);
     // @ts-expect-error metrics must come from createMetrics()
     expect(() => trellis({ metrics: {} })).toThrow(/metrics/);
   });

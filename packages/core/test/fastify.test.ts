@@ -47,7 +47,7 @@ async function start(workMs = 0, extra?: (app: FastifyInstance) => void) {
   health = createHealth({ signals: false, drainDelayMs: 50, shutdownTimeoutMs: 5_000 });
   metrics = createMetrics();
   app = Fastify();
-  await app.register(trellis, { health, metrics });
+  await app.register(trellis, { health, metrics, echoRequestId: true });
   app.get<{ Params: { id: string } }>('/items/:id', async (req) => {
     if (workMs > 0) await new Promise((r) => setTimeout(r, workMs));
     const ctx = getRequestContext();
@@ -244,10 +244,27 @@ describe('Fastify adapter', () => {
     expect(text).toMatch(/http_route="\/slow",http_response_status_code="499"\} 1/);
   });
 
+  it('echoes the request id only when asked (echoRequestId)', async () => {
+    health = createHealth({ signals: false });
+    metrics = createMetrics({ defaultMetrics: false });
+    app = Fastify();
+    await app.register(trellis, { metrics });
+    app.get('/id', async () => ({ requestId: getRequestContext()?.requestId }));
+    const res = await app.inject({ url: '/id', headers: { 'x-request-id': 'from-caller' } });
+    expect(res.json()).toEqual({ requestId: 'from-caller' });
+    expect(res.headers['x-request-id']).toBeUndefined();
+    await app.close();
+  });
+
   it('rejects bad options naming the field', async () => {
     const f = Fastify();
     await expect(f.register(trellis, { basePath: 'x/' })).rejects.toThrow(/basePath/);
     await f.close();
+    // A failed registration sticks to its instance, so a fresh one for the next case.
+    const g = Fastify();
+    // @ts-expect-error echoRequestId is a boolean
+    await expect(g.register(trellis, { echoRequestId: 1 })).rejects.toThrow(/echoRequestId/);
+    await g.close();
     health = createHealth({ signals: false });
     metrics = createMetrics({ defaultMetrics: false });
   });

@@ -35,7 +35,7 @@ async function start(): Promise<string> {
     checks: { cache: { check: () => false, critical: false } },
   });
   const observe = createObservabilityHandler({ health, metrics });
-  const observer = createRequestObserver({ metrics, tracing: false });
+  const observer = createRequestObserver({ metrics, tracing: false, echoRequestId: true });
   server = createServer((req, res) => {
     const o = observer.observe(req, res);
     if (observe(req, res)) return;

@@ -37,6 +37,7 @@ export const adapterOptionsSchema = z
     metrics: metricsField.optional(),
     tracing: tracingField.optional(),
     requestContext: z.boolean().optional(),
+    echoRequestId: z.boolean().optional(),
     basePath: basePathField.optional(),
   })
   .strict();
