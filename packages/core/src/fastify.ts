@@ -29,7 +29,7 @@ export interface TrellisFastifyOptions {
   /**
    * Echo the request id (the caller's `x-request-id`, or the generated one) in the
    * `x-request-id` response header. Default false: each response header costs Node a validation
-   * pass, 2-5 % of a hello-world's throughput.
+   * pass, 1-7 % of a hello-world's throughput.
    */
   echoRequestId?: boolean;
   /** Prefix for the observability paths, e.g. `/_internal`. Default none. */

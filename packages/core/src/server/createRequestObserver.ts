@@ -25,7 +25,7 @@ export interface RequestObserverOptions {
   routeOf?: (req: IncomingMessage) => string | undefined;
   /**
    * Echo the request id in the `x-request-id` response header. Default false: Node validates
-   * every response header, and one more costs 2-5 % of a hello-world (decision 0201).
+   * every response header, and one more costs 1-7 % of a hello-world (decision 0201).
    */
   echoRequestId?: boolean;
   /**
