@@ -56,6 +56,18 @@ describe('createMetrics', () => {
     expect(registry.getSingleMetric('http_server_request_duration_seconds')).toBeUndefined();
   });
 
+  it('refuses to reuse the duration histogram with other buckets, naming them', () => {
+    const registry = new Registry();
+    const a = createMetrics({ registry, defaultMetrics: false, buckets: [0.5, 0.1] });
+    // The same bounds in another order are the same histogram.
+    createMetrics({ registry, defaultMetrics: false, buckets: [0.1, 0.5] }).close();
+    expect(() => createMetrics({ registry, defaultMetrics: false })).toThrow(ConfigError);
+    expect(() => createMetrics({ registry, defaultMetrics: false, buckets: [0.1] })).toThrow(
+      /http_server_request_duration_seconds with other buckets \(0\.1, 0\.5\)/,
+    );
+    a.close();
+  });
+
   it('counts active requests', async () => {
     const metrics = createMetrics({ defaultMetrics: false });
     metrics.requestStarted();
@@ -112,6 +124,12 @@ describe('createMetrics', () => {
     expect(() =>
       createDurationHistogram(metrics, { ...opts, labelNames: ['route', 'instance', 'status'] }),
     ).toThrow(/with other labels/);
+    expect(() => createDurationHistogram(metrics, { ...opts, buckets: [0.01, 0.5] })).toThrow(
+      /gw_upstream_seconds with other buckets \(0\.01, 0\.1\)/,
+    );
+    expect(() => createDurationHistogram(metrics, { ...opts, buckets: undefined })).toThrow(
+      ConfigError,
+    );
     metrics.close();
   });
 });

@@ -153,11 +153,24 @@ function sameLabels(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((name, i) => name === b[i]);
 }
 
+/** Whether `h` has exactly the bucket bounds `wanted` (in any order). */
+function sameBuckets(h: DurationHistogram, wanted: readonly number[]): boolean {
+  const sorted = [...wanted].sort((a, b) => a - b);
+  return h.upperBounds.length === sorted.length && h.upperBounds.every((b, i) => b === sorted[i]);
+}
+
+function bucketsConflict(component: string, name: string, h: DurationHistogram): ConfigError {
+  return new ConfigError(
+    `${component}: the registry already has ${name} with other buckets (${h.upperBounds.join(', ')}); pass the same buckets, or another registry or name`,
+    { component, issues: [{ path: 'buckets', message: `differ from ${name}'s` }] },
+  );
+}
+
 /**
  * A duration histogram with three labels (e.g. route, upstream, status) on `metrics`' registry,
  * for hot paths: an observation allocates nothing and hashes no labels, unlike prom-client's
  * `Histogram`. Asking twice for the same name and labels returns the same histogram; a name taken
- * by a metric of another kind, or with other labels, is a `ConfigError`.
+ * by a metric of another kind, or with other labels or buckets, is a `ConfigError`.
  *
  * @example
  * ```ts
@@ -179,7 +192,11 @@ export function createDurationHistogram(
 ): DurationHistogram {
   const o = parseOptions(histogramOptionsSchema, options, 'createDurationHistogram');
   const existing = metrics.registry.getSingleMetric(o.name) as unknown;
+  const buckets = o.buckets ?? HTTP_DURATION_BUCKETS;
   if (existing instanceof DurationHistogram && sameLabels(existing.labelNames, o.labelNames)) {
+    if (!sameBuckets(existing, buckets)) {
+      throw bucketsConflict('createDurationHistogram', o.name, existing);
+    }
     return existing;
   }
   if (existing !== undefined) {
@@ -191,7 +208,7 @@ export function createDurationHistogram(
       },
     );
   }
-  const h = new DurationHistogram(o.name, o.help, o.buckets ?? HTTP_DURATION_BUCKETS, o.labelNames);
+  const h = new DurationHistogram(o.name, o.help, buckets, o.labelNames);
   metrics.registry.registerMetric(h.asMetric());
   return h;
 }
@@ -206,7 +223,8 @@ function getOrCreate<M extends Metric>(registry: AnyRegistry, name: string, crea
 
 /**
  * Creates the Prometheus metrics for one app, on its own registry. Creating it twice on the same
- * registry reuses the metrics already there instead of throwing "already registered".
+ * registry reuses the metrics already there instead of throwing "already registered" (with other
+ * `buckets` than the first time, it is a `ConfigError`).
  *
  * @example
  * ```ts
@@ -235,12 +253,16 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       },
     );
   }
+  const buckets = opts.buckets ?? HTTP_DURATION_BUCKETS;
   let requestDuration = existing as DurationHistogram | undefined;
+  if (requestDuration !== undefined && !sameBuckets(requestDuration, buckets)) {
+    throw bucketsConflict('createMetrics', durationName, requestDuration);
+  }
   if (requestDuration === undefined) {
     requestDuration = new DurationHistogram(
       durationName,
       'Duration of HTTP server requests, by method, route template and status code.',
-      opts.buckets ?? HTTP_DURATION_BUCKETS,
+      buckets,
     );
     registry.registerMetric(requestDuration.asMetric());
     registered.push(durationName);
