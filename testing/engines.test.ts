@@ -1,9 +1,12 @@
 import { Resolver } from 'node:dns/promises';
-import { Socket } from 'node:net';
+import { once } from 'node:events';
+import { createServer, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type DnsHandle,
   type EtcdHandle,
+  ephemeralLow,
+  freePortBlock,
   hasEngine,
   promtoolCheck,
   type RedisHandle,
@@ -89,5 +92,22 @@ describe.skipIf(!hasEngine('promtool'))('engines: promtool', () => {
     expect(promtoolCheck(good).ok).toBe(true);
     const bad = '# TYPE up gauge\nup{ 1\n';
     expect(promtoolCheck(bad).ok).toBe(false);
+  });
+});
+
+describe('freePortBlock', () => {
+  it('finds consecutive ports below the ephemeral range that can all be listened on', async () => {
+    const base = await freePortBlock(5);
+    expect(base).toBeGreaterThanOrEqual(10_000);
+    expect(base + 4).toBeLessThan(ephemeralLow());
+    const servers = [];
+    for (let i = 0; i < 5; i++) {
+      const server = createServer();
+      server.listen(base + i, '127.0.0.1');
+      await once(server, 'listening');
+      servers.push(server);
+    }
+    for (const server of servers) server.close();
+    await Promise.all(servers.map((s) => once(s, 'close')));
   });
 });

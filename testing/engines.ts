@@ -65,6 +65,48 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
+/** Whether 127.0.0.1:`port` can be listened on right now. */
+async function canListen(port: number): Promise<boolean> {
+  const server = createServer();
+  const ok = await new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => resolve(true));
+  });
+  if (ok) {
+    server.close();
+    await once(server, 'close');
+  }
+  return ok;
+}
+
+/** The lowest port the kernel hands out to outgoing connections (Linux; 32768 elsewhere). */
+export function ephemeralLow(): number {
+  try {
+    const low = Number(
+      readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0],
+    );
+    return Number.isInteger(low) && low > 2048 ? low : 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+/**
+ * `count` consecutive free ports, for a process that listens on `base`, `base + 1`, ... itself.
+ * Chosen below the ephemeral range: `freePort()`'s neighbours can be the local port of any
+ * outgoing connection another test has open, so `freePort() + 1` may be taken.
+ */
+export async function freePortBlock(count: number): Promise<number> {
+  const high = ephemeralLow() - count;
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 10_000 + Math.floor(Math.random() * (high - 10_000));
+    let free = true;
+    for (let i = 0; i < count && free; i++) free = await canListen(base + i);
+    if (free) return base;
+  }
+  throw new Error(`freePortBlock: no ${count} consecutive free ports found below ${high + count}`);
+}
+
 async function waitForPort(port: number, child: ChildProcess, what: string, ms = 15_000) {
   const started = Date.now();
   let exited = false;

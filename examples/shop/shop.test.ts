@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, hasEngine, promtoolCheck } from '../../testing/engines.js';
+import { freePortBlock, hasEngine, promtoolCheck } from '../../testing/engines.js';
 import { runChaos, type SecondReport } from './src/chaosScenario.js';
 import { type Shop, startShop } from './src/shop.js';
 import { demoToken } from './src/token.js';
@@ -128,7 +128,8 @@ describe('example shop (in process)', () => {
 describe('npm start (examples/shop/src/main.ts as a process)', () => {
   it('prints the URLs and curl commands, serves them, and exits 0 on SIGINT', async () => {
     const root = join(import.meta.dirname, '..', '..');
-    const port = await freePort();
+    // The gateway on `port`, the four services on the next four ports.
+    const port = await freePortBlock(5);
     // tsx resolves @trellis/* to the sources through tsconfig.paths.json, so no build is needed.
     const child = spawn(
       process.execPath,
