@@ -98,6 +98,9 @@ export function ephemeralLow(): number {
  */
 export async function freePortBlock(count: number): Promise<number> {
   const high = ephemeralLow() - count;
+  if (high <= 10_000) {
+    throw new Error(`freePortBlock: the ephemeral range starts at ${high + count}, below 10000`);
+  }
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = 10_000 + Math.floor(Math.random() * (high - 10_000));
     let free = true;

@@ -54,6 +54,12 @@ describe.each(flavours)('%s adapter', (_name, express) => {
     }
   });
 
+  /** A health and a metrics object without defaults, for a test that builds its own app. */
+  function fresh(): void {
+    health = createHealth({ signals: false });
+    metrics = createMetrics({ defaultMetrics: false });
+  }
+
   async function start(workMs = 0) {
     health = createHealth({ signals: false, drainDelayMs: 50, shutdownTimeoutMs: 5_000 });
     metrics = createMetrics();
@@ -224,8 +230,7 @@ describe.each(flavours)('%s adapter', (_name, express) => {
   });
 
   it('requestContext: false skips the AsyncLocalStorage context but still echoes the id', async () => {
-    health = createHealth({ signals: false });
-    metrics = createMetrics({ defaultMetrics: false });
+    fresh();
     const app = express();
     app.use(trellis({ metrics, requestContext: false, echoRequestId: true }));
     app.get('/ctx', (_req, res) => {
@@ -267,8 +272,7 @@ describe.each(flavours)('%s adapter', (_name, express) => {
   });
 
   it('leaves requests that never reach the middleware unobserved, first or later', async () => {
-    metrics = createMetrics({ defaultMetrics: false });
-    health = createHealth({ signals: false });
+    fresh();
     const app = express();
     app.use('/early', (_req, res) => {
       res.send('answered before trellis');
@@ -291,8 +295,7 @@ describe.each(flavours)('%s adapter', (_name, express) => {
   });
 
   it('observes a request once when the middleware is on its way twice', async () => {
-    metrics = createMetrics({ defaultMetrics: false });
-    health = createHealth({ signals: false });
+    fresh();
     const app = express();
     const middleware = trellis({ metrics, echoRequestId: true });
     app.use(middleware);
@@ -315,8 +318,7 @@ describe.each(flavours)('%s adapter', (_name, express) => {
   });
 
   it('works in a mounted sub-app, recording the mount path in the template', async () => {
-    metrics = createMetrics({ defaultMetrics: false });
-    health = createHealth({ signals: false });
+    fresh();
     const sub = express();
     sub.use(trellis({ metrics, echoRequestId: true }));
     sub.get('/things/:id', (req, res) => {
@@ -343,8 +345,7 @@ describe.each(flavours)('%s adapter', (_name, express) => {
   });
 
   it('nested apps with an adapter each: both record the request, and both gauges return to 0', async () => {
-    metrics = createMetrics({ defaultMetrics: false });
-    health = createHealth({ signals: false });
+    fresh();
     const innerMetrics = createMetrics({ defaultMetrics: false });
     const inner = express();
     inner.use(trellis({ metrics: innerMetrics }));
@@ -375,8 +376,7 @@ describe.each(flavours)('%s adapter', (_name, express) => {
   });
 
   it('echoes the request id only when asked (echoRequestId)', async () => {
-    metrics = createMetrics({ defaultMetrics: false });
-    health = createHealth({ signals: false });
+    fresh();
     const app = express();
     app.use(trellis({ metrics }));
     app.get('/id', (_req, res) => {
