@@ -46,7 +46,12 @@ for (const area of areas) {
 const results: BenchResult[] = readdirSync(resultsDir)
   .filter((f) => f.endsWith('.json'))
   .map((f) => JSON.parse(readFileSync(join(resultsDir, f), 'utf8')) as BenchResult)
-  .sort((a, b) => order.indexOf(a.area) - order.indexOf(b.area));
+  // `server-v24` and the like (the same bench on another runtime) follow their area.
+  .sort(
+    (a, b) =>
+      order.indexOf(a.area.split('-')[0] ?? a.area) -
+        order.indexOf(b.area.split('-')[0] ?? b.area) || a.area.localeCompare(b.area),
+  );
 
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
 const machine = `${cpus().length} × ${cpu}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}, ${process.platform}/${process.arch}`;

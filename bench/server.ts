@@ -6,6 +6,11 @@
  *   npx turbo run build --filter=@trellis/core && npx tsx bench/server.ts
  *   BENCH_SERVER_NODE=/path/to/node24 npx tsx bench/server.ts   # servers on another Node
  *
+ * A reference app per framework enters one AsyncLocalStorage store per request and does nothing
+ * else: the floor any per-request context costs on the runtime (about 10 % of a hello-world on
+ * Node 20, whose AsyncLocalStorage hooks every promise). `BENCH_SERVER_FLAGS` passes flags to the
+ * servers' Node, e.g. `--experimental-async-context-frame` on Node 22.
+ *
  * Each instrumented app (trellis; trellis with `requestContext: false`) runs at the same time
  * as a bare app of its framework, each in its own fresh process, both pinned to CPU 0
  * (`taskset`, when present), each under its own wrk (`-c CONNECTIONS`, pinned to CPU 1) for
@@ -19,6 +24,7 @@
  * same seconds, or bare's CPU per request ÷ the app's; the median of ROUNDS (default 5) rounds
  * counts.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import type { Server } from 'node:http';
@@ -30,14 +36,18 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const ROUND_S = Number(process.env.BENCH_ROUND_S ?? 3);
 /** Run the servers on another Node binary, e.g. Node 24 (the load side stays on this one). */
 const SERVER_NODE = process.env.BENCH_SERVER_NODE;
+/** Extra flags for the servers' Node, e.g. `--experimental-async-context-frame` on Node 22. */
+const SERVER_FLAGS = (process.env.BENCH_SERVER_FLAGS ?? '').split(/\s+/).filter(Boolean);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 
 const variants = [
   'express-bare',
+  'express-als',
   'express-trellis',
   'express-trellis-noctx',
   'express-prom-bundle',
   'fastify-bare',
+  'fastify-als',
   'fastify-trellis',
   'fastify-trellis-noctx',
   'fastify-metrics',
@@ -54,9 +64,14 @@ async function serve(variant: Variant): Promise<void> {
   const core = trellisOn ? await import('@trellis/core') : undefined;
   const health = core?.createHealth({ signals: false });
   const metrics = core?.createMetrics();
+  // The floor: no Trellis, only what any per-request context costs, one AsyncLocalStorage
+  // store entered per request by the first middleware or hook.
+  const als = variant.endsWith('-als') ? new AsyncLocalStorage<{ id: number }>() : undefined;
+  let seq = 0;
   if (variant.startsWith('express')) {
     const { default: express } = await import('express');
     const app = express();
+    if (als) app.use((_req, _res, next) => als.run({ id: ++seq }, next));
     if (trellisOn) {
       const { trellis } = await import('@trellis/core/express');
       app.use(trellis({ health, metrics, requestContext }));
@@ -80,6 +95,7 @@ async function serve(variant: Variant): Promise<void> {
   } else {
     const { default: Fastify } = await import('fastify');
     const app = Fastify({ logger: false });
+    if (als) app.addHook('onRequest', (_req, _reply, next) => als.run({ id: ++seq }, next));
     if (trellisOn) {
       const { trellis } = await import('@trellis/core/fastify');
       await app.register(trellis, { health, metrics, requestContext });
@@ -127,8 +143,11 @@ async function start(variant: Variant): Promise<App> {
     env: { ...process.env, NODE_ENV: 'production' },
     // Pinned to CPU 0 (the load generators get CPU 1).
     ...(hasTaskset
-      ? { execPath: 'taskset', execArgv: ['-c', '0', nodeBin, ...process.execArgv] }
-      : { execPath: nodeBin }),
+      ? {
+          execPath: 'taskset',
+          execArgv: ['-c', '0', nodeBin, ...SERVER_FLAGS, ...process.execArgv],
+        }
+      : { execPath: nodeBin, execArgv: [...SERVER_FLAGS, ...process.execArgv] }),
   });
   const [msg] = (await once(child, 'message')) as [{ port: number; node: string }];
   return { variant, child, url: `http://127.0.0.1:${msg.port}/hello/world`, node: msg.node };
@@ -171,21 +190,29 @@ function wrkAsync(url: string, seconds: number): Promise<number> {
 
 /** Each instrumented app runs side by side with a bare app of its framework. */
 const pairs: readonly (readonly [Variant, Variant])[] = [
+  ['express-bare', 'express-als'],
   ['express-bare', 'express-trellis'],
   ['express-bare', 'express-trellis-noctx'],
   ['express-bare', 'express-prom-bundle'],
+  ['fastify-bare', 'fastify-als'],
   ['fastify-bare', 'fastify-trellis'],
   ['fastify-bare', 'fastify-trellis-noctx'],
   ['fastify-bare', 'fastify-metrics'],
+  // Trellis with the context against the floor: what Trellis adds to any request context.
+  ['express-als', 'express-trellis'],
+  ['fastify-als', 'fastify-trellis'],
 ];
+/** Ratios are kept per pair: the app's name, or `app/base` when the base is not the bare app. */
+const pairKey = (base: Variant, v: Variant): string =>
+  base.endsWith('-bare') ? v : `${v}/${base}`;
 
 async function main(): Promise<void> {
   if (!hasWrk) throw new Error('bench/server.ts needs wrk (apt-get install wrk)');
   const rps = new Map<Variant, number[]>(variants.map((v) => [v, []]));
   const cpu = new Map<Variant, number[]>(variants.map((v) => [v, []]));
   /** Per-round ratios against the bare app of the same round. */
-  const rpsRatios = new Map<Variant, number[]>(variants.map((v) => [v, []]));
-  const cpuRatios = new Map<Variant, number[]>(variants.map((v) => [v, []]));
+  const rpsRatios = new Map<string, number[]>(pairs.map(([b, v]) => [pairKey(b, v), []]));
+  const cpuRatios = new Map<string, number[]>(pairs.map(([b, v]) => [pairKey(b, v), []]));
   let node = process.version;
   const running: App[] = [];
 
@@ -237,10 +264,10 @@ async function main(): Promise<void> {
             cpu.get(variant)?.push(x.cpu);
           }
         }
-        rpsRatios.get(v)?.push(rpsRatio);
-        cpuRatios.get(v)?.push(cpuRatio);
+        rpsRatios.get(pairKey(bare, v))?.push(rpsRatio);
+        cpuRatios.get(pairKey(bare, v))?.push(cpuRatio);
         console.log(
-          `round ${round + 1} ${v.padEnd(21)} req/s ratio ${rpsRatio.toFixed(3)}  CPU ratio ${cpuRatio.toFixed(3)}  (µs CPU/req: bare ${one.get(bare)?.cpu.toFixed(1)}/${two.get(bare)?.cpu.toFixed(1)}, ${v} ${one.get(v)?.cpu.toFixed(1)}/${two.get(v)?.cpu.toFixed(1)})`,
+          `round ${round + 1} ${pairKey(bare, v).padEnd(29)} req/s ratio ${rpsRatio.toFixed(3)}  CPU ratio ${cpuRatio.toFixed(3)}  (µs CPU/req: ${bare} ${one.get(bare)?.cpu.toFixed(1)}/${two.get(bare)?.cpu.toFixed(1)}, ${v} ${one.get(v)?.cpu.toFixed(1)}/${two.get(v)?.cpu.toFixed(1)})`,
         );
       }
     }
@@ -248,6 +275,13 @@ async function main(): Promise<void> {
     for (const a of running) a.child.kill();
   }
 
+  const area = [
+    'server',
+    ...(SERVER_NODE ? [node.split('.')[0]] : []),
+    ...SERVER_FLAGS.map((f) => f.replace(/^--(experimental-)?/, '')),
+  ].join('-');
+  // Only the run on this Node goes on the chart; runs on other binaries are tables only.
+  const chart = area === 'server' ? { chart: 'server req/s' } : {};
   const rows: BenchRow[] = [];
   const table: string[][] = [
     ['app', 'req/s', 'µs CPU/req', 'req/s ratio', 'CPU ratio', 'target', 'pass (both)'],
@@ -260,7 +294,7 @@ async function main(): Promise<void> {
         name: `${fw} bare (${node})`,
         value: Math.round(bareRps),
         unit: 'req/s',
-        chart: 'server req/s',
+        ...chart,
       },
       {
         name: `${fw} bare CPU per request (${node})`,
@@ -271,17 +305,27 @@ async function main(): Promise<void> {
     table.push([`${fw} bare`, bareRps.toFixed(0), bareCpu.toFixed(1), '', '', '', '']);
     const peer = fw === 'express' ? 'prom-bundle' : 'metrics';
     for (const [suffix, label] of [
+      [
+        'als',
+        `${fw} + one AsyncLocalStorage.run per request, no Trellis (the floor of any request context)`,
+      ],
       ['trellis', 'metrics + no-op tracing + health + request context'],
       ['trellis-noctx', 'same, requestContext: false'],
       [peer, `the peer ${fw}-${peer} (metrics only)`],
     ] as const) {
       const v = `${fw}-${suffix}` as Variant;
-      const isPeer = suffix === peer;
+      // Reference rows (the peer, the context floor) carry no target.
+      const isPeer = suffix === peer || suffix === 'als';
       const r = median(rps.get(v) ?? []);
       const c = median(cpu.get(v) ?? []);
       const rpsRatio = median(rpsRatios.get(v) ?? []);
       const cpuRatio = median(cpuRatios.get(v) ?? []);
-      const who = isPeer ? `${fw}-${peer}` : `${fw} + trellis`;
+      const who =
+        suffix === 'als'
+          ? `${fw} + AsyncLocalStorage`
+          : isPeer
+            ? `${fw}-${peer}`
+            : `${fw} + trellis`;
       const target = isPeer ? {} : { target: '≥ 0.90' };
       rows.push(
         {
@@ -292,7 +336,7 @@ async function main(): Promise<void> {
           ratio: Number(rpsRatio.toFixed(3)),
           ...target,
           ...(!isPeer && { pass: rpsRatio >= 0.9 }),
-          chart: 'server req/s',
+          ...chart,
         },
         {
           name: isPeer
@@ -307,7 +351,11 @@ async function main(): Promise<void> {
         },
       );
       table.push([
-        isPeer ? `${fw}-${peer} (peer)` : `${fw} + ${suffix}`,
+        suffix === 'als'
+          ? `${fw} + ALS.run only (floor)`
+          : isPeer
+            ? `${fw}-${peer} (peer)`
+            : `${fw} + ${suffix}`,
         r.toFixed(0),
         c.toFixed(1),
         rpsRatio.toFixed(3),
@@ -317,22 +365,62 @@ async function main(): Promise<void> {
       ]);
     }
   }
+  // Trellis on top of the floor: what Trellis adds to a request context, measured side by side
+  // against the app that only enters an AsyncLocalStorage store.
+  for (const fw of ['express', 'fastify'] as const) {
+    const key = pairKey(`${fw}-als`, `${fw}-trellis`);
+    const rpsRatio = median(rpsRatios.get(key) ?? []);
+    const cpuRatio = median(cpuRatios.get(key) ?? []);
+    const label = `${fw} + trellis (with the request context) against ${fw} + AsyncLocalStorage.run only`;
+    rows.push(
+      {
+        name: `${label} (${node})`,
+        value: Number(rpsRatio.toFixed(3)),
+        unit: 'req/s ratio (trellis ÷ floor, same seconds)',
+        peer: `${fw} + AsyncLocalStorage.run only`,
+        ratio: Number(rpsRatio.toFixed(3)),
+        target: '≥ 0.90',
+        pass: rpsRatio >= 0.9,
+      },
+      {
+        name: `${label}, CPU per request (${node})`,
+        value: Number(cpuRatio.toFixed(3)),
+        unit: 'CPU ratio (floor ÷ trellis)',
+        peer: `${fw} + AsyncLocalStorage.run only`,
+        ratio: Number(cpuRatio.toFixed(3)),
+        target: '≥ 0.90',
+        pass: cpuRatio >= 0.9,
+      },
+    );
+    table.push([
+      `${fw} + trellis vs floor`,
+      '',
+      '',
+      rpsRatio.toFixed(3),
+      cpuRatio.toFixed(3),
+      '≥ 0.90',
+      rpsRatio >= 0.9 && cpuRatio >= 0.9 ? 'yes' : 'NO',
+    ]);
+  }
   const widths = (table[0] ?? []).map((_, i) => Math.max(...table.map((r) => (r[i] ?? '').length)));
   console.log(`\nservers on Node ${node}`);
   for (const r of table) console.log(r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  '));
 
   writeResult({
-    area: SERVER_NODE ? `server-${node.split('.')[0]}` : 'server',
-    command: SERVER_NODE
-      ? `BENCH_SERVER_NODE=<a Node ${node} binary> npx tsx bench/server.ts`
-      : 'npx tsx bench/server.ts',
-    title: 'Server instrumentation cost (Express and Fastify adapters)',
+    area,
+    command: [
+      ...(SERVER_NODE ? [`BENCH_SERVER_NODE=<a Node ${node} binary>`] : []),
+      ...(SERVER_FLAGS.length ? [`BENCH_SERVER_FLAGS='${SERVER_FLAGS.join(' ')}'`] : []),
+      'npx tsx bench/server.ts',
+    ].join(' '),
+    title: `Server instrumentation cost (Express and Fastify adapters), servers on Node ${node}${SERVER_FLAGS.length ? ` ${SERVER_FLAGS.join(' ')}` : ''}`,
     setup: `hello-world GET /hello/:name; per round each instrumented app runs side by side with a bare app of its framework, fresh processes${hasTaskset ? ' pinned to CPU 0' : ''}, each under its own wrk -t1 -c${CONNECTIONS}${hasTaskset ? ' (CPU 1)' : ''} for ${ROUND_S} s after a 2 s warm-up, in both start orders (geometric mean); ${ROUNDS} rounds; ratios are the median of the per-round ratios`,
     rows,
     notes: [
       'peers: express-prom-bundle (includeMethod, includePath, default Node metrics) and fastify-metrics 12 (defaults: route histogram + summary, default Node metrics); metrics only, no tracing, context or shutdown tracking.',
+      'floor = the bare app plus one AsyncLocalStorage.run per request (first middleware / onRequest hook), no Trellis: what any per-request context costs on this runtime. "trellis vs floor" runs Trellis (with its context) side by side with the floor: what Trellis adds on top of a request context.',
       'trellis = createMetrics() (default Node metrics on) + the adapter with tracing on but no OpenTelemetry SDK installed (no-op tracer) + createHealth() attached to the server; noctx = the same with requestContext: false (no AsyncLocalStorage store per request).',
-      `servers ran on Node ${node}; set BENCH_SERVER_NODE to run them on another binary.`,
+      `servers ran on Node ${node}${SERVER_FLAGS.length ? ` with ${SERVER_FLAGS.join(' ')}` : ''}; set BENCH_SERVER_NODE to run them on another binary, BENCH_SERVER_FLAGS to pass it flags.`,
       "The two apps compared share one CPU at the same time, so other load on the machine hits them alike; req/s ratio = requests served in the same seconds, CPU ratio = bare µs per request ÷ the app's (process.cpuUsage inside each server).",
     ],
   });
