@@ -373,25 +373,18 @@ async function main(): Promise<void> {
     const rpsRatio = median(rpsRatios.get(key) ?? []);
     const cpuRatio = median(cpuRatios.get(key) ?? []);
     const label = `${fw} + trellis (with the request context) against ${fw} + AsyncLocalStorage.run only`;
+    const row = (name: string, ratio: number, unit: string): BenchRow => ({
+      name,
+      value: Number(ratio.toFixed(3)),
+      unit,
+      peer: `${fw} + AsyncLocalStorage.run only`,
+      ratio: Number(ratio.toFixed(3)),
+      target: '≥ 0.90',
+      pass: ratio >= 0.9,
+    });
     rows.push(
-      {
-        name: `${label} (${node})`,
-        value: Number(rpsRatio.toFixed(3)),
-        unit: 'req/s ratio (trellis ÷ floor, same seconds)',
-        peer: `${fw} + AsyncLocalStorage.run only`,
-        ratio: Number(rpsRatio.toFixed(3)),
-        target: '≥ 0.90',
-        pass: rpsRatio >= 0.9,
-      },
-      {
-        name: `${label}, CPU per request (${node})`,
-        value: Number(cpuRatio.toFixed(3)),
-        unit: 'CPU ratio (floor ÷ trellis)',
-        peer: `${fw} + AsyncLocalStorage.run only`,
-        ratio: Number(cpuRatio.toFixed(3)),
-        target: '≥ 0.90',
-        pass: cpuRatio >= 0.9,
-      },
+      row(`${label} (${node})`, rpsRatio, 'req/s ratio (trellis ÷ floor, same seconds)'),
+      row(`${label}, CPU per request (${node})`, cpuRatio, 'CPU ratio (floor ÷ trellis)'),
     );
     table.push([
       `${fw} + trellis vs floor`,
