@@ -5,9 +5,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Health } from './health/createHealth.js';
-import type { Metrics } from './metrics/createMetrics.js';
 import { parseOptions } from './options.js';
-import { adapterOptionsSchema } from './server/adapterOptions.js';
+import { type AdapterOptions, adapterOptionsSchema } from './server/adapterOptions.js';
 import { createObservabilityHandler } from './server/createObservabilityHandler.js';
 import {
   claimObservation,
@@ -18,28 +17,10 @@ import {
   openObservation,
   type RequestObserver,
 } from './server/createRequestObserver.js';
-import type { ServerTracing } from './tracing/createServerTracing.js';
 
-export interface TrellisExpressOptions {
+export interface TrellisExpressOptions extends AdapterOptions {
   /** Serves the health endpoints. Remember `health.attach(server)` for graceful shutdown. */
   health?: Health;
-  /** Serves `/metrics` and records `http_server_request_duration_seconds` per route template. */
-  metrics?: Metrics;
-  /** SERVER spans: `true` (default, global OpenTelemetry provider), `false`, or your own. */
-  tracing?: ServerTracing | boolean;
-  /**
-   * Run handlers inside the AsyncLocalStorage request context (`getRequestContext()`: request
-   * id, trace id, deadline). Default true; `false` saves its cost on Node 20 (see the README).
-   */
-  requestContext?: boolean;
-  /**
-   * Echo the request id (the caller's `x-request-id`, or the generated one) in the
-   * `x-request-id` response header. Default false: each response header costs Node a validation
-   * pass, 1-7 % of a hello-world's throughput.
-   */
-  echoRequestId?: boolean;
-  /** Prefix for the observability paths, e.g. `/_internal`. Default none. */
-  basePath?: string;
 }
 
 /** The request as far as the adapter reads it (an Express `Request` fits). */

@@ -9,31 +9,13 @@ import fp from 'fastify-plugin';
 import type { Health, HealthReport } from './health/createHealth.js';
 import type { Metrics } from './metrics/createMetrics.js';
 import { parseOptions } from './options.js';
-import { adapterOptionsSchema } from './server/adapterOptions.js';
+import { type AdapterOptions, adapterOptionsSchema } from './server/adapterOptions.js';
 import { HEALTH_CONTENT_TYPE } from './server/createObservabilityHandler.js';
 import { createRequestObserver, REQUEST_ID_HEADER } from './server/createRequestObserver.js';
-import type { ServerTracing } from './tracing/createServerTracing.js';
 
-export interface TrellisFastifyOptions {
+export interface TrellisFastifyOptions extends AdapterOptions {
   /** Serves the health endpoints and ties `fastify.close()` and the shutdown sequence together. */
   health?: Health;
-  /** Serves `/metrics` and records `http_server_request_duration_seconds` per route template. */
-  metrics?: Metrics;
-  /** SERVER spans: `true` (default, global OpenTelemetry provider), `false`, or your own. */
-  tracing?: ServerTracing | boolean;
-  /**
-   * Run handlers inside the AsyncLocalStorage request context (`getRequestContext()`: request
-   * id, trace id, deadline). Default true; `false` saves its cost on Node 20 (see the README).
-   */
-  requestContext?: boolean;
-  /**
-   * Echo the request id (the caller's `x-request-id`, or the generated one) in the
-   * `x-request-id` response header. Default false: each response header costs Node a validation
-   * pass, 1-7 % of a hello-world's throughput.
-   */
-  echoRequestId?: boolean;
-  /** Prefix for the observability paths, e.g. `/_internal`. Default none. */
-  basePath?: string;
 }
 
 function sendReport(reply: FastifyReply, report: HealthReport): Buffer {
