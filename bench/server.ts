@@ -7,23 +7,28 @@
  *   BENCH_SERVER_NODE=/path/to/node24 npx tsx bench/server.ts   # servers on another Node
  *
  * A reference app per framework enters one AsyncLocalStorage store per request and does nothing
- * else: the floor any per-request context costs on the runtime (13-16 % of the Fastify
+ * else: the floor any per-request context costs on the runtime (11-16 % of the Fastify
  * hello-world on Node 20, whose AsyncLocalStorage hooks every promise). Trellis with its context
- * also runs side by side against that floor. `BENCH_SERVER_FLAGS` passes flags to the servers'
- * Node, e.g. `--experimental-async-context-frame` on Node 22.
+ * is also compared with that floor. `BENCH_SERVER_FLAGS` passes flags to the servers' Node, e.g.
+ * `--experimental-async-context-frame` on Node 22.
  *
- * Each instrumented app (trellis; trellis with `requestContext: false`) runs at the same time
- * as a bare app of its framework, each in its own fresh process, both pinned to CPU 0
- * (`taskset`, when present), each under its own wrk (`-c CONNECTIONS`, pinned to CPU 1) for
- * ROUND_S seconds after a 2 s warm-up. The two share one CPU under identical load, so whatever
- * else the machine is doing hits both alike: on the shared development machine one app measured
- * alone drifted by up to 40 % between runs minutes apart, while two copies of the same app side
- * by side agreed within about 3 % on Node 20 (three side by side interfered with each other
- * visibly, so it is pairs). On Node 24 the process started first of two identical ones used
- * 20-25 % more CPU per request, so every pair is measured in both start orders and the round's
- * ratio is the geometric mean of the two. A ratio is the app's requests ÷ bare's requests in the
- * same seconds, or bare's CPU per request ÷ the app's; the median of ROUNDS (default 5) rounds
- * counts.
+ * Method (interleaved). Per round and framework, every app (bare, floor, trellis, trellis
+ * without the context, the peer) runs in a fresh process, all pinned to CPU 0 (`taskset`, when
+ * present), all alive at once but loaded one at a time: after a 2 s warm-up each, SLICES passes
+ * (default 4) give each app SLICE_S seconds (default 1) under wrk (`-t1 -c CONNECTIONS`, CPU 1),
+ * every other pass in reverse order, and the start order rotates from round to round. Drift of
+ * the shared machine slower than a few seconds (one app measured alone drifted by up to 40 %
+ * between runs minutes apart) hits every app of the round alike, and the apps never compete for
+ * the CPU. A round's ratio is the app's requests ÷ bare's (the same seconds under the same load),
+ * or bare's CPU per request ÷ the app's (process.cpuUsage inside each server); the median of
+ * ROUNDS (default 10) rounds counts, because one process differs from the next (JIT, heap
+ * layout) by several per cent. Each run also compares a second bare process with the bare one
+ * (A/A), which shows the method's noise in that run.
+ *
+ * Earlier passes ran each app side by side with a bare app, both loaded at the same time. That
+ * method carried artefacts from the two processes competing for one CPU: on Node 24 the one
+ * started first used 20-25 % more CPU per request, and Fastify with Trellis measured above its
+ * own floor in every round (decision 0201).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
@@ -34,20 +39,24 @@ import type { FastifyPluginAsync } from 'fastify';
 import { type BenchRow, writeResult } from './report.js';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
-const ROUND_S = Number(process.env.BENCH_ROUND_S ?? 3);
 /** Run the servers on another Node binary, e.g. Node 24 (the load side stays on this one). */
 const SERVER_NODE = process.env.BENCH_SERVER_NODE;
 /** Extra flags for the servers' Node, e.g. `--experimental-async-context-frame` on Node 22. */
 const SERVER_FLAGS = (process.env.BENCH_SERVER_FLAGS ?? '').split(/\s+/).filter(Boolean);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
+/** Per round, each app is loaded SLICES times for SLICE_S seconds (alone, in turn). */
+const SLICES = Number(process.env.BENCH_SLICES ?? 4);
+const SLICE_S = Number(process.env.BENCH_SLICE_S ?? 1);
 
 const variants = [
   'express-bare',
+  'express-bare2',
   'express-als',
   'express-trellis',
   'express-trellis-noctx',
   'express-prom-bundle',
   'fastify-bare',
+  'fastify-bare2',
   'fastify-als',
   'fastify-trellis',
   'fastify-trellis-noctx',
@@ -189,86 +198,81 @@ function wrkAsync(url: string, seconds: number): Promise<number> {
   });
 }
 
-/** Each instrumented app runs side by side with a bare app of its framework. */
-const pairs: readonly (readonly [Variant, Variant])[] = [
-  ['express-bare', 'express-als'],
-  ['express-bare', 'express-trellis'],
-  ['express-bare', 'express-trellis-noctx'],
-  ['express-bare', 'express-prom-bundle'],
-  ['fastify-bare', 'fastify-als'],
-  ['fastify-bare', 'fastify-trellis'],
-  ['fastify-bare', 'fastify-trellis-noctx'],
-  ['fastify-bare', 'fastify-metrics'],
-  // Trellis with the context against the floor: what Trellis adds to any request context.
+/** Ratios are kept per comparison: the app's name, or `app/base` when the base is not bare. */
+const pairKey = (base: Variant, v: Variant): string =>
+  base.endsWith('-bare') ? v : `${v}/${base}`;
+/** What each app is compared with: its framework's bare app, and Trellis also with the floor. */
+const comparisons: readonly (readonly [Variant, Variant])[] = [
+  ...variants
+    .filter((v) => !v.endsWith('-bare'))
+    .map((v) => [`${v.split('-')[0]}-bare` as Variant, v] as const),
   ['express-als', 'express-trellis'],
   ['fastify-als', 'fastify-trellis'],
 ];
-/** Ratios are kept per pair: the app's name, or `app/base` when the base is not the bare app. */
-const pairKey = (base: Variant, v: Variant): string =>
-  base.endsWith('-bare') ? v : `${v}/${base}`;
 
 async function main(): Promise<void> {
   if (!hasWrk) throw new Error('bench/server.ts needs wrk (apt-get install wrk)');
   const rps = new Map<Variant, number[]>(variants.map((v) => [v, []]));
   const cpu = new Map<Variant, number[]>(variants.map((v) => [v, []]));
-  /** Per-round ratios against the bare app of the same round. */
-  const rpsRatios = new Map<string, number[]>(pairs.map(([b, v]) => [pairKey(b, v), []]));
-  const cpuRatios = new Map<string, number[]>(pairs.map(([b, v]) => [pairKey(b, v), []]));
+  /** Per-round ratios against the base app of the same round. */
+  const rpsRatios = new Map<string, number[]>(comparisons.map(([b, v]) => [pairKey(b, v), []]));
+  const cpuRatios = new Map<string, number[]>(comparisons.map(([b, v]) => [pairKey(b, v), []]));
   let node = process.version;
   const running: App[] = [];
 
-  /** One measurement of a pair, the apps started in the given order. */
-  async function measure(order: readonly Variant[]) {
-    // Fresh processes every time: one server differs by up to ±20% from one process to the
-    // next (JIT and heap layout).
-    for (const v of order) running.push(await start(v));
+  /**
+   * One round of a framework: a fresh process per app, all alive at once but loaded one at a
+   * time, in SLICES passes of SLICE_S seconds each, every other pass in reverse order.
+   */
+  async function round(fw: 'express' | 'fastify', r: number) {
+    const apps = variants.filter((v) => v.startsWith(`${fw}-`));
+    // The start order rotates from round to round, so no app is always the first one started.
+    for (let i = 0; i < apps.length; i++) {
+      running.push(await start(apps[(i + r) % apps.length] as Variant));
+    }
     node = running[0]?.node ?? node;
-    await Promise.all(running.map((a) => wrkAsync(a.url, 2))); // warm-up
-    const cpu0 = await Promise.all(running.map(serverCpuUs));
-    const t0 = performance.now();
-    const counts = await Promise.all(running.map((a) => wrkAsync(a.url, ROUND_S)));
-    const seconds = (performance.now() - t0) / 1000;
-    const cpu1 = await Promise.all(running.map(serverCpuUs));
-    const result = new Map<Variant, { n: number; cpu: number; rps: number }>();
-    running.forEach((a, i) => {
-      const n = counts[i] ?? 0;
-      result.set(a.variant, { n, cpu: ((cpu1[i] ?? 0) - (cpu0[i] ?? 0)) / n, rps: n / seconds });
-    });
+    for (const a of running) await wrkAsync(a.url, 2); // warm-up, each alone
+    const total = new Map<Variant, { n: number; us: number }>(
+      running.map((a) => [a.variant, { n: 0, us: 0 }]),
+    );
+    for (let k = 0; k < SLICES; k++) {
+      for (const a of k % 2 ? [...running].reverse() : running) {
+        const cpu0 = await serverCpuUs(a);
+        const n = await wrkAsync(a.url, SLICE_S);
+        const t = total.get(a.variant) as { n: number; us: number };
+        t.us += (await serverCpuUs(a)) - cpu0;
+        t.n += n;
+      }
+    }
     for (const a of running.splice(0)) {
       a.child.kill();
       await once(a.child, 'exit');
     }
-    return result;
+    return total;
   }
 
   try {
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const [bare, v] of pairs) {
-        // Both start orders: on Node 24 the process started first of two identical ones used
-        // 20-25 % more CPU per request, consistently (not understood; Node 20 showed ±3 %). The
-        // geometric mean of the two orders' ratios cancels such a factor.
-        const one = await measure([bare, v]);
-        const two = await measure([v, bare]);
-        const ratio = (pick: (m: { n: number; cpu: number }) => number, invert: boolean) => {
-          const r = (m: Map<Variant, { n: number; cpu: number; rps: number }>) => {
-            const x = pick(m.get(v) ?? { n: 0, cpu: 0 });
-            const y = pick(m.get(bare) ?? { n: 0, cpu: 0 });
-            return invert ? y / x : x / y;
-          };
-          return Math.sqrt(r(one) * r(two));
-        };
-        const rpsRatio = ratio((m) => m.n, false);
-        const cpuRatio = ratio((m) => m.cpu, true);
-        for (const m of [one, two]) {
-          for (const [variant, x] of m) {
-            rps.get(variant)?.push(x.rps);
-            cpu.get(variant)?.push(x.cpu);
-          }
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const fw of ['express', 'fastify'] as const) {
+        const m = await round(fw, r);
+        for (const [variant, t] of m) {
+          rps.get(variant)?.push(t.n / (SLICES * SLICE_S));
+          cpu.get(variant)?.push(t.us / t.n);
         }
-        rpsRatios.get(pairKey(bare, v))?.push(rpsRatio);
-        cpuRatios.get(pairKey(bare, v))?.push(cpuRatio);
+        const line: string[] = [];
+        for (const [base, v] of comparisons) {
+          const x = m.get(v);
+          const b = m.get(base);
+          if (x === undefined || b === undefined) continue;
+          const rpsRatio = x.n / b.n; // the same seconds under the same load
+          const cpuRatio = b.us / b.n / (x.us / x.n);
+          rpsRatios.get(pairKey(base, v))?.push(rpsRatio);
+          cpuRatios.get(pairKey(base, v))?.push(cpuRatio);
+          line.push(`${pairKey(base, v)} ${rpsRatio.toFixed(3)}/${cpuRatio.toFixed(3)}`);
+        }
+        const us = [...m].map(([v, t]) => `${v} ${(t.us / t.n).toFixed(1)}`).join(', ');
         console.log(
-          `round ${round + 1} ${pairKey(bare, v).padEnd(29)} req/s ratio ${rpsRatio.toFixed(3)}  CPU ratio ${cpuRatio.toFixed(3)}  (µs CPU/req: ${bare} ${one.get(bare)?.cpu.toFixed(1)}/${two.get(bare)?.cpu.toFixed(1)}, ${v} ${one.get(v)?.cpu.toFixed(1)}/${two.get(v)?.cpu.toFixed(1)})`,
+          `round ${r + 1} ${fw}: req/s/CPU ratios ${line.join('  ')}  (µs CPU/req: ${us})`,
         );
       }
     }
@@ -306,6 +310,7 @@ async function main(): Promise<void> {
     table.push([`${fw} bare`, bareRps.toFixed(0), bareCpu.toFixed(1), '', '', '', '']);
     const peer = fw === 'express' ? 'prom-bundle' : 'metrics';
     for (const [suffix, label] of [
+      ['bare2', `a second bare ${fw} process (A/A: the method's noise)`],
       [
         'als',
         `${fw} + one AsyncLocalStorage.run per request, no Trellis (the floor of any request context)`,
@@ -316,17 +321,19 @@ async function main(): Promise<void> {
     ] as const) {
       const v = `${fw}-${suffix}` as Variant;
       // Reference rows (the peer, the context floor) carry no target.
-      const isReference = suffix === peer || suffix === 'als';
+      const isReference = suffix === peer || suffix === 'als' || suffix === 'bare2';
       const r = median(rps.get(v) ?? []);
       const c = median(cpu.get(v) ?? []);
       const rpsRatio = median(rpsRatios.get(v) ?? []);
       const cpuRatio = median(cpuRatios.get(v) ?? []);
       const who =
-        suffix === 'als'
-          ? `${fw} + AsyncLocalStorage`
-          : isReference
-            ? `${fw}-${peer}`
-            : `${fw} + trellis`;
+        suffix === 'bare2'
+          ? `second ${fw} bare`
+          : suffix === 'als'
+            ? `${fw} + AsyncLocalStorage`
+            : isReference
+              ? `${fw}-${peer}`
+              : `${fw} + trellis`;
       const target = isReference ? {} : { target: '≥ 0.90' };
       rows.push(
         {
@@ -352,11 +359,13 @@ async function main(): Promise<void> {
         },
       );
       table.push([
-        suffix === 'als'
-          ? `${fw} + ALS.run only (floor)`
-          : isReference
-            ? `${fw}-${peer} (peer)`
-            : `${fw} + ${suffix}`,
+        suffix === 'bare2'
+          ? `${fw} bare again (A/A)`
+          : suffix === 'als'
+            ? `${fw} + ALS.run only (floor)`
+            : isReference
+              ? `${fw}-${peer} (peer)`
+              : `${fw} + ${suffix}`,
         r.toFixed(0),
         c.toFixed(1),
         rpsRatio.toFixed(3),
@@ -366,8 +375,8 @@ async function main(): Promise<void> {
       ]);
     }
   }
-  // Trellis on top of the floor: what Trellis adds to a request context, measured side by side
-  // against the app that only enters an AsyncLocalStorage store.
+  // Trellis on top of the floor: what Trellis adds to a request context, against the app of the
+  // same round that only enters an AsyncLocalStorage store.
   for (const fw of ['express', 'fastify'] as const) {
     const key = pairKey(`${fw}-als`, `${fw}-trellis`);
     const rpsRatio = median(rpsRatios.get(key) ?? []);
@@ -408,14 +417,14 @@ async function main(): Promise<void> {
       'npx tsx bench/server.ts',
     ].join(' '),
     title: `Server instrumentation cost (Express and Fastify adapters), servers on Node ${node}${SERVER_FLAGS.length ? ` ${SERVER_FLAGS.join(' ')}` : ''}`,
-    setup: `hello-world GET /hello/:name; per round each instrumented app runs side by side with a bare app of its framework, fresh processes${hasTaskset ? ' pinned to CPU 0' : ''}, each under its own wrk -t1 -c${CONNECTIONS}${hasTaskset ? ' (CPU 1)' : ''} for ${ROUND_S} s after a 2 s warm-up, in both start orders (geometric mean); ${ROUNDS} rounds; ratios are the median of the per-round ratios`,
+    setup: `hello-world GET /hello/:name; per round and framework all apps run in fresh processes${hasTaskset ? ' pinned to CPU 0' : ''}, loaded one at a time (interleaved): after a 2 s warm-up each, ${SLICES} passes of ${SLICE_S} s per app under wrk -t1 -c${CONNECTIONS}${hasTaskset ? ' (CPU 1)' : ''}, every other pass reversed, start order rotated per round; ${ROUNDS} rounds; ratios are the median of the per-round ratios`,
     rows,
     notes: [
       'peers: express-prom-bundle (includeMethod, includePath, default Node metrics) and fastify-metrics 12 (defaults: route histogram + summary, default Node metrics); metrics only, no tracing, context or shutdown tracking.',
-      'floor = the bare app plus one AsyncLocalStorage.run per request (first middleware / onRequest hook), no Trellis: what any per-request context costs on this runtime. "trellis vs floor" runs Trellis (with its context) side by side with the floor: what Trellis adds on top of a request context.',
+      'floor = the bare app plus one AsyncLocalStorage.run per request (first middleware / onRequest hook), no Trellis: what any per-request context costs on this runtime. "trellis vs floor" compares Trellis (with its context) with the floor of the same round: what Trellis adds on top of a request context.',
       'trellis = createMetrics() (default Node metrics on) + the adapter with tracing on but no OpenTelemetry SDK installed (no-op tracer) + createHealth() attached to the server; noctx = the same with requestContext: false (no AsyncLocalStorage store per request).',
       `servers ran on Node ${node}${SERVER_FLAGS.length ? ` with ${SERVER_FLAGS.join(' ')}` : ''}; set BENCH_SERVER_NODE to run them on another binary, BENCH_SERVER_FLAGS to pass it flags.`,
-      "The two apps compared share one CPU at the same time, so other load on the machine hits them alike; req/s ratio = requests served in the same seconds, CPU ratio = bare µs per request ÷ the app's (process.cpuUsage inside each server).",
+      "The apps of a round take turns on one CPU in 1 s slices, so drift of the machine hits them alike and they never compete for the CPU; req/s ratio = requests served in the same seconds under the same load, CPU ratio = bare µs per request ÷ the app's (process.cpuUsage inside each server).",
     ],
   });
 }
