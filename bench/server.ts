@@ -7,7 +7,7 @@
  *   BENCH_SERVER_NODE=/path/to/node24 npx tsx bench/server.ts   # servers on another Node
  *
  * A reference app per framework enters one AsyncLocalStorage store per request and does nothing
- * else: the floor any per-request context costs on the runtime (11-16 % of the Fastify
+ * else: the floor any per-request context costs on the runtime (10-16 % of the Fastify
  * hello-world on Node 20, whose AsyncLocalStorage hooks every promise). Trellis with its context
  * is also compared with that floor. `BENCH_SERVER_FLAGS` passes flags to the servers' Node, e.g.
  * `--experimental-async-context-frame` on Node 22.
