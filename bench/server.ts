@@ -12,16 +12,16 @@
  * is also compared with that floor. `BENCH_SERVER_FLAGS` passes flags to the servers' Node, e.g.
  * `--experimental-async-context-frame` on Node 22.
  *
- * Method (interleaved). Per round and framework, every app (bare, floor, trellis, trellis
- * without the context, the peer) runs in a fresh process, all pinned to CPU 0 (`taskset`, when
- * present), all alive at once but loaded one at a time: after a 2 s warm-up each, SLICES passes
- * (default 4) give each app SLICE_S seconds (default 1) under wrk (`-t1 -c CONNECTIONS`, CPU 1),
- * every other pass in reverse order, and the start order rotates from round to round. Drift of
- * the shared machine slower than a few seconds (one app measured alone drifted by up to 40 %
- * between runs minutes apart) hits every app of the round alike, and the apps never compete for
- * the CPU. A round's ratio is the app's requests ÷ bare's (the same seconds under the same load),
+ * Method (interleaved). Per round and framework, every app (bare, a second bare, the floor,
+ * trellis, trellis without the context, the peer) runs in a fresh process, all pinned to CPU 0
+ * (`taskset`, when present), all alive at once but loaded one at a time: after a 2 s warm-up
+ * each, BENCH_SLICES passes (default 4) give each app BENCH_SLICE_S seconds (default 1) under
+ * wrk (`-t1 -c BENCH_CONNECTIONS`, CPU 1), every other pass in reverse order, and the start
+ * order rotates from round to round. Drift of the shared machine slower than a few seconds (one
+ * app measured alone drifted by up to 40 % between runs minutes apart) hits every app of the
+ * round alike, and the apps never compete for the CPU. A round's ratio is the app's requests ÷ bare's (the same seconds under the same load),
  * or bare's CPU per request ÷ the app's (process.cpuUsage inside each server); the median of
- * ROUNDS (default 10) rounds counts, because one process differs from the next (JIT, heap
+ * BENCH_ROUNDS (default 10) rounds counts, because one process differs from the next (JIT, heap
  * layout) by several per cent. Each run also compares a second bare process with the bare one
  * (A/A), which shows the method's noise in that run.
  *

@@ -1,4 +1,4 @@
-import { describe, expect, expectTypeOf, it } from 'vitest';
+import { describe, expect, expectTypeOf, it, onTestFinished } from 'vitest';
 import type { z } from 'zod';
 import { createHealth } from '../health/createHealth.js';
 import { type AdapterOptions, adapterOptionsSchema } from './adapterOptions.js';
@@ -17,6 +17,7 @@ describe('AdapterOptions', () => {
 
   it('rejects an option neither of them lists, by name', () => {
     const health = createHealth({ signals: false });
+    onTestFinished(() => health.close());
     expect(adapterOptionsSchema.safeParse({ health, basePath: '/_internal' }).success).toBe(true);
     const bad = adapterOptionsSchema.safeParse({ requestContxt: false });
     expect(bad.success).toBe(false);

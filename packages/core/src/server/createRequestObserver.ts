@@ -30,9 +30,10 @@ export interface RequestObserverOptions {
   echoRequestId?: boolean;
   /**
    * Run each request inside the AsyncLocalStorage request context (request id, trace id,
-   * deadline). Default true. On Node 20, AsyncLocalStorage puts a hook on every promise and
-   * async resource while a store is active, which is most of the adapters' cost on a
-   * hello-world (see bench/server.ts); on Node 24 it is nearly free.
+   * deadline). Default true. On Node 20, and on Node 22 without
+   * `--experimental-async-context-frame`, AsyncLocalStorage puts a hook on every promise and
+   * async resource, which is most of the adapters' cost on a hello-world (see
+   * bench/server.ts); on Node 24 it costs little.
    */
   requestContext?: boolean;
   /** The clock durations and deadlines are measured on. */
