@@ -19,7 +19,7 @@ const resultsDir = join(here, 'results');
 mkdirSync(resultsDir, { recursive: true });
 
 // Areas in the order they run; each is bench/<area>.ts and writes results/<area>.json.
-const order = ['resilience', 'discovery', 'client', 'server', 'gateway'];
+const order = ['resilience', 'discovery', 'client', 'server', 'server-instructions', 'gateway'];
 const renderOnly = process.argv.includes('--render');
 const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const areas = renderOnly

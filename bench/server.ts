@@ -30,13 +30,11 @@
  * started first used 20-25 % more CPU per request, and Fastify with Trellis measured above its
  * own floor in every round (decision 0201).
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { FastifyPluginAsync } from 'fastify';
+import { join } from 'node:path';
 import { type BenchRow, writeResult } from './report.js';
+import { HELLO_PATH, type Variant, variants } from './server-apps.js';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 /** Run the servers on another Node binary, e.g. Node 24 (the load side stays on this one). */
@@ -47,91 +45,6 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
 /** Per round, each app is loaded SLICES times for SLICE_S seconds (alone, in turn). */
 const SLICES = Number(process.env.BENCH_SLICES ?? 4);
 const SLICE_S = Number(process.env.BENCH_SLICE_S ?? 1);
-
-const variants = [
-  'express-bare',
-  'express-bare2',
-  'express-als',
-  'express-trellis',
-  'express-trellis-noctx',
-  'express-prom-bundle',
-  'fastify-bare',
-  'fastify-bare2',
-  'fastify-als',
-  'fastify-trellis',
-  'fastify-trellis-noctx',
-  'fastify-metrics',
-] as const;
-type Variant = (typeof variants)[number];
-
-// ---------------------------------------------------------------------------------------------
-// Server side (this file, forked with `serve <variant>`).
-
-async function serve(variant: Variant): Promise<void> {
-  let server: Server;
-  const trellisOn = variant.includes('trellis');
-  const requestContext = !variant.endsWith('noctx');
-  const core = trellisOn ? await import('@trellis/core') : undefined;
-  const health = core?.createHealth({ signals: false });
-  const metrics = core?.createMetrics();
-  // The floor: no Trellis, only what any per-request context costs, one AsyncLocalStorage
-  // store entered per request by the first middleware or hook.
-  const als = variant.endsWith('-als') ? new AsyncLocalStorage<{ id: number }>() : undefined;
-  let seq = 0;
-  if (variant.startsWith('express')) {
-    const { default: express } = await import('express');
-    const app = express();
-    if (als) app.use((_req, _res, next) => als.run({ id: ++seq }, next));
-    if (trellisOn) {
-      const { trellis } = await import('@trellis/core/express');
-      app.use(trellis({ health, metrics, requestContext }));
-    }
-    if (variant === 'express-prom-bundle') {
-      // The peer, set up for the same labels: method, route, status (default Node metrics on).
-      const { default: promBundle } = await import('express-prom-bundle');
-      app.use(
-        promBundle({
-          includeMethod: true,
-          includePath: true,
-          promClient: { collectDefaultMetrics: {} },
-        }),
-      );
-    }
-    app.get('/hello/:name', (req, res) => {
-      res.json({ hello: req.params.name });
-    });
-    server = app.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-  } else {
-    const { default: Fastify } = await import('fastify');
-    const app = Fastify({ logger: false });
-    if (als) app.addHook('onRequest', (_req, _reply, next) => als.run({ id: ++seq }, next));
-    if (trellisOn) {
-      const { trellis } = await import('@trellis/core/fastify');
-      await app.register(trellis, { health, metrics, requestContext });
-    }
-    if (variant === 'fastify-metrics') {
-      // The peer with its defaults: route histogram and summary, default Node metrics, /metrics.
-      // A CommonJS module with `exports.default`: under ESM that is `.default.default`.
-      const cjs = (await import('fastify-metrics')).default as unknown as {
-        default: FastifyPluginAsync<{ endpoint: string }>;
-      };
-      await app.register(cjs.default, { endpoint: '/metrics' });
-    }
-    app.get<{ Params: { name: string } }>('/hello/:name', async (req) => ({
-      hello: req.params.name,
-    }));
-    await app.listen({ port: 0, host: '127.0.0.1' });
-    server = app.server;
-  }
-  if (health) health.attach(server);
-  server.keepAliveTimeout = 60_000;
-  process.on('SIGINT', () => process.exit(0));
-  process.on('message', (msg) => {
-    if (msg === 'cpu') process.send?.(process.cpuUsage());
-  });
-  process.send?.({ port: (server.address() as AddressInfo).port, node: process.version });
-}
 
 // ---------------------------------------------------------------------------------------------
 // Load side.
@@ -148,7 +61,7 @@ interface App {
 
 async function start(variant: Variant): Promise<App> {
   const nodeBin = SERVER_NODE ?? process.execPath;
-  const child = fork(import.meta.filename, ['serve', variant], {
+  const child = fork(join(import.meta.dirname, 'server-apps.ts'), ['serve', variant], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, NODE_ENV: 'production' },
     // Pinned to CPU 0 (the load generators get CPU 1).
@@ -160,7 +73,7 @@ async function start(variant: Variant): Promise<App> {
       : { execPath: nodeBin, execArgv: [...SERVER_FLAGS, ...process.execArgv] }),
   });
   const [msg] = (await once(child, 'message')) as [{ port: number; node: string }];
-  return { variant, child, url: `http://127.0.0.1:${msg.port}/hello/world`, node: msg.node };
+  return { variant, child, url: `http://127.0.0.1:${msg.port}${HELLO_PATH}`, node: msg.node };
 }
 
 async function serverCpuUs(app: App): Promise<number> {
@@ -429,8 +342,4 @@ async function main(): Promise<void> {
   });
 }
 
-if (process.argv[2] === 'serve') {
-  await serve(process.argv[3] as Variant);
-} else {
-  await main();
-}
+await main();
