@@ -33,6 +33,32 @@ export type Framework = 'express' | 'fastify';
 /** The path every app answers, with `{"hello":"world"}`. */
 export const HELLO_PATH = '/hello/world';
 
+/** Run the servers on another Node binary, e.g. Node 24 (the load side stays on this one). */
+export const SERVER_NODE = process.env.BENCH_SERVER_NODE;
+/** Extra flags for the servers' Node, e.g. `--experimental-async-context-frame` on Node 22. */
+export const SERVER_FLAGS = (process.env.BENCH_SERVER_FLAGS ?? '').split(/\s+/).filter(Boolean);
+
+/**
+ * What a run of `bench/<base>.ts` is called when its servers ran on `node` (their
+ * `process.version`): the result file's area (`server-v24`, `server-v22-async-context-frame`),
+ * the command that reproduces it, and the runtime for its title.
+ */
+export function serverRun(base: string, node: string) {
+  return {
+    area: [
+      base,
+      ...(SERVER_NODE ? [node.split('.')[0]] : []),
+      ...SERVER_FLAGS.map((f) => f.replace(/^--(experimental-)?/, '')),
+    ].join('-'),
+    command: [
+      ...(SERVER_NODE ? [`BENCH_SERVER_NODE=<a Node ${node} binary>`] : []),
+      ...(SERVER_FLAGS.length ? [`BENCH_SERVER_FLAGS='${SERVER_FLAGS.join(' ')}'`] : []),
+      `npx tsx bench/${base}.ts`,
+    ].join(' '),
+    runtime: `Node ${node}${SERVER_FLAGS.length ? ` ${SERVER_FLAGS.join(' ')}` : ''}`,
+  };
+}
+
 export async function serve(variant: Variant): Promise<void> {
   if (!(variants as readonly string[]).includes(variant)) {
     throw new Error(`unknown variant "${variant}"; one of: ${variants.join(', ')}`);

@@ -34,17 +34,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { type BenchRow, writeResult } from './report.js';
-import { type Framework, HELLO_PATH, type Variant, variants } from './server-apps.js';
+import {
+  type Framework,
+  HELLO_PATH,
+  SERVER_FLAGS,
+  SERVER_NODE,
+  serverRun,
+  type Variant,
+  variants,
+} from './server-apps.js';
 
 const WARMUP = Number(process.env.BENCH_IR_WARMUP ?? 10_000);
 const REQUESTS = Number(process.env.BENCH_IR_REQUESTS ?? 4_000);
 const WINDOWS = Number(process.env.BENCH_IR_WINDOWS ?? 3);
 const PARALLEL = Number(process.env.BENCH_IR_PARALLEL ?? 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
-/** Run the servers on another Node binary, e.g. Node 24 (the load side stays on this one). */
-const SERVER_NODE = process.env.BENCH_SERVER_NODE;
-/** Extra flags for the servers' Node, e.g. `--experimental-async-context-frame` on Node 22. */
-const SERVER_FLAGS = (process.env.BENCH_SERVER_FLAGS ?? '').split(/\s+/).filter(Boolean);
 /** Only these apps (comma-separated variant names); the default is all of them. */
 const ONLY = (process.env.BENCH_IR_ONLY ?? '').split(',').filter(Boolean);
 const TARGET = 0.9;
@@ -52,15 +56,13 @@ const TARGET = 0.9;
 const execFileAsync = promisify(execFile);
 
 /** Per variant: the metric that must have counted every request, and its route label. */
+const trellisCount =
+  /^http_server_request_duration_seconds_count\{[^}]*http_route="\/hello\/:name"[^}]*\} (\d+)$/m;
 const countedBy: Partial<Record<Variant, RegExp>> = {
-  'express-trellis':
-    /^http_server_request_duration_seconds_count\{[^}]*http_route="\/hello\/:name"[^}]*\} (\d+)$/m,
-  'express-trellis-noctx':
-    /^http_server_request_duration_seconds_count\{[^}]*http_route="\/hello\/:name"[^}]*\} (\d+)$/m,
-  'fastify-trellis':
-    /^http_server_request_duration_seconds_count\{[^}]*http_route="\/hello\/:name"[^}]*\} (\d+)$/m,
-  'fastify-trellis-noctx':
-    /^http_server_request_duration_seconds_count\{[^}]*http_route="\/hello\/:name"[^}]*\} (\d+)$/m,
+  'express-trellis': trellisCount,
+  'express-trellis-noctx': trellisCount,
+  'fastify-trellis': trellisCount,
+  'fastify-trellis-noctx': trellisCount,
   // express-prom-bundle labels the request's path (numbers and ids in it normalised), not the
   // route template.
   'express-prom-bundle':
@@ -338,25 +340,17 @@ async function main(): Promise<void> {
     headerNotes.push('every app answers with the same header names as its bare app');
   const widths = (table[0] ?? []).map((_, i) => Math.max(...table.map((r) => (r[i] ?? '').length)));
   console.log(
-    `\nservers on Node ${node}${SERVER_FLAGS.length ? ` ${SERVER_FLAGS.join(' ')}` : ''}, instructions per request (callgrind)`,
+    `\nservers on ${serverRun('server-instructions', node).runtime}, instructions per request (callgrind)`,
   );
   for (const r of table) console.log(r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  '));
   for (const n of headerNotes) console.log(n);
 
   if (ONLY.length > 0) return; // a partial run writes no result file
-  const area = [
-    'server-instructions',
-    ...(SERVER_NODE ? [node.split('.')[0]] : []),
-    ...SERVER_FLAGS.map((f) => f.replace(/^--(experimental-)?/, '')),
-  ].join('-');
+  const { area, command, runtime } = serverRun('server-instructions', node);
   writeResult({
     area,
-    command: [
-      ...(SERVER_NODE ? [`BENCH_SERVER_NODE=<a Node ${node} binary>`] : []),
-      ...(SERVER_FLAGS.length ? [`BENCH_SERVER_FLAGS='${SERVER_FLAGS.join(' ')}'`] : []),
-      'npx tsx bench/server-instructions.ts',
-    ].join(' '),
-    title: `Server instrumentation cost in instructions per request (callgrind), servers on Node ${node}${SERVER_FLAGS.length ? ` ${SERVER_FLAGS.join(' ')}` : ''}`,
+    command,
+    title: `Server instrumentation cost in instructions per request (callgrind), servers on ${runtime}`,
     setup: `hello-world GET /hello/:name; each app in a fresh process under valgrind --tool=callgrind; ${WARMUP} warm-up requests, then ${WINDOWS} windows of ${REQUESTS} requests over ${CONNECTIONS} keep-alive connections, counters zeroed and read while the server is idle; instructions per request = the median window's user-space instructions on all threads ÷ its requests; every response checked, and /metrics must have counted every request`,
     rows,
     notes: [
