@@ -14,16 +14,18 @@
  * so a 10 % budget can be read. Decision 0202 says what the count leaves out.
  *
  * Method. Per app, a fresh process under `valgrind --tool=callgrind`, BENCH_IR_WARMUP requests
- * (default 10000) to warm the JIT, then BENCH_IR_WINDOWS windows (default 2) of
- * BENCH_IR_REQUESTS requests (default 5000) each: the counters are zeroed while the server is
- * idle (`callgrind_control -z`), the window's requests are sent over BENCH_CONNECTIONS (default
- * 50) keep-alive connections, and the totals are read while it is idle again
- * (`callgrind_control -e`). Instructions per request = a window's total over all threads ÷
- * its requests, and the median window counts. The main thread's count agrees from window to
- * window to well under 1 %; V8's background threads (late JIT compiles, concurrent marking)
- * add 1-2 % most of the time and now and then a lump of 10-40 % of a window, which the median
- * leaves out and the printed spread between windows shows. Every response is checked, and afterwards the app's
- * /metrics must have counted every request, so an app that did not instrument cannot pass.
+ * (default 30000; on Node 24, 10000 left Express with Trellis still compiling through the first
+ * two windows) to warm the JIT, then BENCH_IR_WINDOWS windows (default 3) of BENCH_IR_REQUESTS
+ * requests (default 4000) each. The counters are zeroed while the server is idle
+ * (`callgrind_control -z`), the window's requests are sent over BENCH_CONNECTIONS (default 50)
+ * keep-alive connections, and the totals are read while it is idle again
+ * (`callgrind_control -e`), so a window holds exactly its own requests. Instructions per
+ * request = a window's total ÷ its requests, over all threads and on the main thread alone; the
+ * median window counts. The main thread's count is steady from window to window; V8's
+ * background threads (late JIT compiles, concurrent marking) come in lumps that a window does
+ * not average out, which the median leaves out and the printed spread between windows shows.
+ * Every response is checked, and afterwards each instrumented app's /metrics must have counted
+ * every request, so an app that skips its work cannot pass.
  * BENCH_IR_PARALLEL (default 2) apps run at once: the counts do not depend on the CPU they get.
  */
 import { type ChildProcess, execFile, fork, spawnSync } from 'node:child_process';
@@ -44,7 +46,7 @@ import {
   variants,
 } from './server-apps.js';
 
-const WARMUP = Number(process.env.BENCH_IR_WARMUP ?? 10_000);
+const WARMUP = Number(process.env.BENCH_IR_WARMUP ?? 30_000);
 const REQUESTS = Number(process.env.BENCH_IR_REQUESTS ?? 4_000);
 const WINDOWS = Number(process.env.BENCH_IR_WINDOWS ?? 3);
 const PARALLEL = Number(process.env.BENCH_IR_PARALLEL ?? 2);
@@ -145,6 +147,20 @@ async function readTotals(pid: number): Promise<{ total: number; main: number }>
   };
 }
 
+/**
+ * Stops a server: SIGINT, on which the app exits, so valgrind ends normally and removes its vgdb
+ * FIFOs from the temp folder (SIGKILL would leave them behind); SIGKILL if it has not exited
+ * after 60 s.
+ */
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGINT');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  await exited;
+  clearTimeout(timer);
+}
+
 async function measure(variant: Variant, outDir: string): Promise<Counted> {
   const nodeBin = SERVER_NODE ?? process.execPath;
   const child: ChildProcess = fork(
@@ -204,8 +220,7 @@ async function measure(variant: Variant, outDir: string): Promise<Counted> {
     return { variant, node: msg.node, total, main, headers };
   } finally {
     agent.destroy();
-    child.kill('SIGKILL');
-    if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+    await stop(child);
   }
 }
 
