@@ -1,5 +1,6 @@
 import {
   AbortedError,
+  type Clock,
   ConfigError,
   remainingMs,
   runWithDeadline,
@@ -128,15 +129,34 @@ describe('timeout', () => {
   });
 
   it('keeps the process alive only while a call is pending (real timers)', async () => {
-    const active = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
-    const base = active();
-    const policy = timeout(50);
+    // Real Node timers, watched one by one through the clock that hands them out (a count of
+    // the process's timers would also see whatever else this test worker has armed). A timer
+    // holds the process while it has neither fired nor been cleared and is ref'd.
+    const live = new Set<NodeJS.Timeout>();
+    const clock: Clock = {
+      now: () => performance.now(),
+      setTimeout: (callback, ms) => {
+        const t = setTimeout(() => {
+          live.delete(t);
+          callback();
+        }, ms);
+        live.add(t);
+        return t;
+      },
+      clearTimeout: (t) => {
+        live.delete(t as NodeJS.Timeout);
+        clearTimeout(t as NodeJS.Timeout);
+      },
+    };
+    const holding = () => [...live].filter((t) => t.hasRef()).length;
+    const policy = timeout({ ms: 50, clock });
     await policy.execute(async () => 'quick');
-    expect(active()).toBe(base); // the shared timer is still armed, but unref'd
+    expect(live.size).toBe(1); // the shared timer is still armed...
+    expect(holding()).toBe(0); // ...but unref'd
     const hung = policy.execute(() => new Promise(() => {}));
-    expect(active()).toBe(base + 1);
+    expect(holding()).toBe(1);
     await expect(hung).rejects.toBeInstanceOf(TimeoutError);
-    expect(active()).toBe(base);
+    expect(holding()).toBe(0);
   });
 
   it('rejects bad options naming the field', () => {
