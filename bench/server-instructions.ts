@@ -372,7 +372,7 @@ async function main(): Promise<void> {
       `Response headers: ${headerNotes.join('; ')}.`,
       'A count of instructions, not time: it leaves out the kernel (system calls, the TCP stack) and what instructions cost in cycles (cache and TLB misses). The kernel work per request is the same for every app here (same response, same connections), so leaving it out makes the ratio against bare a conservative reading of the throughput ratio. Decision 0202.',
       'trellis = createMetrics() (default Node metrics on) + the adapter with tracing on but no OpenTelemetry SDK installed (no-op tracer) + createHealth() attached to the server; noctx = the same with requestContext: false. floor = the bare app plus one AsyncLocalStorage.run per request.',
-      'Under callgrind a request takes ~50 times as long as natively, so work done per unit of time (timers, the event-loop delay monitor of the default metrics) weighs ~50 times more per request than it does natively: this too errs against the instrumented apps.',
+      'Under callgrind a request takes about 100 times as long as natively (85-120 times in these runs), so work done per unit of time (timers, the event-loop delay monitor of the default metrics) weighs about 100 times more per request than it does natively: this too errs against the instrumented apps.',
     ],
   });
 }
