@@ -37,3 +37,10 @@ export function writeResult(result: BenchResult): void {
   };
   writeFileSync(join(dir, `${result.area}.json`), `${JSON.stringify(full, null, 2)}\n`);
 }
+
+/** The median of a non-empty list (the mean of the middle two for an even count). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}

@@ -38,7 +38,7 @@
 import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { type BenchRow, writeResult } from './report.js';
+import { type BenchRow, median, writeResult } from './report.js';
 import {
   HELLO_PATH,
   SERVER_FLAGS,
@@ -90,12 +90,6 @@ async function serverCpuUs(app: App): Promise<number> {
   const [usage] = (await reply) as [NodeJS.CpuUsage];
   return usage.user + usage.system;
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-};
 
 /** wrk for `seconds` against `url` (pinned to CPU 1 when taskset exists); completed requests. */
 function wrkAsync(url: string, seconds: number): Promise<number> {
