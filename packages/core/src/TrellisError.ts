@@ -64,7 +64,25 @@ export interface ErrorSpec {
   status?: number;
   /** Default for `retryable`. */
   retryable?: boolean;
+  /**
+   * Whose fault this error is, for `classifyFault`: `upstream` errors count against an
+   * upstream's breaker, outlier detection and retry budget; the others never do. Default `local`.
+   */
+  fault?: FaultKind;
 }
+
+/**
+ * Whose fault a failure is (see `classifyFault`):
+ * - `upstream`: the called service or the path to it failed (connect error, reset, upstream
+ *   timeout, 5xx, invalid HTTP). Only these count against a breaker, an outlier detector or a
+ *   retry budget.
+ * - `overload`: the upstream refused on purpose to protect itself (`TRELLIS_SHED`, 429). Feeds
+ *   client-side throttling; never opens a breaker or ejects an instance.
+ * - `caller`: the caller's own doing (an abort, its own deadline, a request built wrong, a 4xx).
+ * - `local`: failed here, not at the upstream (a response that fails a local schema or
+ *   transform, a policy's own rejection, a configuration error).
+ */
+export type FaultKind = 'upstream' | 'overload' | 'caller' | 'local';
 
 type CtorArgs<P> = {} extends P
   ? [message: string, options?: TrellisErrorOptions & P]
@@ -76,6 +94,7 @@ export interface TrellisErrorClass<P extends object> {
   readonly code: string;
   readonly description: string;
   readonly status: number | undefined;
+  readonly fault: FaultKind;
   [Symbol.hasInstance](value: unknown): boolean;
 }
 
@@ -92,6 +111,7 @@ export function defineError<P extends object = {}>(spec: ErrorSpec): TrellisErro
     static readonly code = spec.code;
     static readonly description = spec.description;
     static readonly status = spec.status;
+    static readonly fault: FaultKind = spec.fault ?? 'local';
 
     constructor(message: string, options: TrellisErrorOptions & Record<string, unknown> = {}) {
       const { cause, retryable, ...props } = options;

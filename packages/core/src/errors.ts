@@ -2,6 +2,7 @@
  * Every error `@trellis/core` throws. docs/errors.md is generated from this file
  * (`npm run gen`), so add new errors here, with a description.
  */
+import type { Problem } from './problem/Problem.js';
 import { defineError } from './TrellisError.js';
 
 export interface ConfigIssue {
@@ -22,13 +23,22 @@ export const ConfigError = defineError<{
 });
 export type ConfigError = InstanceType<typeof ConfigError>;
 
-export const TimeoutError = defineError<{ readonly timeoutMs: number }>({
+export const TimeoutError = defineError<{
+  readonly timeoutMs: number;
+  /**
+   * True when the limit that ran out was the caller's inherited deadline
+   * (`x-trellis-deadline-ms` or `runWithDeadline`), not this component's own timeout: then it is
+   * the caller's fault and never counts against the upstream.
+   */
+  readonly deadline?: boolean;
+}>({
   code: 'TRELLIS_TIMEOUT',
   name: 'TimeoutError',
   description:
     'An operation did not finish within its time limit or before the caller deadline. Its signal was aborted.',
   status: 504,
   retryable: true,
+  fault: 'upstream',
 });
 export type TimeoutError = InstanceType<typeof TimeoutError>;
 
@@ -36,6 +46,7 @@ export const AbortedError = defineError({
   code: 'TRELLIS_ABORTED',
   name: 'AbortedError',
   description: "The caller's AbortSignal aborted the operation. `cause` holds the signal's reason.",
+  fault: 'caller',
 });
 export type AbortedError = InstanceType<typeof AbortedError>;
 
@@ -45,6 +56,8 @@ export const HttpError = defineError<{
   readonly body: unknown;
   /** From the `Retry-After` header, when present. */
   readonly retryAfterMs: number | undefined;
+  /** The RFC 9457 problem body, when the upstream answered `application/problem+json`. */
+  readonly problem?: Problem;
 }>({
   code: 'TRELLIS_HTTP_STATUS',
   name: 'HttpError',
@@ -58,6 +71,8 @@ export const RequestValidationError = defineError<{ readonly issues: readonly Co
   name: 'RequestValidationError',
   description:
     "A typed client call's params, query, headers or body failed the endpoint's schema. Thrown before any I/O.",
+  status: 400,
+  fault: 'caller',
 });
 export type RequestValidationError = InstanceType<typeof RequestValidationError>;
 
@@ -80,6 +95,7 @@ export const ConnectError = defineError<{ readonly target: string }>({
     'The connection to an upstream was refused, reset or unreachable, or the upstream answered with invalid HTTP. Retryable: the request may not have reached the upstream.',
   status: 502,
   retryable: true,
+  fault: 'upstream',
 });
 export type ConnectError = InstanceType<typeof ConnectError>;
 
@@ -100,3 +116,27 @@ export const ShutdownError = defineError({
   status: 503,
 });
 export type ShutdownError = InstanceType<typeof ShutdownError>;
+
+export const ShedError = defineError<{
+  /** Why the request was refused: `deadline`, `limit`, `event-loop`, ... */
+  readonly reason: string;
+  readonly retryAfterMs: number | undefined;
+}>({
+  code: 'TRELLIS_SHED',
+  name: 'ShedError',
+  description:
+    'A Trellis service refused the request to protect itself from overload (load shedding) and answered 503 with `Retry-After`. The fault classifier treats it as overload: it never opens a breaker or ejects an instance.',
+  status: 503,
+  retryable: true,
+  fault: 'overload',
+});
+export type ShedError = InstanceType<typeof ShedError>;
+
+export const InternalError = defineError({
+  code: 'TRELLIS_INTERNAL',
+  name: 'InternalError',
+  description:
+    'An unexpected error inside a handler or Trellis itself. Servers answer 500 with this code and a generic detail; the real error goes to the log, never to the client.',
+  status: 500,
+});
+export type InternalError = InstanceType<typeof InternalError>;

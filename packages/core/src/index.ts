@@ -24,24 +24,30 @@ export {
   type ConfigIssue,
   ConnectError,
   HttpError,
+  InternalError,
   NoInstanceError,
   RequestValidationError,
   ResponseValidationError,
+  ShedError,
   ShutdownError,
   TimeoutError,
 } from './errors.js';
+export * from './faults/index.js';
 export * from './health/index.js';
 export { type Logger, silentLogger } from './Logger.js';
 export * from './metrics/index.js';
 export { formatPath, parseOptions, toIssues } from './options.js';
 export { type ExecuteOptions, noopPolicy, type Policy, type PolicyContext } from './Policy.js';
+export * from './problem/index.js';
 export * from './server/index.js';
 export {
   defineError,
   type ErrorSpec,
+  type FaultKind,
   isTrellisError,
   TrellisError,
   type TrellisErrorClass,
   type TrellisErrorOptions,
 } from './TrellisError.js';
+export * from './time/index.js';
 export * from './tracing/index.js';

@@ -1,5 +1,6 @@
 import { setImmediate as realSetImmediate } from 'node:timers';
 import type { Clock, ClockTimer } from '../Clock.js';
+import { clampDelay } from '../time/duration.js';
 
 interface Scheduled extends ClockTimer {
   at: number;
@@ -52,7 +53,7 @@ export function createTestClock(start = 0): TestClock {
     now: () => now,
     setTimeout(callback, ms) {
       const timer: Scheduled = {
-        at: now + Math.max(0, ms),
+        at: now + clampDelay(ms),
         seq: seq++,
         callback,
         cancelled: false,

@@ -1,0 +1,8 @@
+export {
+  clampDelay,
+  type DurationFieldOptions,
+  durationMs,
+  isTimerSafe,
+  MAX_DELAY_MS,
+} from './duration.js';
+export { abortedBy, type SleepOptions, sleep } from './sleep.js';
