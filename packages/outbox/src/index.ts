@@ -1,0 +1,2 @@
+// @trellis/outbox: built under issue 20 (transactional outbox). Exports are added with the implementation.
+export {};
