@@ -40,6 +40,19 @@ export function exportsFor(entries) {
   return out;
 }
 
+/** The dist/ files a package.json points at (exports, bin, main, module, types). */
+export function targetsOf(pkg) {
+  const out = new Set();
+  const walk = (v) => {
+    if (typeof v === 'string') out.add(v);
+    else if (v && typeof v === 'object') for (const x of Object.values(v)) walk(x);
+  };
+  walk(pkg.exports);
+  walk(pkg.bin);
+  for (const k of ['main', 'module', 'types']) if (pkg[k]) out.add(pkg[k]);
+  return [...out].filter((f) => f.startsWith('./dist/'));
+}
+
 function apply(pkg, entries) {
   const next = { ...pkg };
   next.exports = exportsFor(entries);

@@ -1,4 +1,6 @@
-// Prints the totals of one or more vitest JSON reports as a line of its own:
+// Prints the totals of one or more vitest JSON reports, plus the result files of the checks that
+// are not vitest suites (scripts/checkResult.mjs: the pack-install smoke, the publish dry run,
+// `{ check, passed, failed }`), as a line of its own:
 //   N passed, N failed, N skipped
 // Exits 1 when any test failed, a suite failed to load, or a report is missing.
 import { existsSync, readFileSync } from 'node:fs';
@@ -14,6 +16,12 @@ for (const file of process.argv.slice(2)) {
     continue;
   }
   const report = JSON.parse(readFileSync(file, 'utf8'));
+  if (typeof report.check === 'string') {
+    console.log(`${report.check}: ${report.passed} passed, ${report.failed} failed`);
+    passed += report.passed ?? 0;
+    failed += report.failed ?? 0;
+    continue;
+  }
   passed += report.numPassedTests ?? 0;
   failed += report.numFailedTests ?? 0;
   skipped += (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
