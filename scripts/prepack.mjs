@@ -10,21 +10,15 @@ import { root, targetsOf } from './entries.mjs';
 const dir = process.cwd();
 const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
 
-if (process.env.TRELLIS_PREPACK_SKIP_BUILD !== '1') {
-  const turbo = join(root, 'node_modules', '.bin', 'turbo');
-  const r = spawnSync(
-    turbo,
-    ['run', 'build', `--filter=${pkg.name}`, '--output-logs=errors-only'],
-    {
-      cwd: root,
-      stdio: ['ignore', 'inherit', 'inherit'],
-      env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1' },
-    },
-  );
-  if (r.status !== 0) {
-    console.error(`prepack ${pkg.name}: build failed (exit ${r.status ?? r.signal})`);
-    process.exit(1);
-  }
+const turbo = join(root, 'node_modules', '.bin', 'turbo');
+const r = spawnSync(turbo, ['run', 'build', `--filter=${pkg.name}`, '--output-logs=errors-only'], {
+  cwd: root,
+  stdio: ['ignore', 'inherit', 'inherit'],
+  env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1' },
+});
+if (r.status !== 0) {
+  console.error(`prepack ${pkg.name}: build failed (exit ${r.status ?? r.signal})`);
+  process.exit(1);
 }
 
 const missing = targetsOf(pkg).filter((f) => !existsSync(join(dir, f)));
