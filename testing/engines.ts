@@ -167,7 +167,16 @@ export interface EtcdHandle {
   destroy(): Promise<void>;
 }
 
-export async function startEtcd(): Promise<EtcdHandle> {
+/** Options of startEtcd/startRedis. */
+export interface EngineOptions {
+  /**
+   * Run the engine in its own process group, so a terminal's Ctrl-C (SIGINT to the foreground
+   * group) does not reach it and the program can stop its services before its engines.
+   */
+  detached?: boolean;
+}
+
+export async function startEtcd(options: EngineOptions = {}): Promise<EtcdHandle> {
   const dataDir = mkdtempSync(join(tmpdir(), 'trellis-etcd-'));
   const port = await freePort();
   const peerPort = await freePort();
@@ -188,7 +197,7 @@ export async function startEtcd(): Promise<EtcdHandle> {
         '--log-level=error',
         '--logger=zap',
       ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      { stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached === true },
     );
     output = captureOutput(child);
     try {
@@ -232,14 +241,14 @@ export interface RedisHandle {
   start(): Promise<void>;
 }
 
-export async function startRedis(): Promise<RedisHandle> {
+export async function startRedis(options: EngineOptions = {}): Promise<RedisHandle> {
   const port = await freePort();
   let child: ChildProcess | undefined;
   const start = async () => {
     child = spawn(
       findBinary('redis-server')!,
       ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      { stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached === true },
     );
     const output = captureOutput(child);
     try {

@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePortBlock, hasEngine, promtoolCheck } from '../../testing/engines.js';
@@ -220,6 +221,60 @@ describe.skipIf(!hasEngine('etcd') || !hasEngine('redis'))(
         expect(statuses.filter((s) => s === 429)).toHaveLength(3);
       } finally {
         await shop.stop();
+      }
+    }, 90_000);
+
+    it('Ctrl-C (SIGINT to the process group) stops services before engines: clean deregistration, exit 0', async () => {
+      const root = join(import.meta.dirname, '..', '..');
+      // detached: the child leads its own process group, as a terminal's foreground job does, so
+      // SIGINT to -pid reaches it and every process in its group, exactly like Ctrl-C.
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', join(import.meta.dirname, 'src', 'distributed.ts')],
+        {
+          cwd: root,
+          env: { ...process.env, TSX_TSCONFIG_PATH: join(root, 'tsconfig.paths.json') },
+          stdio: ['ignore', 'pipe', 'pipe'],
+          detached: true,
+        },
+      );
+      let out = '';
+      child.stdout.on('data', (d) => {
+        out += d;
+      });
+      child.stderr.on('data', (d) => {
+        out += d;
+      });
+      const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+      try {
+        const until = Date.now() + 60_000;
+        while (!out.includes('Ctrl-C stops everything') && Date.now() < until) {
+          if (child.exitCode !== null) break;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        expect(out).toContain('Distributed Trellis shop is up');
+      } finally {
+        process.kill(-child.pid!, 'SIGINT');
+      }
+      const [code, signal] = await exited;
+      expect(out).not.toMatch(/deregistration hook failed|ECONNREFUSED|shutdown failed/);
+      expect({ code, signal }).toEqual({ code: 0, signal: null });
+      // The engines stopped too (they ran in their own process group, so nothing else would).
+      const etcdUrl = /^\s+etcd\s+(\S+)$/m.exec(out)?.[1];
+      const redisUrl = /^\s+redis\s+(\S+)$/m.exec(out)?.[1];
+      expect(etcdUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(redisUrl).toMatch(/^redis:\/\/127\.0\.0\.1:\d+$/);
+      for (const url of [etcdUrl!, redisUrl!]) {
+        const port = Number(new URL(url).port);
+        const refused = await new Promise<boolean>((resolve) => {
+          const s = connect(port, '127.0.0.1');
+          s.once('connect', () => {
+            s.destroy();
+            resolve(false);
+          });
+          s.once('error', () => resolve(true));
+        });
+        expect(refused, `${url} still listens`).toBe(true);
       }
     }, 90_000);
   },

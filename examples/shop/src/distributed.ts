@@ -13,18 +13,44 @@ import { demoToken } from './token.js';
 export interface DistributedShop {
   readonly gateways: readonly string[];
   readonly services: Readonly<Record<string, string>>;
+  /** The engines' addresses: etcd's client URL and Redis' URL. */
+  readonly engines: { readonly etcd: string; readonly redis: string };
+  /** Gateways first, then the services (each deregisters from etcd), then Redis and etcd. */
   stop(): Promise<void>;
 }
 
+export interface DistributedShopOptions {
+  /** Do not print the services' log lines. */
+  quiet?: boolean;
+  /**
+   * Start etcd and Redis in their own process group (the command line does), so a terminal's
+   * Ctrl-C reaches only the services: they deregister from etcd while etcd still runs, and
+   * `stop()` stops the engines last.
+   */
+  detachEngines?: boolean;
+}
+
 export async function startDistributedShop(
-  options: { quiet?: boolean } = {},
+  options: DistributedShopOptions = {},
 ): Promise<DistributedShop> {
   for (const bin of ['etcd', 'redis-server']) {
     if (!findBinary(bin))
       throw new Error(`${bin} is not installed (apt-get install etcd-server redis-server)`);
   }
-  const etcd = await startEtcd();
-  const redis = await startRedis();
+  const detached = options.detachEngines === true;
+  const etcd = await startEtcd({ detached });
+  const redis = await startRedis({ detached }).catch(async (err: unknown) => {
+    await etcd.destroy();
+    throw err;
+  });
+  if (detached) {
+    // Detached engines outlive this process unless it stops them: on any exit, signal them
+    // (a no-op after stop(); kill() and stop() signal synchronously).
+    process.once('exit', () => {
+      void etcd.kill();
+      void redis.stop();
+    });
+  }
   const children: ChildProcess[] = [];
   const spawnRole = async (role: string): Promise<string> => {
     const child = spawn(
@@ -65,6 +91,7 @@ export async function startDistributedShop(
     return {
       gateways,
       services,
+      engines: { etcd: etcd.endpoint, redis: redis.url },
       async stop() {
         // Gateways first, then the services (each deregisters itself from etcd), then engines.
         const stopAll = async (list: ChildProcess[]) => {
@@ -92,7 +119,40 @@ export async function startDistributedShop(
 }
 
 if (process.argv[1] === import.meta.filename) {
-  const shop = await startDistributedShop();
+  // Ctrl-C in a terminal sends SIGINT to the whole foreground process group: this process and
+  // the services (which start their own shutdown on it), but not the engines (detached). Stop
+  // everything in order and exit 0. A signal during startup stops as soon as startup ends.
+  let stopping = false;
+  let shop: DistributedShop | undefined;
+  const stopAndExit = (): void => {
+    if (!shop) return;
+    shop.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error(err);
+        process.exit(1);
+      },
+    );
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      stopAndExit();
+    });
+  }
+  try {
+    shop = await startDistributedShop({ detachEngines: true });
+  } catch (err) {
+    // Services that got the same Ctrl-C exit before they are ready: not an error then.
+    if (stopping) process.exit(0);
+    throw err;
+  }
+  if (stopping) stopAndExit();
+  else await printBanner(shop);
+}
+
+async function printBanner(shop: DistributedShop): Promise<void> {
   const token = await demoToken('alice');
   const [g1, g2] = shop.gateways;
   console.log(`
@@ -104,26 +164,15 @@ two gateways share their rate limits through Redis.
 ${Object.entries(shop.services)
   .map(([k, v]) => `  ${k.padEnd(13)} ${v}`)
   .join('\n')}
+  etcd          ${shop.engines.etcd}
+  redis         ${shop.engines.redis}
 
 Orders are limited to 5 per minute per customer across BOTH gateways (the 6th gets a 429):
 
   export TOKEN=${token}
   for i in 1 2 3 4; do for g in ${g1} ${g2}; do curl -s -o /dev/null -w "%{http_code} " $g/api/orders -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"productId":"mug","quantity":1}'; done; done; echo
 
-Ctrl-C stops everything: each service deregisters from etcd during its shutdown sequence.
+Ctrl-C stops everything: each service deregisters from etcd during its shutdown sequence, then
+etcd and Redis stop.
 `);
-  let stopping = false;
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      if (stopping) return;
-      stopping = true;
-      shop.stop().then(
-        () => process.exit(0),
-        (err: unknown) => {
-          console.error(err);
-          process.exit(1);
-        },
-      );
-    });
-  }
 }
