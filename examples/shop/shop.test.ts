@@ -63,6 +63,47 @@ describe('example shop (in process)', () => {
     expect(((await read.json()) as { orderId: string }).orderId).toBe(order.orderId);
   });
 
+  it('malformed JSON gets a 400 problem+json through the gateway: no stack, no HTML, no x-powered-by', async () => {
+    const token = await demoToken('alice');
+    const res = await fetch(`${shop.gatewayUrl}/api/orders`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: '{"productId": "lamp", "quantity": ',
+    });
+    const text = await res.text();
+    expect(res.status).toBe(400);
+    expect(res.headers.get('content-type')).toBe('application/problem+json');
+    expect(res.headers.get('x-powered-by')).toBeNull();
+    const body = JSON.parse(text) as Record<string, unknown>;
+    expect(body).toMatchObject({
+      status: 400,
+      code: 'TRELLIS_REQUEST_INVALID',
+      detail: 'the request body is not valid JSON',
+      errors: [{ path: 'body', message: 'not valid JSON' }],
+    });
+    // Nothing of the server's insides: no stack frames, no local paths, no HTML page.
+    expect(text).not.toMatch(/\bat \S+ \(|node_modules|<html|<pre|\/work\/|SyntaxError/i);
+  });
+
+  it('every service answers unknown paths and errors as problem+json without x-powered-by', async () => {
+    for (const base of [shop.catalog.url, shop.orders.url, shop.inventory[0].url]) {
+      const missing = await fetch(`${base}/no/such/path`);
+      expect(missing.status, base).toBe(404);
+      expect(missing.headers.get('content-type')).toBe('application/problem+json');
+      expect(missing.headers.get('x-powered-by')).toBeNull();
+      expect(await missing.json()).toMatchObject({ status: 404, code: 'TRELLIS_GATEWAY_NO_ROUTE' });
+    }
+    // The Fastify service (inventory) too, for a malformed body.
+    const bad = await fetch(`${shop.inventory[0].url}/reservations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': 'k-1' },
+      body: '{',
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.headers.get('content-type')).toBe('application/problem+json');
+    expect(await bad.json()).toMatchObject({ status: 400, code: 'TRELLIS_REQUEST_INVALID' });
+  });
+
   it('answers a quote from catalog and inventory', async () => {
     const res = await fetch(`${shop.gatewayUrl}/api/quotes/chair`);
     expect(res.status).toBe(200);

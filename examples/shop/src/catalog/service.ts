@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { createHealth, createMetrics } from '@trellis/core';
 import { trellis } from '@trellis/core/express';
 import express from 'express';
+import { problemErrors } from '../problems.js';
 import type { ServiceHandle, ServiceOptions } from '../service.js';
 import type { Product } from './api.js';
 
@@ -33,6 +34,7 @@ export async function startCatalog(options: ServiceOptions): Promise<ServiceHand
     if (product) res.json(product);
     else res.status(404).json({ error: `no product ${req.params.id}` });
   });
+  problemErrors(app, options.logger);
 
   const server = app.listen(options.port, options.host ?? '127.0.0.1');
   await once(server, 'listening');

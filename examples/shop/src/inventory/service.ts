@@ -8,6 +8,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { createHealth, createMetrics } from '@trellis/core';
 import { trellis } from '@trellis/core/fastify';
 import Fastify from 'fastify';
+import { fastifyProblemErrors } from '../problems.js';
 import type { ServiceHandle, ServiceOptions } from '../service.js';
 import { type Reservation, ReservationRequest } from './api.js';
 
@@ -45,6 +46,7 @@ export async function startInventory(
 
   const app = Fastify();
   await app.register(trellis, { health, metrics });
+  fastifyProblemErrors(app, options.logger);
 
   // Chaos applies to the business routes only: probes and /metrics stay honest.
   app.addHook('onRequest', async (request, reply) => {

@@ -33,6 +33,7 @@ import {
 import express from 'express';
 import { catalogApi } from '../catalog/api.js';
 import { inventoryApi } from '../inventory/api.js';
+import { problemErrors } from '../problems.js';
 import type { ServiceHandle, ServiceOptions } from '../service.js';
 import { type Order, OrderRequest, type Quote } from './api.js';
 
@@ -180,6 +181,7 @@ export async function startOrders(
     }
   });
 
+  problemErrors(app, options.logger);
   health.addCleanup(() => catalog.close());
   health.addCleanup(() => inventory.close());
 
