@@ -6,26 +6,39 @@
  *   npm run bench                 # all areas
  *   npm run bench -- client gateway   # only these areas
  *   npm run bench -- --render         # run nothing; rewrite results.md and the chart from results/
+ *
+ * Layout: one folder per area, its entry point named main.ts, beside the child processes and
+ * helpers only it uses; shared helpers in lib/ (report: result files; chart: the SVG).
+ *   client/main.ts          the typed client against undici
+ *   discovery/main.ts       balancers (pick.ts: one balancer per process; sim.ts: virtual-time
+ *                           simulation; watcher.ts: an etcd watcher process)
+ *   gateway/main.ts         the gateway against its peers (server.ts: a gateway or upstream
+ *                           process); gateway/soak.ts: the long soak (its own entry point)
+ *   resilience/main.ts      policies against opossum and cockatiel
+ *   server/main.ts          adapter cost under load (apps.ts: the server processes);
+ *                           server/instructions.ts: instructions per request under callgrind
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { renderChart } from './chart.js';
-import type { BenchResult } from './report.js';
+import { renderChart } from './lib/chart.js';
+import { type BenchResult, benchEntries, entryOf } from './lib/report.js';
 
 const here = import.meta.dirname;
 const resultsDir = join(here, 'results');
 mkdirSync(resultsDir, { recursive: true });
 
-// Areas in the order they run; each is bench/<area>.ts and writes results/<area>.json.
-const order = ['resilience', 'discovery', 'client', 'server', 'server-instructions', 'gateway'];
+// Areas in the order they run; each is an entry point (bench/<area>/main.ts, see benchEntries)
+// and writes results/<area>.json.
+const order = Object.keys(benchEntries);
 const renderOnly = process.argv.includes('--render');
 const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const areas = renderOnly
   ? []
   : order.filter(
-      (a) => existsSync(join(here, `${a}.ts`)) && (only.length === 0 || only.includes(a)),
+      (a) =>
+        existsSync(join(here, benchEntries[a] ?? '')) && (only.length === 0 || only.includes(a)),
     );
 
 const failures: string[] = [];
@@ -33,7 +46,7 @@ for (const area of areas) {
   console.log(`\n=== bench: ${area}`);
   const r = spawnSync(
     process.execPath,
-    ['--import', 'tsx', '--expose-gc', join(here, `${area}.ts`)],
+    ['--import', 'tsx', '--expose-gc', join(here, benchEntries[area] ?? '')],
     {
       stdio: 'inherit',
       cwd: here,
@@ -72,7 +85,7 @@ peer ÷ Trellis for cost-like figures (so above 1 is always better for Trellis),
 for (const res of results) {
   md += `\n## ${res.title ?? res.area}\n\n`;
   if (res.setup) md += `${res.setup}\n\n`;
-  md += `Measured ${res.date ?? ''} with \`${res.command ?? `npx tsx bench/${res.area}.ts`}\`.\n\n`;
+  md += `Measured ${res.date ?? ''} with \`${res.command ?? `npx tsx ${entryOf(res.area)}`}\`.\n\n`;
   md +=
     '| measurement | value | unit | compared with | ratio | target | met |\n| --- | --- | --- | --- | --- | --- | --- |\n';
   for (const row of res.rows) {

@@ -2,7 +2,7 @@
  * Typed client throughput: `createClient` GET returning a small JSON object, response
  * validation on, against a bare undici `Pool.request` + `body.json()` and global `fetch`.
  *
- *   npx turbo run build --filter=@trellis/core && node --expose-gc --import tsx bench/client.ts
+ *   npx turbo run build --filter=@trellis/core && node --expose-gc --import tsx bench/client/main.ts
  *
  * One local node:http server runs in its own process. Each candidate keeps CONCURRENCY requests
  * in flight for ROUND_MS; candidates run interleaved for ROUNDS rounds and the median round
@@ -16,7 +16,7 @@ import { once } from 'node:events';
 import { createClient } from '@trellis/core';
 import { Pool } from 'undici';
 import { z } from 'zod';
-import { type BenchRow, writeResult } from './report.js';
+import { type BenchRow, writeResult } from '../lib/report.js';
 
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 1_500);
@@ -218,7 +218,7 @@ console.table(
 writeResult({
   area: 'client',
   command:
-    'npx turbo run build --filter=@trellis/core && node --expose-gc --import tsx bench/client.ts',
+    'npx turbo run build --filter=@trellis/core && node --expose-gc --import tsx bench/client/main.ts',
   title: 'Typed client (createClient) vs undici Pool and fetch',
   setup: `GET of a 60-byte JSON object from a local node:http server in its own process; ${CONCURRENCY} requests in flight; ${ROUNDS} interleaved rounds of ${ROUND_MS} ms, medians (ratios: median of per-round ratios). The typed client validates every response with zod.`,
   rows,

@@ -1,21 +1,21 @@
 /**
- * Discovery benchmark (`npx tsx bench/discovery.ts`; build first: `npx turbo run build
+ * Discovery benchmark (`npx tsx bench/discovery/main.ts`; build first: `npx turbo run build
  * --filter=@trellis/discovery`). Three parts:
  *  1. etcd: time from `register()` until a watcher in ANOTHER process sees the instance, median
  *     of 50, next to `etcdctl watch` (etcd's own Go client) seeing a plain put, measured the same
  *     way (parent clock, child stdout line).
  *  2. `resolve()` from cache + one balancer pick + done(), per call, for each balancer, next to a
  *     bare `array[i++ % n]`.
- *  3. A virtual-time simulation (bench/discovery-sim.ts) of 10 instances with one slow for a
+ *  3. A virtual-time simulation (bench/discovery/sim.ts) of 10 instances with one slow for a
  *     while: p99 and success rate with a 1 s timeout for roundRobin, leastRequest, peakEwma.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { etcdDiscovery, leastRequest, peakEwma, roundRobin } from '@trellis/discovery';
-import { findBinary, hasEngine, startEtcd } from '../testing/engines.js';
-import { simulate, VirtualClock } from './discovery-sim.js';
-import { type BenchRow, writeResult } from './report.js';
+import { findBinary, hasEngine, startEtcd } from '../../testing/engines.js';
+import { type BenchRow, writeResult } from '../lib/report.js';
+import { simulate, VirtualClock } from './sim.js';
 
 const here = import.meta.dirname;
 const rows: BenchRow[] = [];
@@ -71,7 +71,7 @@ async function etcdPart() {
   try {
     const watcher = spawn(
       process.execPath,
-      ['--import', 'tsx', join(here, 'discovery-watcher.ts'), etcd.endpoint, 'bench'],
+      ['--import', 'tsx', join(here, 'watcher.ts'), etcd.endpoint, 'bench'],
       {
         cwd: here,
         stdio: ['ignore', 'pipe', 'inherit'],
@@ -160,14 +160,10 @@ async function pickPart() {
   for (const name of names) {
     // One process per balancer: an application's call sites see one balancer type, while a
     // single process running all five would measure V8's megamorphic dispatch instead.
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', join(here, 'discovery-pick.ts'), name],
-      {
-        cwd: here,
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
+    const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'pick.ts'), name], {
+      cwd: here,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
@@ -196,7 +192,7 @@ async function pickPart() {
     unit: 'ns/call',
   });
   notes.push(
-    'resolve + pick: each balancer in its own process (bench/discovery-pick.ts), 8 interleaved rounds of 200,000 calls of baseline / resolve+pick / pick alone after a warm-up round, median; 10 instances.',
+    'resolve + pick: each balancer in its own process (bench/discovery/pick.ts), 8 interleaved rounds of 200,000 calls of baseline / resolve+pick / pick alone after a warm-up round, median; 10 instances.',
   );
 }
 
@@ -249,7 +245,7 @@ function simPart() {
     });
   }
   notes.push(
-    'simulation: virtual-time discrete-event model (bench/discovery-sim.ts) driving the real balancer objects with a virtual Clock; 10 instances, 1000 req/s Poisson for 60 s, service time 4 ms + Exp(6 ms), instance 0 answers in 2 s from t=15 s to t=45 s, client timeout 1 s. Not real sockets.',
+    'simulation: virtual-time discrete-event model (bench/discovery/sim.ts) driving the real balancer objects with a virtual Clock; 10 instances, 1000 req/s Poisson for 60 s, service time 4 ms + Exp(6 ms), instance 0 answers in 2 s from t=15 s to t=45 s, client timeout 1 s. Not real sockets.',
   );
 }
 

@@ -1,5 +1,5 @@
 /**
- * Child process for bench/discovery.ts: measures one balancer (argv[2]) in a process of its own,
+ * Child process for bench/discovery/main.ts: measures one balancer (argv[2]) in a process of its own,
  * so its call sites see only that balancer (as an application's do), interleaved with a bare
  * baseline in the same process. Prints one JSON line: { bare, resolve, alone } in ns per call.
  */

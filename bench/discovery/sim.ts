@@ -1,5 +1,5 @@
 /**
- * The load-balancing simulation of bench/discovery.ts: a virtual-time discrete-event model driven
+ * The load-balancing simulation of bench/discovery/main.ts: a virtual-time discrete-event model driven
  * by the REAL balancer objects. Time is a `Clock` whose `now()` is the simulation's virtual time
  * (events in a binary heap, no real waiting), passed to each balancer as its `clock`, so peak
  * EWMA's decay and outlier ejection run on simulated time.

@@ -1,8 +1,8 @@
 /**
- * Child process for bench/discovery.ts: watches a service in etcd through the BUILT
+ * Child process for bench/discovery/main.ts: watches a service in etcd through the BUILT
  * `@trellis/discovery` and prints one line per instance id as soon as it appears.
  *
- *   node --import tsx bench/discovery-watcher.ts <etcd endpoint> <service>
+ *   node --import tsx bench/discovery/watcher.ts <etcd endpoint> <service>
  */
 import { etcdDiscovery } from '@trellis/discovery';
 

@@ -3,7 +3,7 @@
  * `node:http` server): direct, nginx (keep-alive upstream), fast-gateway 3, @fastify/http-proxy
  * and the Trellis gateway (request id, metrics, one route, breaker and retry budget on).
  *
- *   npx turbo run build --filter=@trellis/gateway && npx tsx bench/gateway.ts
+ *   npx turbo run build --filter=@trellis/gateway && npx tsx bench/gateway/main.ts
  *
  * Setup: every server runs in its own process; on a machine with 2+ cores the proxy under test is
  * pinned to CPU 1 and wrk (1 thread, 50 connections) and the upstream to CPU 0 (`taskset`), so
@@ -18,7 +18,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type BenchRow, writeResult } from './report.js';
+import { type BenchRow, writeResult } from '../lib/report.js';
 
 const here = import.meta.dirname;
 const duration = Number(process.env.BENCH_DURATION ?? 4);
@@ -52,7 +52,7 @@ function pinned(cpu: number, cmd: string, args: string[]): [string, string[]] {
 
 async function startNode(kind: string, cpu: number, upstreamPort?: number): Promise<Started> {
   const port = await freePort();
-  const args = ['--import', 'tsx', join(here, 'gateway-server.ts'), kind, String(port)];
+  const args = ['--import', 'tsx', join(here, 'server.ts'), kind, String(port)];
   if (upstreamPort !== undefined) args.push(String(upstreamPort));
   const [cmd, argv] = pinned(cpu, process.execPath, args);
   const child = spawn(cmd, argv, {

@@ -2,8 +2,8 @@
  * One server of the gateway benchmark, in its own process so the load generator, the upstream
  * and the proxy under test do not share an event loop:
  *
- *   node --import tsx bench/gateway-server.ts upstream <port>
- *   node --import tsx bench/gateway-server.ts <trellis|fast-gateway|fastify-http-proxy> <port> <upstreamPort>
+ *   node --import tsx bench/gateway/server.ts upstream <port>
+ *   node --import tsx bench/gateway/server.ts <trellis|fast-gateway|fastify-http-proxy> <port> <upstreamPort>
  *
  * Prints `ready <port>` once listening. Answers IPC `stats` messages (when forked) with its heap
  * and open sockets, for the soak test.

@@ -3,10 +3,10 @@
  * gateway process's heap (after a forced GC) and open sockets at the start and at the end.
  *
  *   npx turbo run build --filter=@trellis/gateway
- *   npx tsx bench/gateway-soak.ts                 # 10 minutes at 2000 req/s
- *   SOAK_SECONDS=30 SOAK_RATE=1000 npx tsx bench/gateway-soak.ts
+ *   npx tsx bench/gateway/soak.ts                 # 10 minutes at 2000 req/s
+ *   SOAK_SECONDS=30 SOAK_RATE=1000 npx tsx bench/gateway/soak.ts
  *
- * The upstream and the gateway run in their own processes (bench/gateway-server.ts); autocannon
+ * The upstream and the gateway run in their own processes (bench/gateway/server.ts); autocannon
  * drives the load from this process at `SOAK_RATE` requests per second over 50 connections.
  */
 import { type ChildProcess, fork } from 'node:child_process';
@@ -37,7 +37,7 @@ async function start(
   const port = await freePort();
   const args = [kind, String(port)];
   if (upstreamPort !== undefined) args.push(String(upstreamPort));
-  const child = fork(join(here, 'gateway-server.ts'), args, {
+  const child = fork(join(here, 'server.ts'), args, {
     execArgv: ['--import', 'tsx', '--expose-gc'],
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
     env: { ...process.env, NODE_ENV: 'production' },

@@ -1,4 +1,4 @@
-/** The result file every bench/<area>.ts writes to bench/results/<area>.json. */
+/** The result file every bench entry point writes to bench/results/<area>.json. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -27,12 +27,31 @@ export interface BenchResult {
   notes?: string[];
 }
 
+/**
+ * Each area's entry point, in the order `npm run bench` runs them. An area is a folder
+ * bench/<area>/ whose entry point is main.ts; the other files there are the child processes and
+ * helpers it uses. `server-instructions` is the server folder's second entry point.
+ */
+export const benchEntries: Readonly<Record<string, string>> = {
+  resilience: 'resilience/main.ts',
+  discovery: 'discovery/main.ts',
+  client: 'client/main.ts',
+  server: 'server/main.ts',
+  'server-instructions': 'server/instructions.ts',
+  gateway: 'gateway/main.ts',
+};
+
+/** `bench/<folder>/<entry>.ts` of an area (a result area such as `server-v24` -> its base). */
+export function entryOf(area: string): string {
+  return `bench/${benchEntries[area] ?? `${area}/main.ts`}`;
+}
+
 export function writeResult(result: BenchResult): void {
-  const dir = join(import.meta.dirname, 'results');
+  const dir = join(import.meta.dirname, '..', 'results');
   mkdirSync(dir, { recursive: true });
   const full = {
     date: new Date().toISOString(),
-    command: `npx tsx bench/${result.area}.ts`,
+    command: `npx tsx ${entryOf(result.area)}`,
     ...result,
   };
   writeFileSync(join(dir, `${result.area}.json`), `${JSON.stringify(full, null, 2)}\n`);

@@ -1,7 +1,7 @@
 /**
  * Resilience policies: success-path overhead per call and the cost of many keyed breakers.
  *
- *   npx turbo run build --filter=@trellis/resilience && npx tsx bench/resilience.ts
+ *   npx turbo run build --filter=@trellis/resilience && npx tsx bench/resilience/main.ts
  *
  * Overhead = time per call through the policy minus a bare call of the same already-resolved
  * async function, measured in the same process, in interleaved rounds (median of rounds).
@@ -10,7 +10,7 @@
 import { circuitBreaker, keyedCircuitBreaker, pipeline, retry, timeout } from '@trellis/resilience';
 import * as cockatiel from 'cockatiel';
 import CircuitBreaker from 'opossum';
-import { type BenchRow, writeResult } from './report.js';
+import { type BenchRow, writeResult } from '../lib/report.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 const fn = async () => 1;
@@ -225,6 +225,6 @@ writeResult({
   title: 'Resilience policies: success-path overhead and keyed breakers',
   setup:
     'Each candidate wraps `async () => 1`; 7 interleaved rounds of 50,000 sequential awaited calls, median; overhead = candidate − bare. Keyed: 10,000 breakers (failure-rate window + consecutive), one successful call each.',
-  command: 'npx tsx --expose-gc bench/resilience.ts',
+  command: 'npx tsx --expose-gc bench/resilience/main.ts',
   rows,
 });

@@ -1,8 +1,8 @@
 /**
- * The hello-world apps that the server benchmarks load (bench/server.ts by time,
- * bench/server-instructions.ts by instruction count). Each runs in its own process:
+ * The hello-world apps that the server benchmarks load (bench/server/main.ts by time,
+ * bench/server/instructions.ts by instruction count). Each runs in its own process:
  *
- *   node --import tsx bench/server-apps.ts serve <variant>
+ *   node --import tsx bench/server/apps.ts serve <variant>
  *
  * and reports `{ port, node }` over the IPC channel once it listens; the message `'cpu'` answers
  * with `process.cpuUsage()`.
@@ -12,6 +12,7 @@ import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyPluginAsync } from 'fastify';
+import { entryOf } from '../lib/report.js';
 
 export const variants = [
   'express-bare',
@@ -53,7 +54,7 @@ export function serverRun(base: string, node: string) {
     command: [
       ...(SERVER_NODE ? [`BENCH_SERVER_NODE=<a Node ${node} binary>`] : []),
       ...(SERVER_FLAGS.length ? [`BENCH_SERVER_FLAGS='${SERVER_FLAGS.join(' ')}'`] : []),
-      `npx tsx bench/${base}.ts`,
+      `npx tsx ${entryOf(base)}`,
     ].join(' '),
     runtime: `Node ${node}${SERVER_FLAGS.length ? ` ${SERVER_FLAGS.join(' ')}` : ''}`,
   };

@@ -1,10 +1,10 @@
 /**
- * Server instrumentation cost in instructions per request: the same apps as bench/server.ts
- * (bench/server-apps.ts), each run under Valgrind's callgrind, which counts every instruction
+ * Server instrumentation cost in instructions per request: the same apps as bench/server/main.ts
+ * (bench/server/apps.ts), each run under Valgrind's callgrind, which counts every instruction
  * the process executes in user space, on all of its threads.
  *
- *   npx turbo run build --filter=@trellis/core && npx tsx bench/server-instructions.ts
- *   BENCH_SERVER_NODE=/path/to/node24 npx tsx bench/server-instructions.ts
+ *   npx turbo run build --filter=@trellis/core && npx tsx bench/server/instructions.ts
+ *   BENCH_SERVER_NODE=/path/to/node24 npx tsx bench/server/instructions.ts
  *
  * Why a count and not time: on the development machine a hello-world's CPU time per request
  * moves by 15-20 % between processes of the same app, and with changes that add no per-request
@@ -35,7 +35,7 @@ import { Agent, get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { type BenchRow, median, writeResult } from './report.js';
+import { type BenchRow, median, writeResult } from '../lib/report.js';
 import {
   type Framework,
   HELLO_PATH,
@@ -44,7 +44,7 @@ import {
   serverRun,
   type Variant,
   variants,
-} from './server-apps.js';
+} from './apps.js';
 
 const WARMUP = Number(process.env.BENCH_IR_WARMUP ?? 30_000);
 const REQUESTS = Number(process.env.BENCH_IR_REQUESTS ?? 4_000);
@@ -90,7 +90,7 @@ function checkTools(): void {
     ['callgrind_control', '-h'],
   ] as const) {
     if (spawnSync(bin, [arg]).error) {
-      throw new Error(`bench/server-instructions.ts needs ${bin} (apt-get install valgrind)`);
+      throw new Error(`bench/server/instructions.ts needs ${bin} (apt-get install valgrind)`);
     }
   }
 }
@@ -163,23 +163,19 @@ async function stop(child: ChildProcess): Promise<void> {
 
 async function measure(variant: Variant, outDir: string): Promise<Counted> {
   const nodeBin = SERVER_NODE ?? process.execPath;
-  const child: ChildProcess = fork(
-    join(import.meta.dirname, 'server-apps.ts'),
-    ['serve', variant],
-    {
-      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
-      env: { ...process.env, NODE_ENV: 'production' },
-      execPath: 'valgrind',
-      execArgv: [
-        '--tool=callgrind',
-        `--callgrind-out-file=${join(outDir, `${variant}.%p`)}`,
-        '--vgdb=yes',
-        nodeBin,
-        ...SERVER_FLAGS,
-        ...process.execArgv,
-      ],
-    },
-  );
+  const child: ChildProcess = fork(join(import.meta.dirname, 'apps.ts'), ['serve', variant], {
+    stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+    env: { ...process.env, NODE_ENV: 'production' },
+    execPath: 'valgrind',
+    execArgv: [
+      '--tool=callgrind',
+      `--callgrind-out-file=${join(outDir, `${variant}.%p`)}`,
+      '--vgdb=yes',
+      nodeBin,
+      ...SERVER_FLAGS,
+      ...process.execArgv,
+    ],
+  });
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (d: string) => {
     stderr += d;

@@ -3,13 +3,13 @@
  * same apps with the Trellis adapter (`createMetrics()` + tracing with no OpenTelemetry SDK, i.e.
  * the no-op tracer, + `createHealth()` attached to the server).
  *
- *   npx turbo run build --filter=@trellis/core && npx tsx bench/server.ts
- *   BENCH_SERVER_NODE=/path/to/node24 npx tsx bench/server.ts   # servers on another Node
+ *   npx turbo run build --filter=@trellis/core && npx tsx bench/server/main.ts
+ *   BENCH_SERVER_NODE=/path/to/node24 npx tsx bench/server/main.ts   # servers on another Node
  *
  * This is the time-based view (absolute req/s and CPU, against the peers, on a real CPU). On the
  * development machine its per-process noise (±15 %) is larger than issue 4's 10 % budget, so the
- * budget is read in instructions per request by bench/server-instructions.ts (decision 0202).
- * The apps themselves are in bench/server-apps.ts.
+ * budget is read in instructions per request by bench/server/instructions.ts (decision 0202).
+ * The apps themselves are in bench/server/apps.ts.
  *
  * A reference app per framework enters one AsyncLocalStorage store per request and does nothing
  * else: the floor any per-request context costs on the runtime (10-16 % of the Fastify
@@ -38,7 +38,7 @@
 import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { type BenchRow, median, writeResult } from './report.js';
+import { type BenchRow, median, writeResult } from '../lib/report.js';
 import {
   HELLO_PATH,
   SERVER_FLAGS,
@@ -46,7 +46,7 @@ import {
   serverRun,
   type Variant,
   variants,
-} from './server-apps.js';
+} from './apps.js';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
@@ -69,7 +69,7 @@ interface App {
 
 async function start(variant: Variant): Promise<App> {
   const nodeBin = SERVER_NODE ?? process.execPath;
-  const child = fork(join(import.meta.dirname, 'server-apps.ts'), ['serve', variant], {
+  const child = fork(join(import.meta.dirname, 'apps.ts'), ['serve', variant], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, NODE_ENV: 'production' },
     // Pinned to CPU 0 (the load generators get CPU 1).
@@ -126,7 +126,7 @@ const comparisons: readonly (readonly [Variant, Variant])[] = [
 ];
 
 async function main(): Promise<void> {
-  if (!hasWrk) throw new Error('bench/server.ts needs wrk (apt-get install wrk)');
+  if (!hasWrk) throw new Error('bench/server/main.ts needs wrk (apt-get install wrk)');
   const rps = new Map<Variant, number[]>(variants.map((v) => [v, []]));
   const cpu = new Map<Variant, number[]>(variants.map((v) => [v, []]));
   /** Per-round ratios against the base app of the same round. */

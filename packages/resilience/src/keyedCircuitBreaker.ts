@@ -44,7 +44,7 @@ const keyedSchema = z.object({
 /**
  * One circuit breaker per key (an upstream instance, a host): options are validated once and
  * shared, breakers are created on first `get`, and an idle breaker is a plain object with no
- * timer (10,000 of them cost a few MB; see bench/resilience.ts).
+ * timer (10,000 of them cost a few MB; see bench/resilience/main.ts).
  *
  * @example
  * ```ts

@@ -33,7 +33,7 @@ export interface RequestObserverOptions {
    * deadline). Default true. On Node 20, and on Node 22 without
    * `--experimental-async-context-frame`, AsyncLocalStorage puts a hook on every promise and
    * async resource, which is most of the adapters' cost on a hello-world (see
-   * bench/server.ts); on Node 24 it costs little.
+   * bench/server/main.ts); on Node 24 it costs little.
    */
   requestContext?: boolean;
   /** The clock durations and deadlines are measured on. */
