@@ -267,18 +267,14 @@ describe.skipIf(!hasEngine('etcd') || !hasEngine('redis'))(
 
     it('Ctrl-C (SIGINT to the process group) stops services before engines: clean deregistration, exit 0', async () => {
       const root = join(import.meta.dirname, '..', '..');
-      // detached: the child leads its own process group, as a terminal's foreground job does, so
-      // SIGINT to -pid reaches it and every process in its group, exactly like Ctrl-C.
-      const child = spawn(
-        process.execPath,
-        ['--import', 'tsx', join(import.meta.dirname, 'src', 'distributed.ts')],
-        {
-          cwd: root,
-          env: { ...process.env, TSX_TSCONFIG_PATH: join(root, 'tsconfig.paths.json') },
-          stdio: ['ignore', 'pipe', 'pipe'],
-          detached: true,
-        },
-      );
+      // The README's command itself (npm, its shell, scripts/start.mjs, distributed.ts), from the
+      // sources. detached: npm leads its own process group, as a terminal's foreground job does,
+      // so SIGINT to -pid reaches every process in it, exactly like Ctrl-C.
+      const child = spawn('npm', ['run', '--silent', 'start:distributed', '--', '--from-source'], {
+        cwd: root,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
       let out = '';
       child.stdout.on('data', (d) => {
         out += d;
