@@ -248,7 +248,7 @@ for (const file of ['out/smoke-ts.js', 'out/smoke-cts.cjs']) {
 }
 
 await run.test(
-  'the example recipes install: @trellis/core + @trellis/resilience tarballs alone',
+  'the recipe install: only the @trellis/core + @trellis/resilience tarballs, together',
   () => {
     // What docs/getting-started.md tells a user to install: only some tarballs, together.
     const tarballs = JSON.parse(readFileSync(join(work, 'tarballs.json'), 'utf8'));
