@@ -7,3 +7,5 @@ export declare function listPackages(): {
   entries: Record<string, string>;
 }[];
 export declare function exportsFor(entries: Record<string, string>): Record<string, unknown>;
+/** The dist/ files a package.json points at (exports, bin, main, module, types). */
+export declare function targetsOf(pkg: Record<string, unknown>): string[];
