@@ -6,3 +6,10 @@ export {
   MAX_DELAY_MS,
 } from './duration.js';
 export { abortedBy, type SleepOptions, sleep } from './sleep.js';
+export {
+  Backoff,
+  type BackoffOptions,
+  backoffDelay,
+  backoffSchema,
+  type ResolvedBackoff,
+} from './backoff.js';
