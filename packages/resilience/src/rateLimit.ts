@@ -1,10 +1,13 @@
 import {
+  asError,
+  durationMs,
   Emitter,
   type Event,
   type ExecuteOptions,
   type Logger,
-  type Policy,
+  loggerField,
   parseOptions,
+  type Policy,
   ShutdownError,
   silentLogger,
 } from '@trellis/core';
@@ -33,21 +36,16 @@ const redisSchema = z.custom<RedisClientLike>(
   { message: 'must be an ioredis client' },
 );
 
-const loggerSchema = z.custom<Logger>(
-  (v) => typeof v === 'object' && v !== null && typeof (v as Logger).warn === 'function',
-  { message: 'must be a pino-compatible logger' },
-);
-
 const schema = z
   .strictObject({
     points: z.number().int().min(1),
-    durationMs: z.number().positive().finite().default(1000),
+    durationMs: durationMs({ positive: true }).default(1000),
     key: z.string().min(1).default('global'),
     keyPrefix: z.string().min(1).default('trellis-rl'),
     store: z.strictObject({ redis: redisSchema }).optional(),
     onStoreError: z.enum(['open', 'closed']).default('open'),
-    storeTimeoutMs: z.number().positive().finite().default(500),
-    logger: loggerSchema.optional(),
+    storeTimeoutMs: durationMs({ positive: true }).default(500),
+    logger: loggerField().optional(),
   })
   .refine((o) => o.store === undefined || (o.durationMs >= 1000 && o.durationMs % 1000 === 0), {
     message: 'must be whole seconds (a multiple of 1000) with the Redis store',
@@ -179,7 +177,7 @@ export class RateLimitPolicy implements Policy {
       }
       const allowed = this.#o.onStoreError === 'open';
       this.#logger.warn(
-        { err, key, onStoreError: this.#o.onStoreError },
+        { err: asError(err), key, onStoreError: this.#o.onStoreError },
         `rate limit store failed; ${allowed ? 'allowing' : 'refusing'} the call`,
       );
       this.#onStoreError.emit({ error: err, key, allowed });
