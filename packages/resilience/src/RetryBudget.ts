@@ -1,10 +1,4 @@
-import {
-  type Clock,
-  clockField,
-  durationMs,
-  parseOptions,
-  systemClock,
-} from '@trellis/core';
+import { type Clock, clockField, durationMs, parseOptions, systemClock } from '@trellis/core';
 import { z } from 'zod';
 
 const schema = z.strictObject({

@@ -1,7 +1,7 @@
 import {
   AbortedError,
-  classifyFault,
   type Clock,
+  classifyFault,
   clockField,
   countsAgainstUpstream,
   durationMs,
@@ -9,8 +9,8 @@ import {
   type Event,
   type ExecuteOptions,
   fnField,
-  parseOptions,
   type Policy,
+  parseOptions,
   ShutdownError,
   systemClock,
 } from '@trellis/core';
@@ -129,7 +129,6 @@ export type ResolvedBreakerOptions = z.output<typeof breakerSchema>;
 
 /** Internal hook: keyed breakers observe transitions without an emitter per breaker. */
 export type TransitionHook = (breaker: CircuitBreakerPolicy, event: StateChangeEvent) => void;
-
 
 /** One call admitted by {@link CircuitBreakerPolicy.acquire}. Report its outcome once. */
 export interface BreakerPermit {

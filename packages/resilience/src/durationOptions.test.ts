@@ -17,8 +17,8 @@ import { describe, expect, it } from 'vitest';
 import { bulkhead } from './bulkhead.js';
 import { circuitBreaker } from './circuitBreaker.js';
 import { hedge } from './hedge.js';
-import { rateLimit } from './rateLimit.js';
 import { retryBudget } from './RetryBudget.js';
+import { rateLimit } from './rateLimit.js';
 import { retry } from './retry.js';
 import { timeout } from './timeout.js';
 
@@ -28,7 +28,11 @@ const fields: [string, (ms: number) => unknown, { zero: boolean }][] = [
   ['backoff.maxMs', (ms) => retry({ backoff: { initialMs: 0, maxMs: ms } }), { zero: true }],
   ['ms', (ms) => timeout(ms), { zero: false }],
   ['halfOpenAfterMs', (ms) => circuitBreaker({ halfOpenAfterMs: ms }), { zero: true }],
-  ['windowMs', (ms) => circuitBreaker({ failureRateThreshold: 0.5, windowMs: ms }), { zero: false }],
+  [
+    'windowMs',
+    (ms) => circuitBreaker({ failureRateThreshold: 0.5, windowMs: ms }),
+    { zero: false },
+  ],
   [
     'slowCallDurationMs',
     (ms) => circuitBreaker({ slowCallRateThreshold: 0.5, slowCallDurationMs: ms }),

@@ -4,8 +4,8 @@ import {
   type Event,
   type ExecuteOptions,
   fnField,
-  parseOptions,
   type Policy,
+  parseOptions,
 } from '@trellis/core';
 import { z } from 'zod';
 import { type Task, toContext } from './CallContext.js';

@@ -1,15 +1,15 @@
 import {
   AbortedError,
   type Clock,
-  clockField,
   type ClockTimer,
+  clockField,
   durationMs,
   Emitter,
   type Event,
   type ExecuteOptions,
-  parseOptions,
   type Policy,
   type PolicyContext,
+  parseOptions,
   remainingMs,
   systemClock,
 } from '@trellis/core';

@@ -1,8 +1,4 @@
-import {
-  metricsField,
-  parseOptions,
-  type Policy,
-} from '@trellis/core';
+import { metricsField, type Policy, parseOptions } from '@trellis/core';
 import {
   Counter,
   Gauge,

@@ -1,8 +1,8 @@
 import {
   type ExecuteOptions,
-  parseOptions,
   type Policy,
   type PolicyContext,
+  parseOptions,
   policyField,
 } from '@trellis/core';
 import { z } from 'zod';

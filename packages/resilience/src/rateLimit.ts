@@ -6,8 +6,8 @@ import {
   type ExecuteOptions,
   type Logger,
   loggerField,
-  parseOptions,
   type Policy,
+  parseOptions,
   ShutdownError,
   silentLogger,
 } from '@trellis/core';

@@ -1,14 +1,14 @@
 import {
-  clampDelay,
   type Clock,
-  clockField,
   type ClockTimer,
+  clampDelay,
+  clockField,
   durationMs,
   Emitter,
   type Event,
   type ExecuteOptions,
-  parseOptions,
   type Policy,
+  parseOptions,
   remainingMs,
   runWithContext,
   systemClock,
@@ -235,7 +235,10 @@ export class TimeoutPolicy implements Policy {
   }
 
   #arm(ms: number): void {
-    this.#timer = this.#clock.setTimeout(() => this.#tick(), clampDelay(Math.max(1, Math.ceil(ms))));
+    this.#timer = this.#clock.setTimeout(
+      () => this.#tick(),
+      clampDelay(Math.max(1, Math.ceil(ms))),
+    );
     this.#timerRef = true;
   }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { noopPolicy } from '../Policy.js';
 import { parseOptions } from '../options.js';
+import { noopPolicy } from '../Policy.js';
 import { createTestClock } from '../testing/index.js';
 import { clockField, fnField, loggerField, policyField, resolverField } from './fields.js';
 

@@ -1,4 +1,11 @@
 export {
+  Backoff,
+  type BackoffOptions,
+  backoffDelay,
+  backoffSchema,
+  type ResolvedBackoff,
+} from './backoff.js';
+export {
   clampDelay,
   type DurationFieldOptions,
   durationMs,
@@ -6,10 +13,3 @@ export {
   MAX_DELAY_MS,
 } from './duration.js';
 export { abortedBy, type SleepOptions, sleep } from './sleep.js';
-export {
-  Backoff,
-  type BackoffOptions,
-  backoffDelay,
-  backoffSchema,
-  type ResolvedBackoff,
-} from './backoff.js';
