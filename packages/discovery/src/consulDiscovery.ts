@@ -1,8 +1,13 @@
 import {
+  asError,
   type Clock,
+  clockField,
+  describeThrown,
+  durationMs,
   type Event,
   type Instance,
   type Logger,
+  loggerField,
   parseOptions,
   type Resolver,
   ShutdownError,
@@ -11,10 +16,9 @@ import {
 } from '@trellis/core';
 import { Agent, request } from 'undici';
 import { z } from 'zod';
-import { Backoff } from './Backoff.js';
-import { clockSchema } from './BalancerCore.js';
+import { reconnectBackoff } from './reconnectBackoff.js';
 import { DiscoveryUnavailableError, RegistrationError } from './errors.js';
-import { hostPort, sortInstances } from './instances.js';
+import { hostPort, instanceUrlProblem, instanceUrlSchema, sortInstances } from './instances.js';
 import type { Registrar, Registration } from './Registrar.js';
 import { Registrations } from './Registrations.js';
 import { type ServiceStatus, ServiceTable, type StaleEvent } from './ServiceTable.js';
@@ -81,17 +85,17 @@ const schema = z
     waitMs: z.number().int().min(1_000).max(MAX_WAIT_MS).default(300_000),
     rateLimit: z
       .object({
-        minIntervalMs: z.number().positive().default(1_000),
+        minIntervalMs: durationMs({ positive: true }).default(1_000),
         burst: z.number().int().min(1).default(2),
       })
       .strict()
       .default({ minIntervalMs: 1_000, burst: 2 }),
-    backoffBaseMs: z.number().positive().default(1_000),
-    backoffMaxMs: z.number().positive().default(30_000),
-    requestTimeoutMs: z.number().positive().default(5_000),
+    backoffBaseMs: durationMs({ positive: true }).default(1_000),
+    backoffMaxMs: durationMs({ positive: true }).default(30_000),
+    requestTimeoutMs: durationMs({ positive: true }).default(5_000),
     scheme: z.enum(['http', 'https']).default('http'),
-    clock: clockSchema.optional(),
-    logger: z.custom<Logger>((v) => typeof v === 'object' && v !== null).optional(),
+    clock: clockField().optional(),
+    logger: loggerField().optional(),
   })
   .strict();
 
@@ -116,7 +120,7 @@ const registerSchema = z
 const instanceSchema = z
   .object({
     id: z.string().min(1),
-    url: z.string().url(),
+    url: instanceUrlSchema,
     weight: z.number().positive().optional(),
     metadata: z.record(z.string(), z.string()).optional(),
   })
@@ -190,7 +194,8 @@ export function consulDiscovery(options: ConsulDiscoveryOptions): ConsulDiscover
       const address = s?.Address || e.Node?.Address;
       if (!s || !address || !s.Port) continue;
       const id = hostPort(address, s.Port);
-      if (seen.has(id)) continue;
+      // Same rule as every resolver: never serve what is not an http(s) URL with a host.
+      if (seen.has(id) || instanceUrlProblem(`${opts.scheme}://${id}`) !== undefined) continue;
       seen.add(id);
       const metadata: Record<string, string> = { ...(s.Meta ?? {}) };
       if (s.ID) metadata.serviceId = s.ID;
@@ -209,7 +214,7 @@ export function consulDiscovery(options: ConsulDiscoveryOptions): ConsulDiscover
 
   const follow = async (service: string) => {
     const bucket = new TokenBucket(clock, opts.rateLimit.minIntervalMs, opts.rateLimit.burst);
-    const backoff = new Backoff(opts.backoffBaseMs, opts.backoffMaxMs);
+    const backoff = reconnectBackoff(opts.backoffBaseMs, opts.backoffMaxMs);
     let index = 0;
     while (!sleeper.closed) {
       await bucket.take(sleeper);
@@ -250,7 +255,7 @@ export function consulDiscovery(options: ConsulDiscoveryOptions): ConsulDiscover
         table.update(service, toInstances(entries));
       } catch (err) {
         if (sleeper.closed) return;
-        const error = err instanceof Error ? err : new Error(String(err));
+        const error = asError(err);
         logger.warn({ err: error, service }, 'consul discovery: query failed, backing off');
         table.fail(service, error);
         index = 0;
@@ -300,7 +305,7 @@ export function consulDiscovery(options: ConsulDiscoveryOptions): ConsulDiscover
     const url = new URL(inst.url);
     const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
     const failure = (err: unknown, what: string) =>
-      new RegistrationError(`consul: ${what} "${inst.id}" failed: ${(err as Error).message}`, {
+      new RegistrationError(`consul: ${what} "${inst.id}" failed: ${describeThrown(err)}`, {
         backend: 'consul',
         instanceId: inst.id,
         cause: err,
@@ -343,7 +348,7 @@ export function consulDiscovery(options: ConsulDiscoveryOptions): ConsulDiscover
     if ('ttlSeconds' in ro.check) {
       const every = (ro.check.ttlSeconds * 1000) / 2;
       const heartbeat = async () => {
-        const backoff = new Backoff(Math.min(opts.backoffBaseMs, every), every);
+        const backoff = reconnectBackoff(Math.min(opts.backoffBaseMs, every), every);
         let delay = every;
         while (registration.active && !sleeper.closed) {
           await sleeper.wait(delay);
