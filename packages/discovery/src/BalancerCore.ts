@@ -1,13 +1,13 @@
 import {
   type Balancer,
-  classifyFault,
-  countsAgainstUpstream,
-  type FaultKind,
   type Clock,
+  classifyFault,
   clockField,
+  countsAgainstUpstream,
   durationMs,
   Emitter,
   type Event,
+  type FaultKind,
   fnField,
   type Instance,
   type Pick,
@@ -98,7 +98,6 @@ const outlierSchema = z
     maxEjectionPercent: z.number().min(0).max(100).default(10),
   })
   .strict();
-
 
 /** Schema fields shared by every balancer's options (spread into each balancer's schema). */
 export const balancerFields = {

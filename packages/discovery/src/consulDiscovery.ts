@@ -16,11 +16,11 @@ import {
 } from '@trellis/core';
 import { Agent, request } from 'undici';
 import { z } from 'zod';
-import { reconnectBackoff } from './reconnectBackoff.js';
 import { DiscoveryUnavailableError, RegistrationError } from './errors.js';
 import { hostPort, instanceUrlProblem, instanceUrlSchema, sortInstances } from './instances.js';
 import type { Registrar, Registration } from './Registrar.js';
 import { Registrations } from './Registrations.js';
+import { reconnectBackoff } from './reconnectBackoff.js';
 import { type ServiceStatus, ServiceTable, type StaleEvent } from './ServiceTable.js';
 import { Sleeper } from './Sleeper.js';
 import { TokenBucket } from './TokenBucket.js';
@@ -42,7 +42,10 @@ export interface ConsulDiscoveryOptions {
   readonly backoffBaseMs?: number;
   /** Backoff cap. Default 30 000. */
   readonly backoffMaxMs?: number;
-  /** Timeout of non-blocking calls (register, deregister, TTL pass). Default 5 000. */
+  /**
+   * Timeout of non-blocking calls: the first query of a service (index 0), register, deregister,
+   * TTL pass. Default 5 000. A blocking query gets `waitMs + waitMs/16 + requestTimeoutMs`.
+   */
   readonly requestTimeoutMs?: number;
   /** URL scheme of the instances. Default `'http'`. */
   readonly scheme?: 'http' | 'https';
@@ -230,8 +233,13 @@ export function consulDiscovery(options: ConsulDiscoveryOptions): ConsulDiscover
         if (opts.datacenter) query.set('dc', opts.datacenter);
         if (opts.tag) query.set('tag', opts.tag);
         const path = `/v1/health/service/${encodeURIComponent(service)}?${query}`;
-        // Consul may hold the request for wait + wait/16 of jitter: allow that and some slack.
-        const limit = opts.waitMs + opts.waitMs / 16 + opts.requestTimeoutMs;
+        // A blocking query (index > 0) may be held for wait + wait/16 of jitter: allow that and
+        // some slack. The first, non-blocking query (index 0) must answer at once: it gets
+        // requestTimeoutMs, like every other non-blocking call.
+        const limit =
+          index > 0
+            ? opts.waitMs + opts.waitMs / 16 + opts.requestTimeoutMs
+            : opts.requestTimeoutMs;
         const res = await request(`${base}${path}`, {
           method: 'GET',
           headers,

@@ -1,9 +1,5 @@
 import type { Instance } from '@trellis/core';
-import {
-  durationMs,
-  methodsField,
-  parseOptions,
-} from '@trellis/core';
+import { durationMs, methodsField, parseOptions } from '@trellis/core';
 import { z } from 'zod';
 import type { ServiceStatus } from './ServiceTable.js';
 

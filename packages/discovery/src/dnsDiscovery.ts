@@ -4,8 +4,8 @@ import {
   asError,
   type Backoff,
   type Clock,
-  clockField,
   type ClockTimer,
+  clockField,
   describeThrown,
   durationMs,
   type Event,
@@ -18,9 +18,9 @@ import {
   systemClock,
 } from '@trellis/core';
 import { z } from 'zod';
-import { reconnectBackoff } from './reconnectBackoff.js';
 import { DiscoveryUnavailableError } from './errors.js';
 import { hostPort, sortInstances } from './instances.js';
+import { reconnectBackoff } from './reconnectBackoff.js';
 import { type ServiceStatus, ServiceTable, type StaleEvent } from './ServiceTable.js';
 import { type ResolvedSrv, srvInstances } from './srvInstances.js';
 

@@ -15,7 +15,6 @@ import {
   systemClock,
 } from '@trellis/core';
 import { z } from 'zod';
-import { reconnectBackoff } from './reconnectBackoff.js';
 import {
   b64,
   EtcdGateway,
@@ -28,6 +27,7 @@ import { DiscoveryUnavailableError, RegistrationError } from './errors.js';
 import { instanceUrlSchema, sortInstances } from './instances.js';
 import type { Registrar, Registration } from './Registrar.js';
 import { Registrations } from './Registrations.js';
+import { reconnectBackoff } from './reconnectBackoff.js';
 import { type ServiceStatus, ServiceTable, type StaleEvent } from './ServiceTable.js';
 import { Sleeper } from './Sleeper.js';
 
@@ -183,7 +183,8 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
     w.kvs.clear();
     for (const kv of res.kvs ?? []) {
       const inst = parseKv(kv);
-      if (inst) w.kvs.set(unb64(kv.key), { instance: inst, revision: Number(kv.mod_revision ?? 0) });
+      if (inst)
+        w.kvs.set(unb64(kv.key), { instance: inst, revision: Number(kv.mod_revision ?? 0) });
     }
     w.revision = Number(res.header?.revision ?? 0);
     w.needList = false;

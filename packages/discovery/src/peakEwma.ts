@@ -1,8 +1,4 @@
-import {
-  durationMs,
-  parseOptions,
-  type PickOutcome,
-} from '@trellis/core';
+import { durationMs, type PickOutcome, parseOptions } from '@trellis/core';
 import { z } from 'zod';
 import {
   BalancerCore,
