@@ -8,6 +8,7 @@ import { type Clock, sleep } from '@trellis/core';
 export class Sleeper {
   readonly #clock: Clock;
   readonly #abort = new AbortController();
+  readonly #loops = new Set<Promise<void>>();
 
   constructor(clock: Clock) {
     this.#clock = clock;
@@ -24,7 +25,20 @@ export class Sleeper {
     );
   }
 
+  /** Runs a background loop that `drained()` waits for (its own errors are its business). */
+  run(loop: () => Promise<void>): void {
+    const p = loop();
+    this.#loops.add(p);
+    void p.finally(() => this.#loops.delete(p));
+  }
+
+  /** Ends every wait at once (loops see `closed` and return). */
   close(): void {
     this.#abort.abort();
+  }
+
+  /** Resolves when every loop started with `run()` has returned. */
+  async drained(): Promise<void> {
+    await Promise.allSettled([...this.#loops]);
   }
 }

@@ -181,7 +181,6 @@ export function consulDiscovery(options: ConsulDiscoveryOptions): ConsulDiscover
   const agent = new Agent({ keepAliveTimeout: 10_000 });
   const sleeper = new Sleeper(clock);
   const aborts = new Set<AbortController>();
-  const loops = new Set<Promise<void>>();
   const registrations = new Registrations('consul discovery', logger);
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (opts.token) headers['x-consul-token'] = opts.token;
@@ -277,9 +276,7 @@ export function consulDiscovery(options: ConsulDiscoveryOptions): ConsulDiscover
   const table: ServiceTable = new ServiceTable(
     clock,
     (service) => {
-      const loop = follow(service);
-      loops.add(loop);
-      void loop.finally(() => loops.delete(loop));
+      sleeper.run(() => follow(service));
     },
     (service, cause) =>
       new DiscoveryUnavailableError(`consul: cannot query "${service}": ${cause.message}`, {
@@ -366,14 +363,15 @@ export function consulDiscovery(options: ConsulDiscoveryOptions): ConsulDiscover
             backoff.reset();
             delay = every;
           } catch (err) {
-            logger.warn({ err, instance: inst.id }, 'consul discovery: TTL pass failed, retrying');
+            logger.warn(
+              { err: asError(err), instance: inst.id },
+              'consul discovery: TTL pass failed, retrying',
+            );
             delay = backoff.next();
           }
         }
       };
-      const loop = heartbeat();
-      loops.add(loop);
-      void loop.finally(() => loops.delete(loop));
+      sleeper.run(heartbeat);
     }
     return registration;
   };
@@ -391,7 +389,7 @@ export function consulDiscovery(options: ConsulDiscoveryOptions): ConsulDiscover
       sleeper.close();
       table.close();
       for (const a of aborts) a.abort();
-      await Promise.allSettled([...loops]);
+      await sleeper.drained();
       await agent.destroy();
     },
   };

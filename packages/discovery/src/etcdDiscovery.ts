@@ -158,7 +158,6 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
   const sleeper = new Sleeper(clock);
   const watches = new Map<string, WatchState>();
   const registrations = new Registrations('etcd discovery', logger);
-  const loops = new Set<Promise<void>>();
   const servicePrefix = (service: string) => `${opts.prefix}${service}/`;
 
   const toList = (w: WatchState) => sortInstances(newestPerId(w.kvs));
@@ -273,9 +272,7 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
   const table: ServiceTable = new ServiceTable(
     clock,
     (service) => {
-      const loop = follow(service);
-      loops.add(loop);
-      void loop.finally(() => loops.delete(loop));
+      sleeper.run(() => follow(service));
     },
     (service, cause) =>
       new DiscoveryUnavailableError(`etcd: cannot list "${service}": ${cause.message}`, {
@@ -343,14 +340,15 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
           backoff.reset();
           delay = (ro.ttlSeconds * 1000) / 3;
         } catch (err) {
-          logger.warn({ err, instance: inst.id }, 'etcd discovery: keep-alive failed, retrying');
+          logger.warn(
+            { err: asError(err), instance: inst.id },
+            'etcd discovery: keep-alive failed, retrying',
+          );
           delay = backoff.next();
         }
       }
     };
-    const loop = keepAlive();
-    loops.add(loop);
-    void loop.finally(() => loops.delete(loop));
+    sleeper.run(keepAlive);
 
     return registration;
   };
@@ -368,7 +366,7 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
       sleeper.close();
       table.close();
       for (const w of watches.values()) w.abort?.abort();
-      await Promise.allSettled([...loops]);
+      await sleeper.drained();
       await gateway.close();
     },
   };
