@@ -106,6 +106,27 @@ describe('timers see only delays a timer can hold', () => {
     expect(clock.delays).toEqual([MAX_DELAY_MS]);
   });
 
+  it('property: timeout(ms) rejects exactly at ms over the whole range, with one timer', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: MAX_DELAY_MS }), async (ms) => {
+        const test = createTestClock();
+        const clock = recordingClock(test);
+        let settled: unknown = 'pending';
+        void timeout({ ms, clock })
+          .execute(() => new Promise(() => {}))
+          .catch((err: unknown) => {
+            settled = err;
+          });
+        await test.advance(ms - 1);
+        expect(settled).toBe('pending');
+        await test.advance(1);
+        expect((settled as { code?: string }).code).toBe('TRELLIS_TIMEOUT');
+        expect(clock.delays).toEqual([Math.max(1, Math.ceil(ms))]);
+      }),
+      { seed: 1812, numRuns: 200 },
+    );
+  });
+
   it('a caller deadline past 2^31-1 ms (x-trellis-deadline-ms: 9999999999) does not fail queued bulkhead calls', async () => {
     const test = createTestClock();
     const clock = recordingClock(test);

@@ -10,6 +10,7 @@ import {
   Emitter,
   type Event,
   type ExecuteOptions,
+  methodsField,
   type Policy,
   type PolicyContext,
   parseOptions,
@@ -38,11 +39,7 @@ export interface OpossumPolicy extends Policy {
   close(): void;
 }
 
-const breakerSchema = z.custom<TrampolineBreaker>(
-  (v) =>
-    v instanceof CircuitBreaker ||
-    (typeof v === 'object' && v !== null && typeof (v as { fire?: unknown }).fire === 'function'),
-);
+const breakerSchema = methodsField<TrampolineBreaker>(['fire'], 'an opossum CircuitBreaker');
 
 const optionsSchema = z.looseObject({}).refine((o) => !('fire' in o), 'is not a breaker');
 

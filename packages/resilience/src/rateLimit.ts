@@ -6,6 +6,7 @@ import {
   type ExecuteOptions,
   type Logger,
   loggerField,
+  methodsField,
   type Policy,
   parseOptions,
   ShutdownError,
@@ -27,14 +28,7 @@ export interface RedisClientLike {
   eval(...args: never[]): unknown;
 }
 
-const redisSchema = z.custom<RedisClientLike>(
-  (v) =>
-    typeof v === 'object' &&
-    v !== null &&
-    typeof (v as RedisClientLike).status === 'string' &&
-    typeof (v as RedisClientLike).eval === 'function',
-  { message: 'must be an ioredis client' },
-);
+const redisSchema = methodsField<RedisClientLike>(['eval'], 'an ioredis client');
 
 const schema = z
   .strictObject({
