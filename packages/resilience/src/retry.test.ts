@@ -529,6 +529,32 @@ describe('retry and values that are not Errors (issue 18 item 2)', () => {
   }
 });
 
+describe('retry and any thrown value (property)', () => {
+  it('rejects with the very value thrown, after its attempts, for anything fast-check can build', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.anything({ withNullPrototype: true, withBigInt: true, withMap: true }),
+        async (value) => {
+          const clock = createTestClock();
+          const policy = retry({ clock, maxAttempts: 2, backoff: { initialMs: 0, maxMs: 0 } });
+          let calls = 0;
+          const r = await settle(
+            clock,
+            policy.execute(async () => {
+              calls++;
+              throw value;
+            }),
+          );
+          expect(r.ok).toBe(false);
+          if (r.ok === false) expect(Object.is(r.error, value)).toBe(true);
+          expect(calls).toBe(2);
+        },
+      ),
+      { seed: 1810, numRuns: 300 },
+    );
+  });
+});
+
 describe('retry budget counts only upstream faults (issue 18 item 4)', () => {
   it('overload and caller faults never spend it; upstream faults do', async () => {
     const clock = createTestClock();
