@@ -3,8 +3,8 @@
  * breaker recipe promised "503 immediately with Retry-After" and took 5 s per request).
  *
  * Each recipe's ```ts block is written to a module as it stands, except that its
- * `@trellis/core` and `@trellis/resilience` imports point at test/clocked.ts (the same exports,
- * with one shared test clock injected), then imported: a real Express (or Fastify) app on a
+ * `@trellis/core` and `@trellis/resilience` imports point at test/core.ts and test/resilience.ts
+ * (the same exports, with one shared test clock injected), then imported: a real Express (or Fastify) app on a
  * free port, talking to a real FX server on loopback. "At once" is checked on fake time: once
  * the breaker is open, requests are answered while the test clock stands still (a handler that
  * waited on any timer would never answer) and without one more call reaching FX.
@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { freePort } from '../../testing/engines.js';
 import { tsBlocks } from '../../testing/markdown.js';
-import { clock } from './test/clocked.js';
+import { clock } from './test/clock.js';
 
 const here = import.meta.dirname;
 const tmp = join(here, '..', '..', '.tmp', 'recipes');
@@ -26,11 +26,14 @@ function recipeModule(file: string, name: string): string {
   const blocks = tsBlocks(join(here, file));
   expect(blocks).toHaveLength(1);
   let code = blocks[0]!.code;
-  const clocked = JSON.stringify(join(here, 'test', 'clocked.ts'));
-  for (const spec of ["'@trellis/core'", "'@trellis/resilience'"]) {
-    if (!code.includes(`from ${spec}`)) continue;
-    code = code.replaceAll(`from ${spec}`, `from ${clocked}`);
+  const clocked: [string, string][] = [
+    ["'@trellis/core'", 'core.ts'],
+    ["'@trellis/resilience'", 'resilience.ts'],
+  ];
+  for (const [spec, support] of clocked) {
+    code = code.replaceAll(`from ${spec}`, `from ${JSON.stringify(join(here, 'test', support))}`);
   }
+  expect(code).not.toMatch(/from '@trellis\/(core|resilience)'/);
   mkdirSync(tmp, { recursive: true });
   const out = join(tmp, name);
   writeFileSync(out, `${code}\nexport {};\n`);
