@@ -340,12 +340,22 @@ export class CircuitBreakerPolicy implements Policy {
       const started = permit.started;
       const slowMs = this.#o.slowCallDurationMs;
       this.#success(started >= 0 && this.#clock.now() - started >= (slowMs as number));
-    } else if (err instanceof AbortedError) this.#ignored();
-    else if (this.#isFailure === undefined) {
-      if (countsAgainstUpstream(classifyFault(err))) this.#failure();
-      else this.#ignored();
-    } else if (this.#isFailure(err)) this.#failure();
-    else this.#success(false);
+    } else {
+      // Anything may have been thrown, a proxy whose every read throws included: a value that
+      // cannot even be inspected counts as an upstream failure, and never escapes from here.
+      let verdict: 'failure' | 'success' | 'ignored';
+      try {
+        if (err instanceof AbortedError) verdict = 'ignored';
+        else if (this.#isFailure === undefined) {
+          verdict = countsAgainstUpstream(classifyFault(err)) ? 'failure' : 'ignored';
+        } else verdict = this.#isFailure(err) ? 'failure' : 'success';
+      } catch {
+        verdict = 'failure';
+      }
+      if (verdict === 'failure') this.#failure();
+      else if (verdict === 'ignored') this.#ignored();
+      else this.#success(false);
+    }
   }
 
   #reject(retryAfterMs: number): InstanceType<typeof CircuitOpenError> {

@@ -20,7 +20,13 @@ export interface FallbackOptions {
 
 const schema = z.strictObject({ when: fnField<(err: unknown) => boolean>().optional() });
 
-const defaultWhen = (err: unknown): boolean => !(err instanceof AbortedError);
+const defaultWhen = (err: unknown): boolean => {
+  try {
+    return !(err instanceof AbortedError);
+  } catch {
+    return true; // a value that cannot be inspected is not an abort
+  }
+};
 
 /**
  * Answers with a fallback when the call fails: a value, or a function of the error (which may
