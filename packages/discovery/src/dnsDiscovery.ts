@@ -5,6 +5,7 @@ import {
   type Backoff,
   type Clock,
   type ClockTimer,
+  clampDelay,
   clockField,
   describeThrown,
   durationMs,
@@ -205,7 +206,7 @@ export function dnsDiscovery(options: DnsDiscoveryOptions = {}): DnsDiscovery {
     const timer = clock.setTimeout(() => {
       timers.delete(service);
       void refresh(service);
-    }, ms);
+    }, clampDelay(ms)); // a TTL comes from the wire
     timer.unref?.();
     timers.set(service, timer);
   };
