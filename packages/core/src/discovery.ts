@@ -1,3 +1,4 @@
+import type { FaultKind } from './TrellisError.js';
 /** One reachable copy of a service. */
 export interface Instance {
   /** Stable identity across updates (e.g. `host:port`); balancers key their state by it. */
@@ -23,6 +24,14 @@ export interface Resolver {
 export interface PickOutcome {
   /** False for connect errors, resets, timeouts and 5xx answers: the outlier detector counts it. */
   readonly ok: boolean;
+  /**
+   * Whose fault a failed request was (`classifyFault`). When given and not `upstream` (the
+   * caller's abort or deadline, a request it built wrong, a shed answer), the outlier detector
+   * counts the request neither way.
+   */
+  readonly fault?: FaultKind;
+  /** The error a failed request ended with; classified with `classifyFault` when `fault` is absent. */
+  readonly error?: unknown;
   /** Time from pick to response headers (or failure), in milliseconds. */
   readonly durationMs: number;
 }

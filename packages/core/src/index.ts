@@ -37,6 +37,7 @@ export * from './health/index.js';
 export { type Logger, silentLogger } from './Logger.js';
 export * from './metrics/index.js';
 export { formatPath, parseOptions, toIssues } from './options.js';
+export * from './options/index.js';
 export { type ExecuteOptions, noopPolicy, type Policy, type PolicyContext } from './Policy.js';
 export * from './problem/index.js';
 export * from './server/index.js';

@@ -1,4 +1,11 @@
-import { ConfigError, type Instance } from '@trellis/core';
+import {
+  AbortedError,
+  ConfigError,
+  ConnectError,
+  type Instance,
+  ShedError,
+  TimeoutError,
+} from '@trellis/core';
 import { createTestClock } from '@trellis/core/testing';
 import { describe, expect, it } from 'vitest';
 import type { EjectionEvent, TrellisBalancer } from './BalancerCore.js';
@@ -192,5 +199,59 @@ describe('failure-rate ejection (A50 failure percentage)', () => {
     await clock.advance(10_000);
     for (let i = 0; i < 64; i++) b.pick(list)!.done({ ok: true, durationMs: 1 });
     expect(b.isEjected('h0:80')).toBe(false);
+  });
+});
+
+describe('outlier detection counts only upstream faults (issue 18 item 4)', () => {
+  const notUpstream = () => [
+    { ok: false, durationMs: 10, fault: 'caller' as const },
+    { ok: false, durationMs: 10, fault: 'overload' as const },
+    { ok: false, durationMs: 10, error: new AbortedError('caller aborted after 10 ms') },
+    {
+      ok: false,
+      durationMs: 0,
+      error: Object.assign(new TypeError('invalid header'), { code: 'UND_ERR_INVALID_ARG' }),
+    },
+    {
+      ok: false,
+      durationMs: 5,
+      error: new TimeoutError('caller deadline', { timeoutMs: 1, deadline: true }),
+    },
+    {
+      ok: false,
+      durationMs: 5,
+      error: new ShedError('shed', { reason: 'limit', retryAfterMs: 1_000 }),
+    },
+  ];
+
+  for (const make_ of [roundRobin, leastRequest, peakEwma, random, consistentHash]) {
+    it(`${make_.name}: the caller's faults and shed answers never eject a healthy instance`, () => {
+      const clock = createTestClock();
+      const b = make_({ clock, outlier: { consecutiveFailures: 2, maxEjectionPercent: 100 } });
+      const list = make(1);
+      for (let round = 0; round < 20; round++) {
+        for (const outcome of notUpstream()) b.pick(list)!.done(outcome);
+      }
+      expect(b.isEjected('h0:80')).toBe(false);
+      // An upstream fault still counts: a connect error, twice, ejects.
+      for (let i = 0; i < 2; i++) {
+        b.pick(list)!.done({
+          ok: false,
+          durationMs: 1,
+          error: new ConnectError('refused', { target: 'h0' }),
+        });
+      }
+      expect(b.isEjected('h0:80')).toBe(true);
+    });
+  }
+
+  it('an outcome without fault or error stays an upstream failure (ok: false)', () => {
+    const b = roundRobin({
+      clock: createTestClock(),
+      outlier: { consecutiveFailures: 2, maxEjectionPercent: 100 },
+    });
+    const list = make(1);
+    for (let i = 0; i < 2; i++) b.pick(list)!.done({ ok: false, durationMs: 1 });
+    expect(b.isEjected('h0:80')).toBe(true);
   });
 });

@@ -1,8 +1,14 @@
 import {
   type Balancer,
   type Clock,
+  classifyFault,
+  clockField,
+  countsAgainstUpstream,
+  durationMs,
   Emitter,
   type Event,
+  type FaultKind,
+  fnField,
   type Instance,
   type Pick,
   type PickOptions,
@@ -86,31 +92,19 @@ const outlierSchema = z
     failurePercent: z.number().min(0).max(100).default(85),
     failureMinRequests: z.number().int().min(1).default(50),
     failureMinInstances: z.number().int().min(1).default(5),
-    intervalMs: z.number().positive().default(10_000),
-    baseEjectionMs: z.number().positive().default(30_000),
-    maxEjectionMs: z.number().positive().default(300_000),
+    intervalMs: durationMs({ positive: true }).default(10_000),
+    baseEjectionMs: durationMs({ positive: true }).default(30_000),
+    maxEjectionMs: durationMs({ positive: true }).default(300_000),
     maxEjectionPercent: z.number().min(0).max(100).default(10),
   })
   .strict();
 
-type ClockLike = Clock;
-const clockSchema = z.custom<ClockLike>(
-  (v) =>
-    typeof v === 'object' &&
-    v !== null &&
-    typeof (v as Clock).now === 'function' &&
-    typeof (v as Clock).setTimeout === 'function',
-  { message: 'expected a Clock ({ now, setTimeout, clearTimeout })' },
-);
-
-export { clockSchema };
-
 /** Schema fields shared by every balancer's options (spread into each balancer's schema). */
 export const balancerFields = {
   outlier: z.union([z.literal(false), outlierSchema]).optional(),
-  clock: clockSchema.optional(),
-  random: z.custom<() => number>((v) => typeof v === 'function', 'expected a function').optional(),
-  retainMs: z.number().min(0).default(60_000),
+  clock: clockField().optional(),
+  random: fnField<() => number>().optional(),
+  retainMs: durationMs().default(60_000),
   whenAllEjected: z.enum(['ignore-ejection', 'none']).default('ignore-ejection'),
 };
 
@@ -154,6 +148,17 @@ export class InstanceState {
         core.done(state, outcome);
       },
     };
+  }
+}
+
+/** The fault of a failed outcome: its `fault`, else its `error` classified, else `upstream`. */
+function faultOfOutcome(outcome: PickOutcome): FaultKind {
+  if (outcome.fault !== undefined) return outcome.fault;
+  if (outcome.error === undefined) return 'upstream';
+  try {
+    return classifyFault(outcome.error);
+  } catch {
+    return 'upstream';
   }
 }
 
@@ -308,6 +313,10 @@ export abstract class BalancerCore implements TrellisBalancer {
       state.inflight--;
       this.totalInflight--;
     }
+    // Only upstream faults count against an instance: a caller's abort or deadline, a request
+    // it built wrong (undici refusing a CR/LF header) or a shed answer never eject one, nor
+    // make it look slow.
+    if (!outcome.ok && !countsAgainstUpstream(faultOfOutcome(outcome))) return;
     this.observe(state, outcome);
     const o = this.#outlier;
     if (o === undefined) return;

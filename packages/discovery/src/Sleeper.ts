@@ -1,42 +1,44 @@
-import type { Clock, ClockTimer } from '@trellis/core';
+import { type Clock, sleep } from '@trellis/core';
 
 /**
- * Clock-driven waits that all end at once on `close()`, so background loops never outlive their
- * owner and never keep the process alive (timers are unref'd).
+ * Core's abortable `sleep`, plus close-all: every wait ends at once on `close()`, so background
+ * loops never outlive their owner; waits are unref'd so they never keep the process alive.
  * @internal
  */
 export class Sleeper {
   readonly #clock: Clock;
-  readonly #pending = new Map<ClockTimer, () => void>();
-  #closed = false;
+  readonly #abort = new AbortController();
+  readonly #loops = new Set<Promise<void>>();
 
   constructor(clock: Clock) {
     this.#clock = clock;
   }
 
   get closed(): boolean {
-    return this.#closed;
+    return this.#abort.signal.aborted;
   }
 
   /** Resolves after `ms` (or at once when closed; check `closed` afterwards). */
   wait(ms: number): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = this.#clock.setTimeout(() => {
-        this.#pending.delete(timer);
-        resolve();
-      }, ms);
-      timer.unref?.();
-      this.#pending.set(timer, resolve);
-    });
+    return sleep(ms, { clock: this.#clock, signal: this.#abort.signal, unref: true }).catch(
+      () => {},
+    );
   }
 
+  /** Runs a background loop that `drained()` waits for (its own errors are its business). */
+  run(loop: () => Promise<void>): void {
+    const p = loop();
+    this.#loops.add(p);
+    void p.finally(() => this.#loops.delete(p));
+  }
+
+  /** Ends every wait at once (loops see `closed` and return). */
   close(): void {
-    this.#closed = true;
-    for (const [timer, resolve] of this.#pending) {
-      this.#clock.clearTimeout(timer);
-      resolve();
-    }
-    this.#pending.clear();
+    this.#abort.abort();
+  }
+
+  /** Resolves when every loop started with `run()` has returned. */
+  async drained(): Promise<void> {
+    await Promise.allSettled([...this.#loops]);
   }
 }

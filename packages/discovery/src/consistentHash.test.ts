@@ -1,6 +1,7 @@
 import type { Instance } from '@trellis/core';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { consistentHash, hash32 } from './consistentHash.js';
+import { consistentHash, hash32, MAX_RING_POINTS, ringCounts } from './consistentHash.js';
 
 const make = (n: number): Instance[] =>
   Array.from({ length: n }, (_, i) => ({ id: `h${i}:80`, url: `http://h${i}:80` }));
@@ -49,5 +50,46 @@ describe('consistentHash', () => {
   it('hash32 is stable and spreads nearby strings', () => {
     expect(hash32('a')).toBe(hash32('a'));
     expect(hash32('a')).not.toBe(hash32('b'));
+  });
+});
+
+describe('consistentHash ring size (issue 18 item 7)', () => {
+  it('property: the ring is bounded whatever the weights (SRV weights up to 65535) and replicas', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 65_535 }), { minLength: 1, maxLength: 200 }),
+        fc.integer({ min: 1, max: 10_000 }),
+        (weights, replicas) => {
+          const counts = ringCounts(weights, replicas);
+          const total = counts.reduce((a, b) => a + b, 0);
+          expect(total).toBeLessThanOrEqual(MAX_RING_POINTS + weights.length);
+          expect(counts.every((c) => c >= 1)).toBe(true);
+          // Heavier instances never get fewer points than lighter ones.
+          const clean = weights.map((w) => (w > 0 ? w : 1));
+          for (let i = 1; i < clean.length; i++) {
+            if (clean[i]! > clean[0]!) expect(counts[i]).toBeGreaterThanOrEqual(counts[0]!);
+          }
+        },
+      ),
+      { seed: 1807, numRuns: 300 },
+    );
+  });
+
+  it('picks among instances of weight 65535 without building a huge ring', () => {
+    const b = consistentHash({ replicas: 10_000 });
+    const list: Instance[] = Array.from({ length: 20 }, (_, i) => ({
+      id: `h${i}:80`,
+      url: `http://h${i}:80`,
+      weight: i % 2 === 0 ? 65_535 : 1,
+    }));
+    const seen = new Map<string, number>();
+    for (let k = 0; k < 2_000; k++) {
+      const p = b.pick(list, { key: `user-${k}` })!;
+      seen.set(p.instance.id, (seen.get(p.instance.id) ?? 0) + 1);
+      p.done({ ok: true, durationMs: 1 });
+    }
+    // The heavy instances take nearly every key; a weight-1 instance keeps only its one point.
+    const heavy = [...seen].filter(([id]) => Number(id.slice(1, -3)) % 2 === 0);
+    expect(heavy.reduce((a, [, n]) => a + n, 0)).toBeGreaterThan(1_900);
   });
 });

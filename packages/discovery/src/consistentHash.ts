@@ -11,7 +11,11 @@ import {
 } from './BalancerCore.js';
 
 export interface ConsistentHashOptions extends BalancerOptions {
-  /** Points per instance on the ring (times its `weight`, rounded). Default 100. */
+  /**
+   * Points per instance on the ring (times its `weight` relative to the mean weight, rounded).
+   * Default 100. The whole ring holds at most 65 536 points (plus one per instance beyond that):
+   * larger rings are scaled down, keeping the weights' proportions.
+   */
   readonly replicas?: number;
   /**
    * Bounded loads (Mirrokni et al., used by HAProxy and Envoy): an instance takes a key only while
@@ -44,6 +48,25 @@ export function hash32(text: string): number {
   return h >>> 0;
 }
 
+/**
+ * The most points a ring holds (plus one per instance beyond that), whatever the weights: an SRV
+ * weight of 65535 (RFC 2782's maximum) must not build a ring of millions of points.
+ */
+export const MAX_RING_POINTS = 65_536;
+
+/**
+ * Points per instance: `replicas x weight / mean weight` (so only relative weights matter),
+ * scaled down to fit {@link MAX_RING_POINTS}, at least 1 each.
+ */
+export function ringCounts(weights: readonly number[], replicas: number): number[] {
+  if (weights.length === 0) return [];
+  const clean = weights.map((w) => (Number.isFinite(w) && w > 0 ? w : 1));
+  const mean = clean.reduce((a, b) => a + b, 0) / clean.length;
+  const total = replicas * clean.length;
+  const scale = Math.min(1, MAX_RING_POINTS / total);
+  return clean.map((w) => Math.max(1, Math.round(((replicas * w) / mean) * scale)));
+}
+
 class ConsistentHash extends BalancerCore {
   readonly #replicas: number;
   readonly #loadFactor: number;
@@ -57,8 +80,12 @@ class ConsistentHash extends BalancerCore {
   #ring(view: View): { hashes: Uint32Array; owners: Uint32Array } {
     if (view.ring !== undefined) return view.ring;
     const points: { h: number; owner: number }[] = [];
+    const counts = ringCounts(
+      view.states.map((s) => s.weight),
+      this.#replicas,
+    );
     view.states.forEach((s, owner) => {
-      const count = Math.max(1, Math.round(this.#replicas * s.weight));
+      const count = counts[owner] as number;
       for (let r = 0; r < count; r++) points.push({ h: hash32(`${s.id}#${r}`), owner });
     });
     points.sort((a, b) => a.h - b.h || a.owner - b.owner);

@@ -1,8 +1,13 @@
 import {
+  asError,
   type Clock,
+  clockField,
+  describeThrown,
+  durationMs,
   type Event,
   type Instance,
   type Logger,
+  loggerField,
   parseOptions,
   type Resolver,
   ShutdownError,
@@ -11,12 +16,11 @@ import {
 } from '@trellis/core';
 import { Agent, request } from 'undici';
 import { z } from 'zod';
-import { Backoff } from './Backoff.js';
-import { clockSchema } from './BalancerCore.js';
 import { DiscoveryUnavailableError, RegistrationError } from './errors.js';
-import { hostPort, sortInstances } from './instances.js';
+import { hostPort, instanceUrlProblem, instanceUrlSchema, sortInstances } from './instances.js';
 import type { Registrar, Registration } from './Registrar.js';
 import { Registrations } from './Registrations.js';
+import { reconnectBackoff } from './reconnectBackoff.js';
 import { type ServiceStatus, ServiceTable, type StaleEvent } from './ServiceTable.js';
 import { Sleeper } from './Sleeper.js';
 import { TokenBucket } from './TokenBucket.js';
@@ -38,7 +42,10 @@ export interface ConsulDiscoveryOptions {
   readonly backoffBaseMs?: number;
   /** Backoff cap. Default 30 000. */
   readonly backoffMaxMs?: number;
-  /** Timeout of non-blocking calls (register, deregister, TTL pass). Default 5 000. */
+  /**
+   * Timeout of non-blocking calls: the first query of a service (index 0), register, deregister,
+   * TTL pass. Default 5 000. A blocking query gets `waitMs + waitMs/16 + requestTimeoutMs`.
+   */
   readonly requestTimeoutMs?: number;
   /** URL scheme of the instances. Default `'http'`. */
   readonly scheme?: 'http' | 'https';
@@ -81,17 +88,17 @@ const schema = z
     waitMs: z.number().int().min(1_000).max(MAX_WAIT_MS).default(300_000),
     rateLimit: z
       .object({
-        minIntervalMs: z.number().positive().default(1_000),
+        minIntervalMs: durationMs({ positive: true }).default(1_000),
         burst: z.number().int().min(1).default(2),
       })
       .strict()
       .default({ minIntervalMs: 1_000, burst: 2 }),
-    backoffBaseMs: z.number().positive().default(1_000),
-    backoffMaxMs: z.number().positive().default(30_000),
-    requestTimeoutMs: z.number().positive().default(5_000),
+    backoffBaseMs: durationMs({ positive: true }).default(1_000),
+    backoffMaxMs: durationMs({ positive: true }).default(30_000),
+    requestTimeoutMs: durationMs({ positive: true }).default(5_000),
     scheme: z.enum(['http', 'https']).default('http'),
-    clock: clockSchema.optional(),
-    logger: z.custom<Logger>((v) => typeof v === 'object' && v !== null).optional(),
+    clock: clockField().optional(),
+    logger: loggerField().optional(),
   })
   .strict();
 
@@ -116,7 +123,7 @@ const registerSchema = z
 const instanceSchema = z
   .object({
     id: z.string().min(1),
-    url: z.string().url(),
+    url: instanceUrlSchema,
     weight: z.number().positive().optional(),
     metadata: z.record(z.string(), z.string()).optional(),
   })
@@ -174,7 +181,6 @@ export function consulDiscovery(options: ConsulDiscoveryOptions): ConsulDiscover
   const agent = new Agent({ keepAliveTimeout: 10_000 });
   const sleeper = new Sleeper(clock);
   const aborts = new Set<AbortController>();
-  const loops = new Set<Promise<void>>();
   const registrations = new Registrations('consul discovery', logger);
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (opts.token) headers['x-consul-token'] = opts.token;
@@ -190,7 +196,8 @@ export function consulDiscovery(options: ConsulDiscoveryOptions): ConsulDiscover
       const address = s?.Address || e.Node?.Address;
       if (!s || !address || !s.Port) continue;
       const id = hostPort(address, s.Port);
-      if (seen.has(id)) continue;
+      // Same rule as every resolver: never serve what is not an http(s) URL with a host.
+      if (seen.has(id) || instanceUrlProblem(`${opts.scheme}://${id}`) !== undefined) continue;
       seen.add(id);
       const metadata: Record<string, string> = { ...(s.Meta ?? {}) };
       if (s.ID) metadata.serviceId = s.ID;
@@ -209,7 +216,7 @@ export function consulDiscovery(options: ConsulDiscoveryOptions): ConsulDiscover
 
   const follow = async (service: string) => {
     const bucket = new TokenBucket(clock, opts.rateLimit.minIntervalMs, opts.rateLimit.burst);
-    const backoff = new Backoff(opts.backoffBaseMs, opts.backoffMaxMs);
+    const backoff = reconnectBackoff(opts.backoffBaseMs, opts.backoffMaxMs);
     let index = 0;
     while (!sleeper.closed) {
       await bucket.take(sleeper);
@@ -225,8 +232,13 @@ export function consulDiscovery(options: ConsulDiscoveryOptions): ConsulDiscover
         if (opts.datacenter) query.set('dc', opts.datacenter);
         if (opts.tag) query.set('tag', opts.tag);
         const path = `/v1/health/service/${encodeURIComponent(service)}?${query}`;
-        // Consul may hold the request for wait + wait/16 of jitter: allow that and some slack.
-        const limit = opts.waitMs + opts.waitMs / 16 + opts.requestTimeoutMs;
+        // A blocking query (index > 0) may be held for wait + wait/16 of jitter: allow that and
+        // some slack. The first, non-blocking query (index 0) must answer at once: it gets
+        // requestTimeoutMs, like every other non-blocking call.
+        const limit =
+          index > 0
+            ? opts.waitMs + opts.waitMs / 16 + opts.requestTimeoutMs
+            : opts.requestTimeoutMs;
         const res = await request(`${base}${path}`, {
           method: 'GET',
           headers,
@@ -250,7 +262,7 @@ export function consulDiscovery(options: ConsulDiscoveryOptions): ConsulDiscover
         table.update(service, toInstances(entries));
       } catch (err) {
         if (sleeper.closed) return;
-        const error = err instanceof Error ? err : new Error(String(err));
+        const error = asError(err);
         logger.warn({ err: error, service }, 'consul discovery: query failed, backing off');
         table.fail(service, error);
         index = 0;
@@ -264,9 +276,7 @@ export function consulDiscovery(options: ConsulDiscoveryOptions): ConsulDiscover
   const table: ServiceTable = new ServiceTable(
     clock,
     (service) => {
-      const loop = follow(service);
-      loops.add(loop);
-      void loop.finally(() => loops.delete(loop));
+      sleeper.run(() => follow(service));
     },
     (service, cause) =>
       new DiscoveryUnavailableError(`consul: cannot query "${service}": ${cause.message}`, {
@@ -300,7 +310,7 @@ export function consulDiscovery(options: ConsulDiscoveryOptions): ConsulDiscover
     const url = new URL(inst.url);
     const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
     const failure = (err: unknown, what: string) =>
-      new RegistrationError(`consul: ${what} "${inst.id}" failed: ${(err as Error).message}`, {
+      new RegistrationError(`consul: ${what} "${inst.id}" failed: ${describeThrown(err)}`, {
         backend: 'consul',
         instanceId: inst.id,
         cause: err,
@@ -343,7 +353,7 @@ export function consulDiscovery(options: ConsulDiscoveryOptions): ConsulDiscover
     if ('ttlSeconds' in ro.check) {
       const every = (ro.check.ttlSeconds * 1000) / 2;
       const heartbeat = async () => {
-        const backoff = new Backoff(Math.min(opts.backoffBaseMs, every), every);
+        const backoff = reconnectBackoff(Math.min(opts.backoffBaseMs, every), every);
         let delay = every;
         while (registration.active && !sleeper.closed) {
           await sleeper.wait(delay);
@@ -353,14 +363,15 @@ export function consulDiscovery(options: ConsulDiscoveryOptions): ConsulDiscover
             backoff.reset();
             delay = every;
           } catch (err) {
-            logger.warn({ err, instance: inst.id }, 'consul discovery: TTL pass failed, retrying');
+            logger.warn(
+              { err: asError(err), instance: inst.id },
+              'consul discovery: TTL pass failed, retrying',
+            );
             delay = backoff.next();
           }
         }
       };
-      const loop = heartbeat();
-      loops.add(loop);
-      void loop.finally(() => loops.delete(loop));
+      sleeper.run(heartbeat);
     }
     return registration;
   };
@@ -378,7 +389,7 @@ export function consulDiscovery(options: ConsulDiscoveryOptions): ConsulDiscover
       sleeper.close();
       table.close();
       for (const a of aborts) a.abort();
-      await Promise.allSettled([...loops]);
+      await sleeper.drained();
       await agent.destroy();
     },
   };

@@ -1,5 +1,5 @@
 import type { Instance } from '@trellis/core';
-import { parseOptions } from '@trellis/core';
+import { durationMs, methodsField, parseOptions } from '@trellis/core';
 import { z } from 'zod';
 import type { ServiceStatus } from './ServiceTable.js';
 
@@ -41,16 +41,9 @@ export interface DiscoveryCheck {
 
 const schema = z
   .object({
-    discovery: z.custom<StatusSource>(
-      (v) =>
-        typeof v === 'object' &&
-        v !== null &&
-        typeof (v as StatusSource).status === 'function' &&
-        typeof (v as StatusSource).resolve === 'function',
-      'expected a resolver with status() (any resolver from @trellis/discovery)',
-    ),
+    discovery: methodsField<StatusSource>(['status', 'resolve'], 'a discovery resolver'),
     services: z.array(z.string().min(1)).min(1),
-    failAfterMs: z.number().positive().optional(),
+    failAfterMs: durationMs({ positive: true }).optional(),
     critical: z.boolean().default(false),
   })
   .strict();

@@ -1,22 +1,27 @@
 import { Resolver as DnsResolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import {
+  asError,
+  type Backoff,
   type Clock,
   type ClockTimer,
-  ConfigError,
+  clampDelay,
+  clockField,
+  describeThrown,
+  durationMs,
   type Event,
   type Instance,
   type Logger,
+  loggerField,
   parseOptions,
   type Resolver,
   silentLogger,
   systemClock,
 } from '@trellis/core';
 import { z } from 'zod';
-import { Backoff } from './Backoff.js';
-import { clockSchema } from './BalancerCore.js';
 import { DiscoveryUnavailableError } from './errors.js';
 import { hostPort, sortInstances } from './instances.js';
+import { reconnectBackoff } from './reconnectBackoff.js';
 import { type ServiceStatus, ServiceTable, type StaleEvent } from './ServiceTable.js';
 import { type ResolvedSrv, srvInstances } from './srvInstances.js';
 
@@ -60,19 +65,32 @@ export interface DnsDiscovery extends Resolver {
 
 const schema = z
   .object({
-    servers: z.array(z.string().min(1)).min(1).optional(),
+    servers: z
+      .array(z.string().min(1))
+      .min(1)
+      .superRefine((servers, ctx) => {
+        try {
+          new DnsResolver().setServers(servers);
+        } catch (err) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `invalid DNS server list: ${describeThrown(err)}`,
+          });
+        }
+      })
+      .optional(),
     mode: z.enum(['auto', 'srv', 'a']).default('auto'),
     family: z.union([z.literal(0), z.literal(4), z.literal(6)]).default(4),
     port: z.number().int().min(1).max(65_535).optional(),
     scheme: z.enum(['http', 'https']).default('http'),
     priorities: z.enum(['lowest', 'all']).default('lowest'),
-    refreshMs: z.number().positive().optional(),
-    minRefreshMs: z.number().positive().default(1_000),
-    maxRefreshMs: z.number().positive().default(30_000),
-    timeoutMs: z.number().int().positive().default(2_000),
+    refreshMs: durationMs({ positive: true }).optional(),
+    minRefreshMs: durationMs({ positive: true }).default(1_000),
+    maxRefreshMs: durationMs({ positive: true }).default(30_000),
+    timeoutMs: durationMs({ positive: true }).int().default(2_000),
     tries: z.number().int().min(1).default(2),
-    clock: clockSchema.optional(),
-    logger: z.custom<Logger>((v) => typeof v === 'object' && v !== null).optional(),
+    clock: clockField().optional(),
+    logger: loggerField().optional(),
   })
   .strict();
 
@@ -109,18 +127,7 @@ export function dnsDiscovery(options: DnsDiscoveryOptions = {}): DnsDiscovery {
   const clock = opts.clock ?? systemClock;
   const logger = opts.logger ?? silentLogger;
   const dns = new DnsResolver({ timeout: opts.timeoutMs, tries: opts.tries });
-  if (opts.servers) {
-    try {
-      dns.setServers(opts.servers);
-    } catch (err) {
-      const message = `invalid DNS server list: ${(err as Error).message}`;
-      throw new ConfigError(`dnsDiscovery: invalid options: servers: ${message}`, {
-        component: 'dnsDiscovery',
-        issues: [{ path: 'servers', message }],
-        cause: err,
-      });
-    }
-  }
+  if (opts.servers) dns.setServers(opts.servers); // checked by the schema
   const timers = new Map<string, ClockTimer>();
   const backoffs = new Map<string, Backoff>();
 
@@ -199,7 +206,7 @@ export function dnsDiscovery(options: DnsDiscoveryOptions = {}): DnsDiscovery {
     const timer = clock.setTimeout(() => {
       timers.delete(service);
       void refresh(service);
-    }, ms);
+    }, clampDelay(ms)); // a TTL comes from the wire
     timer.unref?.();
     timers.set(service, timer);
   };
@@ -207,7 +214,7 @@ export function dnsDiscovery(options: DnsDiscoveryOptions = {}): DnsDiscovery {
   const refresh = async (service: string): Promise<void> => {
     let backoff = backoffs.get(service);
     if (backoff === undefined) {
-      backoff = new Backoff(Math.min(500, opts.minRefreshMs), opts.maxRefreshMs);
+      backoff = reconnectBackoff(Math.min(500, opts.minRefreshMs), opts.maxRefreshMs);
       backoffs.set(service, backoff);
     }
     try {
@@ -221,7 +228,7 @@ export function dnsDiscovery(options: DnsDiscoveryOptions = {}): DnsDiscovery {
       schedule(service, next);
     } catch (err) {
       if (table.closed) return;
-      const error = err instanceof Error ? err : new Error(String(err));
+      const error = asError(err);
       logger.warn({ err: error, service }, 'dns discovery: lookup failed, keeping last known good');
       table.fail(service, error);
       schedule(service, Math.min(backoff.next(), opts.refreshMs ?? opts.maxRefreshMs));

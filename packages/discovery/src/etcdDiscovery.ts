@@ -1,8 +1,13 @@
 import {
+  asError,
   type Clock,
+  clockField,
+  describeThrown,
+  durationMs,
   type Event,
   type Instance,
   type Logger,
+  loggerField,
   parseOptions,
   type Resolver,
   ShutdownError,
@@ -10,8 +15,6 @@ import {
   systemClock,
 } from '@trellis/core';
 import { z } from 'zod';
-import { Backoff } from './Backoff.js';
-import { clockSchema } from './BalancerCore.js';
 import {
   b64,
   EtcdGateway,
@@ -21,9 +24,10 @@ import {
   unb64,
 } from './EtcdGateway.js';
 import { DiscoveryUnavailableError, RegistrationError } from './errors.js';
-import { sortInstances } from './instances.js';
+import { instanceUrlSchema, sortInstances } from './instances.js';
 import type { Registrar, Registration } from './Registrar.js';
 import { Registrations } from './Registrations.js';
+import { reconnectBackoff } from './reconnectBackoff.js';
 import { type ServiceStatus, ServiceTable, type StaleEvent } from './ServiceTable.js';
 import { Sleeper } from './Sleeper.js';
 
@@ -61,11 +65,11 @@ const schema = z
   .object({
     endpoints: z.array(z.string().url()).min(1),
     prefix: z.string().min(1).default('/trellis/services/'),
-    requestTimeoutMs: z.number().positive().default(5_000),
-    backoffBaseMs: z.number().positive().default(200),
-    backoffMaxMs: z.number().positive().default(10_000),
-    clock: clockSchema.optional(),
-    logger: z.custom<Logger>((v) => typeof v === 'object' && v !== null).optional(),
+    requestTimeoutMs: durationMs({ positive: true }).default(5_000),
+    backoffBaseMs: durationMs({ positive: true }).default(200),
+    backoffMaxMs: durationMs({ positive: true }).default(10_000),
+    clock: clockField().optional(),
+    logger: loggerField().optional(),
   })
   .strict();
 
@@ -75,7 +79,7 @@ const instanceSchema = z
       .string()
       .min(1)
       .regex(/^[^/]+$/, 'must not contain "/"'),
-    url: z.string().url(),
+    url: instanceUrlSchema,
     weight: z.number().positive().optional(),
     metadata: z.record(z.string(), z.string()).optional(),
   })
@@ -90,9 +94,35 @@ const registerSchema = z
   })
   .strict();
 
+interface Listed {
+  readonly instance: Instance;
+  readonly revision: number;
+}
+
+/**
+ * One instance per id: balancers key their state by id, so when two keys claim the same id
+ * (a stale key from a crashed process, a copy-paste), the one written last (highest
+ * `mod_revision`; on a tie, the greater key) is served and the other ignored.
+ */
+function newestPerId(kvs: ReadonlyMap<string, Listed>): Instance[] {
+  const byId = new Map<string, Listed & { key: string }>();
+  for (const [key, listed] of kvs) {
+    const id = listed.instance.id;
+    const held = byId.get(id);
+    if (
+      held === undefined ||
+      listed.revision > held.revision ||
+      (listed.revision === held.revision && key > held.key)
+    ) {
+      byId.set(id, { ...listed, key });
+    }
+  }
+  return [...byId.values()].map((l) => l.instance);
+}
+
 interface WatchState {
-  /** etcd key -> instance */
-  readonly kvs: Map<string, Instance>;
+  /** etcd key -> instance, with the revision that wrote it */
+  readonly kvs: Map<string, Listed>;
   /** Revision up to which the list is known. */
   revision: number;
   needList: boolean;
@@ -128,10 +158,9 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
   const sleeper = new Sleeper(clock);
   const watches = new Map<string, WatchState>();
   const registrations = new Registrations('etcd discovery', logger);
-  const loops = new Set<Promise<void>>();
   const servicePrefix = (service: string) => `${opts.prefix}${service}/`;
 
-  const toList = (w: WatchState) => sortInstances([...w.kvs.values()]);
+  const toList = (w: WatchState) => sortInstances(newestPerId(w.kvs));
 
   const parseKv = (kv: EtcdKv): Instance | undefined => {
     try {
@@ -153,7 +182,8 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
     w.kvs.clear();
     for (const kv of res.kvs ?? []) {
       const inst = parseKv(kv);
-      if (inst) w.kvs.set(unb64(kv.key), inst);
+      if (inst)
+        w.kvs.set(unb64(kv.key), { instance: inst, revision: Number(kv.mod_revision ?? 0) });
     }
     w.revision = Number(res.header?.revision ?? 0);
     w.needList = false;
@@ -189,7 +219,7 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
       } else {
         const inst = parseKv(ev.kv);
         if (inst) {
-          w.kvs.set(key, inst);
+          w.kvs.set(key, { instance: inst, revision: rev });
           changed = true;
         } else {
           changed = w.kvs.delete(key) || changed;
@@ -207,7 +237,7 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
   const follow = async (service: string) => {
     const w: WatchState = { kvs: new Map(), revision: 0, needList: true, abort: undefined };
     watches.set(service, w);
-    const backoff = new Backoff(opts.backoffBaseMs, opts.backoffMaxMs);
+    const backoff = reconnectBackoff(opts.backoffBaseMs, opts.backoffMaxMs);
     while (!sleeper.closed) {
       try {
         if (w.needList) await list(service, w);
@@ -231,7 +261,7 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
       } catch (err) {
         w.abort = undefined;
         if (sleeper.closed) return;
-        const error = err instanceof Error ? err : new Error(String(err));
+        const error = asError(err);
         logger.warn({ err: error, service }, 'etcd discovery: watch failed, retrying');
         table.fail(service, error);
         await sleeper.wait(backoff.next());
@@ -242,9 +272,7 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
   const table: ServiceTable = new ServiceTable(
     clock,
     (service) => {
-      const loop = follow(service);
-      loops.add(loop);
-      void loop.finally(() => loops.delete(loop));
+      sleeper.run(() => follow(service));
     },
     (service, cause) =>
       new DiscoveryUnavailableError(`etcd: cannot list "${service}": ${cause.message}`, {
@@ -265,7 +293,7 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
     const value = b64(JSON.stringify(inst));
     let leaseId = '';
     const failure = (err: unknown, what: string) =>
-      new RegistrationError(`etcd: ${what} "${inst.id}" failed: ${(err as Error).message}`, {
+      new RegistrationError(`etcd: ${what} "${inst.id}" failed: ${describeThrown(err)}`, {
         backend: 'etcd',
         instanceId: inst.id,
         cause: err,
@@ -295,7 +323,7 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
     // Keep-alive loop: every TTL/3; a lease that expired meanwhile (etcd was down for longer than
     // the TTL) is granted again and the key rewritten.
     const keepAlive = async () => {
-      const backoff = new Backoff(opts.backoffBaseMs, (ro.ttlSeconds * 1000) / 3);
+      const backoff = reconnectBackoff(opts.backoffBaseMs, (ro.ttlSeconds * 1000) / 3);
       let delay = (ro.ttlSeconds * 1000) / 3;
       while (registration.active && !sleeper.closed) {
         await sleeper.wait(delay);
@@ -312,14 +340,15 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
           backoff.reset();
           delay = (ro.ttlSeconds * 1000) / 3;
         } catch (err) {
-          logger.warn({ err, instance: inst.id }, 'etcd discovery: keep-alive failed, retrying');
+          logger.warn(
+            { err: asError(err), instance: inst.id },
+            'etcd discovery: keep-alive failed, retrying',
+          );
           delay = backoff.next();
         }
       }
     };
-    const loop = keepAlive();
-    loops.add(loop);
-    void loop.finally(() => loops.delete(loop));
+    sleeper.run(keepAlive);
 
     return registration;
   };
@@ -337,7 +366,7 @@ export function etcdDiscovery(options: EtcdDiscoveryOptions): EtcdDiscovery {
       sleeper.close();
       table.close();
       for (const w of watches.values()) w.abort?.abort();
-      await Promise.allSettled([...loops]);
+      await sleeper.drained();
       await gateway.close();
     },
   };

@@ -27,7 +27,7 @@ export {
   type EtcdRegisterOptions,
   etcdDiscovery,
 } from './etcdDiscovery.js';
-export { instanceFromUrl } from './instances.js';
+export { instanceFromUrl, instanceUrlProblem } from './instances.js';
 export { type LeastRequestOptions, leastRequest } from './leastRequest.js';
 export { type PeakEwmaOptions, peakEwma } from './peakEwma.js';
 export type { Registrar, Registration } from './Registrar.js';

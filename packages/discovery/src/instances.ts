@@ -1,19 +1,42 @@
 import type { Instance } from '@trellis/core';
+import { z } from 'zod';
+
+/**
+ * The one rule every resolver applies to an instance URL, given (static lists, `register()`) or
+ * read back (etcd values, Consul and DNS answers): an absolute `http:` or `https:` URL with a
+ * host. `javascript:`, `file:`, `data:` and relative URLs are refused; registering one throws a
+ * `ConfigError`, and a resolver never serves one. Returns what is wrong, or `undefined`.
+ */
+export function instanceUrlProblem(url: unknown): string | undefined {
+  if (typeof url !== 'string') return 'must be a URL string';
+  const shown = JSON.stringify(url.length > 80 ? `${url.slice(0, 80)}...` : url);
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return `${shown} is not a valid URL`;
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    return `${shown} must be an http: or https: URL`;
+  }
+  if (parsed.hostname === '') return `${shown} has no host`;
+  return undefined;
+}
+
+/** The zod field of an instance URL ({@link instanceUrlProblem}'s rule). */
+export const instanceUrlSchema = z.string().superRefine((value, ctx) => {
+  const problem = instanceUrlProblem(value);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 /**
  * Turns a base URL into an instance whose id is `host:port` (the default port of the scheme when
  * the URL has none). Throws a TypeError naming the URL when it is not an http(s) URL.
  */
 export function instanceFromUrl(url: string): Instance {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new TypeError(`"${url}" is not a valid URL`);
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new TypeError(`"${url}" must be an http: or https: URL`);
-  }
+  const problem = instanceUrlProblem(url);
+  if (problem !== undefined) throw new TypeError(problem);
+  const parsed = new URL(url);
   const port = parsed.port || (parsed.protocol === 'https:' ? '443' : '80');
   const base = `${parsed.protocol}//${parsed.host}${parsed.pathname === '/' ? '' : parsed.pathname}`;
   return { id: `${parsed.hostname}:${port}`, url: base };

@@ -1,4 +1,4 @@
-import { type PickOutcome, parseOptions } from '@trellis/core';
+import { durationMs, type PickOutcome, parseOptions } from '@trellis/core';
 import { z } from 'zod';
 import {
   BalancerCore,
@@ -22,9 +22,9 @@ export interface PeakEwmaOptions extends BalancerOptions {
 const schema = z
   .object({
     ...balancerFields,
-    decayMs: z.number().positive().default(10_000),
-    defaultRttMs: z.number().positive().default(30),
-    failurePenaltyMs: z.number().min(0).default(1_000),
+    decayMs: durationMs({ positive: true }).default(10_000),
+    defaultRttMs: durationMs({ positive: true }).default(30),
+    failurePenaltyMs: durationMs().default(1_000),
   })
   .strict();
 

@@ -1,5 +1,13 @@
-import { type Instance, type Logger, parseOptions, silentLogger } from '@trellis/core';
+import {
+  type Instance,
+  type Logger,
+  loggerField,
+  methodsField,
+  parseOptions,
+  silentLogger,
+} from '@trellis/core';
 import { z } from 'zod';
+import { instanceUrlSchema } from './instances.js';
 import type { Registrar, Registration } from './Registrar.js';
 
 /**
@@ -28,14 +36,11 @@ export interface SelfRegistration extends Registration {}
 
 const schema = z
   .object({
-    registrar: z.custom<Registrar<unknown>>(
-      (v) =>
-        typeof v === 'object' &&
-        v !== null &&
-        typeof (v as Registrar<unknown>).register === 'function',
-      'expected a registrar with register() (etcdDiscovery or consulDiscovery)',
+    registrar: methodsField<Registrar<unknown>>(
+      ['register'],
+      'a registrar (etcdDiscovery or consulDiscovery)',
     ),
-    instance: z.object({ id: z.string().min(1), url: z.string().url() }).passthrough(),
+    instance: z.object({ id: z.string().min(1), url: instanceUrlSchema }).passthrough(),
     options: z.unknown(),
     health: z
       .custom<DeregistrationHost>(
@@ -46,7 +51,7 @@ const schema = z
         'expected an object with addDeregistration() (createHealth from @trellis/core/health)',
       )
       .optional(),
-    logger: z.custom<Logger>((v) => typeof v === 'object' && v !== null).optional(),
+    logger: loggerField().optional(),
   })
   .strict();
 

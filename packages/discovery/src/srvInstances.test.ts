@@ -1,4 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { instanceUrlProblem } from './instances.js';
 import { srvInstances } from './srvInstances.js';
 
 const srv = (
@@ -79,5 +81,50 @@ describe('srvInstances (RFC 2782)', () => {
       'all',
     );
     expect(list.map((i) => i.id)).toEqual(['[::1]:80', '10.0.0.3:82']);
+  });
+});
+
+describe('srvInstances under any SRV answer (issue 18 item 7)', () => {
+  it('skips port 0 and serves the lower-priority backup', () => {
+    const list = srvInstances(
+      [srv('a.test', 0, 0, 10, ['10.0.0.1']), srv('b.test', 8081, 10, 5, ['10.0.0.2'])],
+      'http',
+      'lowest',
+    );
+    expect(list.map((i) => i.url)).toEqual(['http://10.0.0.2:8081']);
+  });
+
+  it('property: every served instance has an http(s) URL with a port in 1..65535', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            name: fc.oneof(fc.constant('.'), fc.constant(''), fc.domain()),
+            port: fc.oneof(fc.integer({ min: 0, max: 65_535 }), fc.constant(0)),
+            priority: fc.integer({ min: 0, max: 65_535 }),
+            weight: fc.integer({ min: 0, max: 65_535 }),
+            addresses: fc.array(fc.oneof(fc.ipV4(), fc.ipV6()), { maxLength: 3 }),
+          }),
+          { maxLength: 12 },
+        ),
+        fc.constantFrom('http' as const, 'https' as const),
+        fc.constantFrom('lowest' as const, 'all' as const),
+        (records, scheme, priorities) => {
+          for (const inst of srvInstances(records, scheme, priorities)) {
+            expect(instanceUrlProblem(inst.url)).toBeUndefined();
+            const port = Number(new URL(inst.url).port);
+            expect(port).toBeGreaterThanOrEqual(1);
+            expect(port).toBeLessThanOrEqual(65_535);
+            expect(inst.weight).toBeGreaterThan(0);
+          }
+          const usable = records.filter(
+            (r) => r.port > 0 && r.name !== '.' && r.name !== '' && r.addresses.length > 0,
+          );
+          if (usable.length > 0)
+            expect(srvInstances(records, scheme, priorities).length).toBeGreaterThan(0);
+        },
+      ),
+      { seed: 1808, numRuns: 500 },
+    );
   });
 });

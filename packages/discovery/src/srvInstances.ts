@@ -13,7 +13,7 @@ export interface ResolvedSrv {
 
 /**
  * Turns SRV answers into instances per RFC 2782: a target of "." means the service is
- * unavailable; the lowest priority with at least one reachable address wins (with `'all'`,
+ * unavailable, and a record with port 0 is skipped; the lowest priority with at least one reachable address wins (with `'all'`,
  * every priority is kept, lowest first, and `metadata.priority` tells them apart); within a
  * priority, `weight` becomes the instance weight (a weight of 0 gets a very small share when
  * others are positive, an equal share when all are 0). Order is stable: priority, then weight
@@ -24,7 +24,17 @@ export function srvInstances(
   scheme: 'http' | 'https',
   priorities: 'lowest' | 'all',
 ): Instance[] {
-  const usable = records.filter((r) => r.name !== '.' && r.name !== '' && r.addresses.length > 0);
+  // Port 0 cannot be connected to (RFC 6335 reserves it): such a record is skipped like an
+  // unreachable target, so a usable lower-priority backup is served instead.
+  const usable = records.filter(
+    (r) =>
+      r.name !== '.' &&
+      r.name !== '' &&
+      r.addresses.length > 0 &&
+      Number.isInteger(r.port) &&
+      r.port > 0 &&
+      r.port <= 65_535,
+  );
   if (usable.length === 0) return [];
   const byPriority = new Map<number, ResolvedSrv[]>();
   for (const r of usable) {

@@ -1,7 +1,13 @@
-import { type Clock, type Instance, parseOptions, type Resolver, systemClock } from '@trellis/core';
+import {
+  type Clock,
+  clockField,
+  type Instance,
+  parseOptions,
+  type Resolver,
+  systemClock,
+} from '@trellis/core';
 import { z } from 'zod';
-import { clockSchema } from './BalancerCore.js';
-import { instanceFromUrl } from './instances.js';
+import { instanceFromUrl, instanceUrlSchema } from './instances.js';
 import { type ServiceStatus, ServiceTable } from './ServiceTable.js';
 
 /** An instance given by URL, or in full (id, url, weight, metadata). */
@@ -23,13 +29,7 @@ export interface StaticDiscovery extends Resolver {
   status(service: string): ServiceStatus;
 }
 
-const urlSchema = z.string().superRefine((value, ctx) => {
-  try {
-    instanceFromUrl(value);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-  }
-});
+const urlSchema = instanceUrlSchema;
 const instanceSchema = z
   .object({
     id: z.string().min(1),
@@ -42,7 +42,7 @@ const listSchema = z.array(z.union([urlSchema, instanceSchema]));
 const schema = z
   .object({
     services: z.record(z.string().min(1), listSchema).default({}),
-    clock: clockSchema.optional(),
+    clock: clockField().optional(),
   })
   .strict();
 

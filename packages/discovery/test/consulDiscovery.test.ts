@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { ConfigError, type Instance } from '@trellis/core';
 import { createTestClock, type TestClock } from '@trellis/core/testing';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -258,4 +260,35 @@ describe("consulDiscovery (against an in-process fake of Consul's HTTP API)", ()
     expect(() => consulDiscovery({ url: 'nope' })).toThrow(ConfigError);
     expect(() => consulDiscovery({ url: 'http://x', waitMs: 700_000 })).toThrow(/waitMs/);
   });
+});
+
+describe('consulDiscovery against a server that accepts and never answers (issue 18 item 8)', () => {
+  it('the first, non-blocking query gives up after requestTimeoutMs, not the blocking-query limit', async () => {
+    const sockets = new Set<Socket>();
+    const server = createServer((socket) => {
+      sockets.add(socket); // accept, read, never answer
+      socket.on('error', () => {});
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    const consul = consulDiscovery({
+      url: `http://127.0.0.1:${port}`,
+      requestTimeoutMs: 300,
+      // waitMs stays at its default, 5 minutes: the old code gave the first query that long,
+      // so resolve() stayed pending past this test's own timeout.
+    });
+    try {
+      const outcome = await consul.resolve('users').then(
+        () => 'resolved',
+        (err: unknown) => err,
+      );
+      expect(outcome).toMatchObject({ code: 'TRELLIS_DISCOVERY_UNAVAILABLE' });
+      expect(sockets.size).toBeGreaterThanOrEqual(1);
+    } finally {
+      await consul.close();
+      for (const s of sockets) s.destroy();
+      server.close();
+    }
+  }, 8_000);
 });

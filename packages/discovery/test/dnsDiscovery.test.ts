@@ -2,6 +2,7 @@ import type { Instance } from '@trellis/core';
 import { createTestClock } from '@trellis/core/testing';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type DnsHandle, hasEngine, startDns } from '../../../testing/engines.js';
+import { consistentHash } from '../src/consistentHash.js';
 import { dnsDiscovery } from '../src/dnsDiscovery.js';
 import type { StaleEvent } from '../src/ServiceTable.js';
 
@@ -23,6 +24,16 @@ const records = {
     { name: '_http._tcp.api.test', target: 'a.api.test', port: 8080, priority: 10, weight: 30 },
     { name: '_http._tcp.api.test', target: 'b.api.test', port: 8081, priority: 10, weight: 10 },
     { name: '_http._tcp.api.test', target: 'c.api.test', port: 8082, priority: 20, weight: 100 },
+    // Port 0 at the best priority: unusable, so the lower-priority backup must be served.
+    { name: '_http._tcp.zero.test', target: 'a.api.test', port: 0, priority: 0, weight: 10 },
+    {
+      name: '_http._tcp.zero.test',
+      target: 'c.api.test',
+      port: 8082,
+      priority: 10,
+      weight: 65_535,
+    },
+    { name: '_http._tcp.zero.test', target: 'b.api.test', port: 8081, priority: 10, weight: 1 },
   ],
   ttl: 2,
 };
@@ -51,6 +62,28 @@ describe.skipIf(!hasEngine('dnsmasq'))('dnsDiscovery against dnsmasq', () => {
     ]);
     await d.close();
     await all.close();
+  });
+
+  it('skips an SRV record with port 0 and serves the lower-priority backup; weight 65535 does not wedge consistentHash (issue 18 item 7)', async () => {
+    const d = dnsDiscovery({ servers: [dns.server] });
+    try {
+      const list = await d.resolve('_http._tcp.zero.test');
+      expect(list.map((i) => [i.url, i.weight])).toEqual([
+        ['http://127.0.0.13:8082', 65_535],
+        ['http://127.0.0.12:8081', 1],
+      ]);
+      const balancer = consistentHash({ replicas: 10_000 });
+      const picked = new Set<string>();
+      for (let k = 0; k < 500; k++) {
+        const pick = balancer.pick(list, { key: `k${k}` });
+        expect(pick).toBeDefined();
+        picked.add(pick!.instance.id);
+        pick!.done({ ok: true, durationMs: 1 });
+      }
+      expect(picked.has('127.0.0.13:8082')).toBe(true);
+    } finally {
+      await d.close();
+    }
   });
 
   it('resolves A records with host:port; a name without a port is an error', async () => {

@@ -249,4 +249,79 @@ describe.skipIf(!hasEngine('etcd'))('etcdDiscovery against etcd', () => {
     await d.close();
     expect(clock.pendingTimers).toBe(0);
   });
+
+  it('register() refuses what is not an http(s) URL with a ConfigError (issue 18 item 7)', async () => {
+    const d = etcdDiscovery({ endpoints: [etcd.endpoint] });
+    try {
+      for (const url of [
+        'javascript:alert(1)',
+        'file:///etc/passwd',
+        'data:text/plain,x',
+        '/relative',
+        'http://',
+      ]) {
+        await expect(
+          d.register({ id: 'evil:80', url }, { service: 'hostile' }),
+        ).rejects.toMatchObject({
+          code: 'TRELLIS_CONFIG_INVALID',
+          message: expect.stringContaining('url'),
+        });
+      }
+      expect(await d.resolve('hostile')).toEqual([]);
+    } finally {
+      await d.close();
+    }
+  });
+
+  it('resolve() never serves a javascript: or file: URL written straight into etcd', async () => {
+    const lines: string[] = [];
+    const d = etcdDiscovery({ endpoints: [etcd.endpoint], logger: recordingLogger(lines) });
+    try {
+      for (const [id, url] of [
+        ['a:80', 'javascript:alert(1)'],
+        ['b:80', 'file:///etc/passwd'],
+        ['ok:80', 'http://127.0.0.1:8080'],
+      ]) {
+        await etcdCall(etcd.endpoint, '/v3/kv/put', {
+          key: b64(`/trellis/services/written/${id}`),
+          value: b64(JSON.stringify({ id, url })),
+        });
+      }
+      expect(ids(await d.resolve('written'))).toEqual(['ok:80']);
+      expect(lines.some((l) => l.includes('malformed'))).toBe(true);
+    } finally {
+      await d.close();
+    }
+  });
+
+  it('two keys claiming the same instance id: one is served, the newest revision', async () => {
+    const d = etcdDiscovery({ endpoints: [etcd.endpoint] });
+    try {
+      await etcdCall(etcd.endpoint, '/v3/kv/put', {
+        key: b64('/trellis/services/twins/z-old'),
+        value: b64(JSON.stringify({ id: 'same:80', url: 'http://127.0.0.1:1001' })),
+      });
+      await etcdCall(etcd.endpoint, '/v3/kv/put', {
+        key: b64('/trellis/services/twins/a-new'),
+        value: b64(JSON.stringify({ id: 'same:80', url: 'http://127.0.0.1:1002' })),
+      });
+      const seen: Instance[][] = [];
+      d.watch('twins', (list) => seen.push(list));
+      const list = await d.resolve('twins');
+      expect(list).toHaveLength(1);
+      expect(list[0]?.url).toBe('http://127.0.0.1:1002');
+      // A later write of the older key makes it the newest: it is served from then on.
+      await etcdCall(etcd.endpoint, '/v3/kv/put', {
+        key: b64('/trellis/services/twins/z-old'),
+        value: b64(JSON.stringify({ id: 'same:80', url: 'http://127.0.0.1:1003' })),
+      });
+      await patient(async () => {
+        const now = await d.resolve('twins');
+        expect(now.map((i) => i.url)).toEqual(['http://127.0.0.1:1003']);
+      });
+      expect(seen.every((l) => l.length === 1)).toBe(true);
+    } finally {
+      await d.close();
+    }
+  });
 });

@@ -1,12 +1,11 @@
-import { type Clock, parseOptions, systemClock } from '@trellis/core';
+import { type Clock, clockField, durationMs, parseOptions, systemClock } from '@trellis/core';
 import { z } from 'zod';
-import { clockSchema } from './clockOption.js';
 
 const schema = z.strictObject({
   ratio: z.number().min(0).max(1000).finite().default(0.2),
   minRetriesPerSecond: z.number().min(0).finite().default(10),
-  ttlMs: z.number().min(1).finite().default(10_000),
-  clock: clockSchema.optional(),
+  ttlMs: durationMs({ min: 1 }).default(10_000),
+  clock: clockField().optional(),
 });
 
 export interface RetryBudgetOptions {

@@ -1,6 +1,8 @@
 import {
   type Clock,
   type ClockTimer,
+  clampDelay,
+  clockField,
   Emitter,
   type Event,
   type ExecuteOptions,
@@ -12,13 +14,12 @@ import {
 } from '@trellis/core';
 import { z } from 'zod';
 import { abortedError, type BaseContext, type Task, toContext } from './CallContext.js';
-import { clockSchema } from './clockOption.js';
 import { BulkheadRejectedError } from './errors.js';
 
 const schema = z.strictObject({
   limit: z.number().int().min(1),
   queue: z.number().int().min(0).default(0),
-  clock: clockSchema.optional(),
+  clock: clockField().optional(),
 });
 
 export interface BulkheadOptions {
@@ -138,15 +139,24 @@ export class BulkheadPolicy implements Policy {
       };
       signal.addEventListener('abort', onAbort, { once: true });
       if (left !== undefined) {
-        timer = this.#clock.setTimeout(
-          () =>
-            waiter.fail(
-              new TimeoutError(`deadline passed while queued in the bulkhead`, {
-                timeoutMs: left,
-              }),
-            ),
-          left,
-        );
+        // The deadline may come from the wire (x-trellis-deadline-ms): a timer holds at most
+        // 2^31-1 ms, so arm for what it can hold and check again when it fires.
+        const clock = this.#clock;
+        const deadlineAt = clock.now() + left;
+        const arm = (ms: number) => {
+          timer = clock.setTimeout(() => {
+            const rest = deadlineAt - clock.now();
+            if (rest > 0) arm(rest);
+            else {
+              waiter.fail(
+                new TimeoutError('deadline passed while queued in the bulkhead', {
+                  timeoutMs: left,
+                }),
+              );
+            }
+          }, clampDelay(ms));
+        };
+        arm(left);
       }
       this.#queue.push(waiter);
     });

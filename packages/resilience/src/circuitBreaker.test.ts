@@ -1,4 +1,13 @@
-import { AbortedError, ConfigError, ShutdownError } from '@trellis/core';
+import {
+  AbortedError,
+  ConfigError,
+  ConnectError,
+  HttpError,
+  RequestValidationError,
+  ShedError,
+  ShutdownError,
+  TimeoutError,
+} from '@trellis/core';
 import { createTestClock } from '@trellis/core/testing';
 import fc from 'fast-check';
 import { describe, expect, expectTypeOf, it } from 'vitest';
@@ -354,5 +363,100 @@ describe('circuitBreaker', () => {
     expectTypeOf(breaker.state).toEqualTypeOf<'closed' | 'open' | 'half-open'>();
     expectTypeOf(breaker.onStateChange).parameter(0).parameter(0).toHaveProperty('to');
     expectTypeOf(breaker.onOpen(() => {})).toEqualTypeOf<() => void>();
+  });
+});
+
+describe('only upstream faults count against a breaker (issue 18 item 4)', () => {
+  const callerAndOverload = (): [string, unknown][] => [
+    ['AbortedError', new AbortedError('caller went away')],
+    ['DOMException AbortError', new DOMException('aborted', 'AbortError')],
+    [
+      'undici UND_ERR_INVALID_ARG (header with CR/LF)',
+      Object.assign(new Error('invalid header'), { code: 'UND_ERR_INVALID_ARG' }),
+    ],
+    [
+      'TimeoutError of the caller deadline',
+      new TimeoutError('deadline', { timeoutMs: 1, deadline: true }),
+    ],
+    ['RequestValidationError', new RequestValidationError('bad request', { issues: [] })],
+    ['ShedError', new ShedError('shed', { reason: 'limit', retryAfterMs: 1_000 })],
+    [
+      'HttpError 503 with x-trellis-shed',
+      new HttpError('shed', {
+        status: 503,
+        headers: { 'x-trellis-shed': 'limit' },
+        body: undefined,
+        retryAfterMs: 1_000,
+      }),
+    ],
+    [
+      'HttpError 429',
+      new HttpError('slow down', {
+        status: 429,
+        headers: {},
+        body: undefined,
+        retryAfterMs: 1_000,
+      }),
+    ],
+    [
+      'HttpError 404',
+      new HttpError('not found', {
+        status: 404,
+        headers: {},
+        body: undefined,
+        retryAfterMs: undefined,
+      }),
+    ],
+  ];
+
+  it('caller faults, overload answers and 4xx never open it (counted as ignored)', async () => {
+    const breaker = circuitBreaker({ consecutiveFailures: 2, clock: createTestClock() });
+    const results: string[] = [];
+    breaker.onCallResult((r) => results.push(r));
+    for (const [, err] of callerAndOverload()) {
+      for (let i = 0; i < 5; i++) await breaker.execute(() => Promise.reject(err)).catch(() => {});
+    }
+    expect(breaker.state).toBe('closed');
+    expect(new Set(results)).toEqual(new Set(['ignored']));
+  });
+
+  it('upstream faults do: connect errors, upstream timeouts, 5xx, any non-Trellis error', async () => {
+    for (const err of [
+      new ConnectError('refused', { target: 'http://127.0.0.1:1' }),
+      new TimeoutError('slow upstream', { timeoutMs: 300 }),
+      new HttpError('boom', { status: 500, headers: {}, body: undefined, retryAfterMs: undefined }),
+      new Error('socket hang up'),
+      Object.create(null),
+    ]) {
+      const breaker = circuitBreaker({ consecutiveFailures: 2, clock: createTestClock() });
+      for (let i = 0; i < 2; i++) await breaker.execute(() => Promise.reject(err)).catch(() => {});
+      expect(breaker.state).toBe('open');
+    }
+  });
+
+  it('a user isFailure overrides the rule (false counts as a success)', async () => {
+    const shed = new ShedError('shed', { reason: 'limit', retryAfterMs: 1_000 });
+    const strict = circuitBreaker({
+      consecutiveFailures: 2,
+      isFailure: () => true,
+      clock: createTestClock(),
+    });
+    for (let i = 0; i < 2; i++) await strict.execute(() => Promise.reject(shed)).catch(() => {});
+    expect(strict.state).toBe('open');
+    const lenient = circuitBreaker({
+      consecutiveFailures: 1,
+      isFailure: () => false,
+      clock: createTestClock(),
+    });
+    const results: string[] = [];
+    lenient.onCallResult((r) => results.push(r));
+    await lenient.execute(() => Promise.reject(new Error('x'))).catch(() => {});
+    expect(results).toEqual(['success']);
+  });
+
+  it('refuses a halfOpenAfterMs a timer cannot hold, naming the field', () => {
+    expect(() => circuitBreaker({ halfOpenAfterMs: 2 ** 31 })).toThrow(
+      /halfOpenAfterMs: must be at most/,
+    );
   });
 });

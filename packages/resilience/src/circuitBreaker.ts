@@ -1,9 +1,14 @@
 import {
   AbortedError,
   type Clock,
+  classifyFault,
+  clockField,
+  countsAgainstUpstream,
+  durationMs,
   Emitter,
   type Event,
   type ExecuteOptions,
+  fnField,
   type Policy,
   parseOptions,
   ShutdownError,
@@ -11,7 +16,6 @@ import {
 } from '@trellis/core';
 import { z } from 'zod';
 import { type Task, toContext } from './CallContext.js';
-import { clockSchema, fnSchema } from './clockOption.js';
 import { CircuitOpenError } from './errors.js';
 import { spanEvent } from './tracing.js';
 
@@ -44,13 +48,16 @@ export interface StateChangeEvent {
   readonly reason?: OpenReason;
 }
 
-/** Emitted once per call the breaker saw. `ignored`: a caller abort, counted neither way. */
+/**
+ * Emitted once per call the breaker saw. `ignored`: not the upstream's fault (a caller abort, its
+ * deadline, an overload answer), counted neither way.
+ */
 export type CallResult = 'success' | 'failure' | 'rejected' | 'ignored';
 
 export const snapshotSchema = z.strictObject({
   state: z.enum(['closed', 'open', 'half-open']),
   isolated: z.boolean().default(false),
-  halfOpenInMs: z.number().min(0).finite().optional(),
+  halfOpenInMs: durationMs().optional(),
   consecutiveFailures: z.number().int().min(0).default(0),
 });
 
@@ -60,15 +67,15 @@ export const breakerSchema = z
     consecutiveFailures: z.number().int().min(1).optional(),
     failureRateThreshold: z.number().gt(0).max(1).optional(),
     slowCallRateThreshold: z.number().gt(0).max(1).optional(),
-    slowCallDurationMs: z.number().positive().finite().optional(),
-    windowMs: z.number().positive().finite().default(10_000),
+    slowCallDurationMs: durationMs({ positive: true }).optional(),
+    windowMs: durationMs({ positive: true }).default(10_000),
     windowBuckets: z.number().int().min(1).max(1000).default(10),
     minimumCalls: z.number().int().min(1).default(20),
-    halfOpenAfterMs: z.number().min(0).finite().default(10_000),
+    halfOpenAfterMs: durationMs().default(10_000),
     halfOpenTrialCalls: z.number().int().min(1).default(1),
-    isFailure: fnSchema<(err: unknown) => boolean>().optional(),
+    isFailure: fnField<(err: unknown) => boolean>().optional(),
     initialState: snapshotSchema.optional(),
-    clock: clockSchema.optional(),
+    clock: clockField().optional(),
   })
   .refine((o) => o.slowCallRateThreshold === undefined || o.slowCallDurationMs !== undefined, {
     message: 'is required with slowCallRateThreshold',
@@ -104,9 +111,13 @@ export interface CircuitBreakerOptions {
    */
   halfOpenTrialCalls?: number;
   /**
-   * Which errors count against the upstream. Default: all. An error this returns false for
-   * counts as a success (the upstream answered). A caller abort (`AbortedError`) is always
-   * `ignored`: it says nothing about the upstream.
+   * Which errors count against the upstream. Default: only upstream faults, as core's
+   * `classifyFault` says (connect errors, resets, upstream timeouts, 5xx other than a shed
+   * answer, and any non-Trellis error); the caller's faults (its abort, its own deadline, a
+   * request it built wrong), overload answers (a shed 503, 429, an inner breaker or bulkhead
+   * refusing) and local errors are `ignored`, counted neither way. Give your own to override:
+   * an error it returns false for then counts as a success (the upstream answered). A caller
+   * abort (`AbortedError`) is always `ignored`.
    */
   isFailure?: (err: unknown) => boolean;
   initialState?: CircuitSnapshot;
@@ -119,15 +130,14 @@ export type ResolvedBreakerOptions = z.output<typeof breakerSchema>;
 /** Internal hook: keyed breakers observe transitions without an emitter per breaker. */
 export type TransitionHook = (breaker: CircuitBreakerPolicy, event: StateChangeEvent) => void;
 
-const defaultIsFailure = (): boolean => true;
-
 /** One call admitted by {@link CircuitBreakerPolicy.acquire}. Report its outcome once. */
 export interface BreakerPermit {
   /** The call succeeded (a slow success counts as slow when `slowCallDurationMs` is set). */
   success(): void;
   /**
-   * The call failed with `err`: a failure when `isFailure(err)` (default: every error except
-   * `AbortedError`), ignored for `AbortedError`, a success otherwise.
+   * The call failed with `err`: by default a failure when `classifyFault(err)` is `upstream`,
+   * ignored otherwise; with an `isFailure` option, a failure when it returns true, a success
+   * when false. `AbortedError` is always ignored.
    */
   failure(err: unknown): void;
 }
@@ -188,7 +198,7 @@ export class CircuitBreakerPolicy implements Policy {
   readonly #o: ResolvedBreakerOptions;
   readonly #clock: Clock;
   readonly #consecutiveLimit: number;
-  readonly #isFailure: (err: unknown) => boolean;
+  readonly #isFailure: ((err: unknown) => boolean) | undefined;
   readonly #hook: TransitionHook | undefined;
   readonly #windowed: boolean;
   #state: CircuitState = 'closed';
@@ -222,7 +232,7 @@ export class CircuitBreakerPolicy implements Policy {
     this.#clock = o.clock ?? systemClock;
     this.#windowed = o.failureRateThreshold !== undefined || o.slowCallRateThreshold !== undefined;
     this.#consecutiveLimit = o.consecutiveFailures ?? (this.#windowed ? Infinity : 5);
-    this.#isFailure = o.isFailure ?? defaultIsFailure;
+    this.#isFailure = o.isFailure;
     const init = o.initialState;
     if (init) {
       this.#consecutive = init.consecutiveFailures;
@@ -330,9 +340,22 @@ export class CircuitBreakerPolicy implements Policy {
       const started = permit.started;
       const slowMs = this.#o.slowCallDurationMs;
       this.#success(started >= 0 && this.#clock.now() - started >= (slowMs as number));
-    } else if (err instanceof AbortedError) this.#ignored();
-    else if (this.#isFailure(err)) this.#failure();
-    else this.#success(false);
+    } else {
+      // Anything may have been thrown, a proxy whose every read throws included: a value that
+      // cannot even be inspected counts as an upstream failure, and never escapes from here.
+      let verdict: 'failure' | 'success' | 'ignored';
+      try {
+        if (err instanceof AbortedError) verdict = 'ignored';
+        else if (this.#isFailure === undefined) {
+          verdict = countsAgainstUpstream(classifyFault(err)) ? 'failure' : 'ignored';
+        } else verdict = this.#isFailure(err) ? 'failure' : 'success';
+      } catch {
+        verdict = 'failure';
+      }
+      if (verdict === 'failure') this.#failure();
+      else if (verdict === 'ignored') this.#ignored();
+      else this.#success(false);
+    }
   }
 
   #reject(retryAfterMs: number): InstanceType<typeof CircuitOpenError> {

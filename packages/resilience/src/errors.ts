@@ -16,6 +16,7 @@ export const CircuitOpenError = defineError<{
     'A circuit breaker is open (or half-open with every trial slot taken, or isolated) and rejected the call without running it. `retryAfterMs` says when a trial call will be allowed.',
   status: 503,
   retryable: true,
+  fault: 'overload',
 });
 export type CircuitOpenError = InstanceType<typeof CircuitOpenError>;
 
@@ -29,6 +30,7 @@ export const BulkheadRejectedError = defineError<{
     'A bulkhead had every concurrency slot and every queue slot taken, so the call was rejected without running. Shed load or raise `limit`/`queue`.',
   status: 503,
   retryable: true,
+  fault: 'overload',
 });
 export type BulkheadRejectedError = InstanceType<typeof BulkheadRejectedError>;
 
@@ -44,5 +46,6 @@ export const RateLimitedError = defineError<{
     'A rate limit rejected the call. `retryAfterMs` says when the key has points again; servers answer 429 with a `Retry-After` header.',
   status: 429,
   retryable: true,
+  fault: 'overload',
 });
 export type RateLimitedError = InstanceType<typeof RateLimitedError>;

@@ -3,12 +3,12 @@ import {
   Emitter,
   type Event,
   type ExecuteOptions,
+  fnField,
   type Policy,
   parseOptions,
 } from '@trellis/core';
 import { z } from 'zod';
 import { type Task, toContext } from './CallContext.js';
-import { fnSchema } from './clockOption.js';
 
 export interface FallbackOptions {
   /**
@@ -18,9 +18,15 @@ export interface FallbackOptions {
   when?: (err: unknown) => boolean;
 }
 
-const schema = z.strictObject({ when: fnSchema<(err: unknown) => boolean>().optional() });
+const schema = z.strictObject({ when: fnField<(err: unknown) => boolean>().optional() });
 
-const defaultWhen = (err: unknown): boolean => !(err instanceof AbortedError);
+const defaultWhen = (err: unknown): boolean => {
+  try {
+    return !(err instanceof AbortedError);
+  } catch {
+    return true; // a value that cannot be inspected is not an abort
+  }
+};
 
 /**
  * Answers with a fallback when the call fails: a value, or a function of the error (which may
@@ -70,8 +76,9 @@ export class FallbackPolicy<F = unknown> implements Policy {
  *
  * @example
  * ```ts
+ * import { describeThrown } from '@trellis/core';
  * import { fallback } from '@trellis/resilience';
- * const empty = fallback((err) => ({ items: [], error: String(err) }));
+ * const empty = fallback((err) => ({ items: [], error: describeThrown(err) }));
  * ```
  */
 export function fallback<F>(

@@ -2,6 +2,8 @@ import {
   AbortedError,
   type Clock,
   type ClockTimer,
+  clockField,
+  durationMs,
   Emitter,
   type Event,
   type ExecuteOptions,
@@ -13,7 +15,6 @@ import {
 } from '@trellis/core';
 import { z } from 'zod';
 import { abortedError, CallContext, type Task, toContext } from './CallContext.js';
-import { clockSchema } from './clockOption.js';
 import { spanEvent } from './tracing.js';
 
 const kIdempotent = Symbol.for('trellis.idempotent');
@@ -41,14 +42,14 @@ export function isIdempotent(fn: unknown): boolean {
 
 const schema = z
   .strictObject({
-    delayMs: z.number().min(0).finite().optional(),
+    delayMs: durationMs().optional(),
     percentile: z.number().gt(0).lt(1).optional(),
     maxHedges: z.number().int().min(1).max(10).default(1),
     sampleSize: z.number().int().min(10).max(10_000).default(100),
     minSamples: z.number().int().min(1).default(20),
-    minDelayMs: z.number().min(0).finite().default(1),
+    minDelayMs: durationMs().default(1),
     idempotent: z.boolean().default(false),
-    clock: clockSchema.optional(),
+    clock: clockField().optional(),
   })
   .refine((o) => o.delayMs !== undefined || o.percentile !== undefined, {
     message: 'give delayMs, percentile, or both',

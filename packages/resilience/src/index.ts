@@ -1,4 +1,4 @@
-export type { BackoffOptions } from './backoff.js';
+export type { BackoffOptions } from '@trellis/core';
 export {
   type BulkheadOptions,
   BulkheadPolicy,

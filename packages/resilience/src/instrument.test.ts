@@ -61,9 +61,9 @@ describe('instrument', () => {
     expect(
       await value(registry, metricNames.retryGiveUps, { name: 'billing', reason: 'attempts' }),
     ).toBe(1);
-    // The open breaker's retryAfterMs (10 s) exceeds maxRetryAfterMs: no retry.
+    // A retry never waits on an open breaker: it gives up at once.
     expect(
-      await value(registry, metricNames.retryGiveUps, { name: 'billing', reason: 'retry-after' }),
+      await value(registry, metricNames.retryGiveUps, { name: 'billing', reason: 'circuit-open' }),
     ).toBe(1);
     breaker.reset();
     const hang = policy.execute(() => new Promise(() => {}));

@@ -1,4 +1,4 @@
-import { type Policy, parseOptions } from '@trellis/core';
+import { metricsField, type Policy, parseOptions } from '@trellis/core';
 import {
   Counter,
   Gauge,
@@ -38,17 +38,8 @@ export const metricNames = {
   rateLimitStoreErrors: 'trellis_rate_limit_store_errors_total',
 } as const;
 
-const registrySchema = z.custom<Registry>(
-  (v) =>
-    typeof v === 'object' &&
-    v !== null &&
-    typeof (v as Registry).getSingleMetric === 'function' &&
-    typeof (v as Registry).registerMetric === 'function',
-  { message: 'must be a prom-client Registry' },
-);
-
 const schema = z.strictObject({
-  registry: registrySchema,
+  registry: metricsField<Registry>(),
   name: z
     .string()
     .min(1)
@@ -160,7 +151,7 @@ function attach(policy: Policy, registry: Registry, name: string): void {
     const giveUps = counter(
       registry,
       metricNames.retryGiveUps,
-      'Calls a retry policy stopped retrying, by reason: attempts, not-retryable, budget, deadline, retry-after.',
+      'Calls a retry policy stopped retrying, by reason: attempts, not-retryable, budget, deadline, retry-after, circuit-open.',
       ['name', 'reason'],
     );
     policy.onRetry(() => attempts.inc({ name }));

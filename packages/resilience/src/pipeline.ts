@@ -1,4 +1,10 @@
-import { type ExecuteOptions, type Policy, type PolicyContext, parseOptions } from '@trellis/core';
+import {
+  type ExecuteOptions,
+  type Policy,
+  type PolicyContext,
+  parseOptions,
+  policyField,
+} from '@trellis/core';
 import { z } from 'zod';
 import { type Task, toContext } from './CallContext.js';
 import { idempotent, isIdempotent } from './hedge.js';
@@ -43,12 +49,7 @@ export class PipelinePolicy<P extends readonly Policy[] = readonly Policy[]> imp
   }
 }
 
-const policiesSchema = z.array(
-  z.custom<Policy>(
-    (v) => typeof v === 'object' && v !== null && typeof (v as Policy).execute === 'function',
-    { message: 'must be a Policy (an object with execute())' },
-  ),
-);
+const policiesSchema = z.array(policyField());
 
 function run<T>(
   policies: readonly Policy[],

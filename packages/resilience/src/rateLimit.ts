@@ -1,8 +1,12 @@
 import {
+  asError,
+  durationMs,
   Emitter,
   type Event,
   type ExecuteOptions,
   type Logger,
+  loggerField,
+  methodsField,
   type Policy,
   parseOptions,
   ShutdownError,
@@ -24,30 +28,18 @@ export interface RedisClientLike {
   eval(...args: never[]): unknown;
 }
 
-const redisSchema = z.custom<RedisClientLike>(
-  (v) =>
-    typeof v === 'object' &&
-    v !== null &&
-    typeof (v as RedisClientLike).status === 'string' &&
-    typeof (v as RedisClientLike).eval === 'function',
-  { message: 'must be an ioredis client' },
-);
-
-const loggerSchema = z.custom<Logger>(
-  (v) => typeof v === 'object' && v !== null && typeof (v as Logger).warn === 'function',
-  { message: 'must be a pino-compatible logger' },
-);
+const redisSchema = methodsField<RedisClientLike>(['eval'], 'an ioredis client');
 
 const schema = z
   .strictObject({
     points: z.number().int().min(1),
-    durationMs: z.number().positive().finite().default(1000),
+    durationMs: durationMs({ positive: true }).default(1000),
     key: z.string().min(1).default('global'),
     keyPrefix: z.string().min(1).default('trellis-rl'),
     store: z.strictObject({ redis: redisSchema }).optional(),
     onStoreError: z.enum(['open', 'closed']).default('open'),
-    storeTimeoutMs: z.number().positive().finite().default(500),
-    logger: loggerSchema.optional(),
+    storeTimeoutMs: durationMs({ positive: true }).default(500),
+    logger: loggerField().optional(),
   })
   .refine((o) => o.store === undefined || (o.durationMs >= 1000 && o.durationMs % 1000 === 0), {
     message: 'must be whole seconds (a multiple of 1000) with the Redis store',
@@ -179,7 +171,7 @@ export class RateLimitPolicy implements Policy {
       }
       const allowed = this.#o.onStoreError === 'open';
       this.#logger.warn(
-        { err, key, onStoreError: this.#o.onStoreError },
+        { err: asError(err), key, onStoreError: this.#o.onStoreError },
         `rate limit store failed; ${allowed ? 'allowing' : 'refusing'} the call`,
       );
       this.#onStoreError.emit({ error: err, key, allowed });

@@ -2,14 +2,16 @@ import {
   AbortedError,
   ConfigError,
   HttpError,
+  MAX_DELAY_MS,
   type Policy,
   runWithDeadline,
+  ShedError,
   TimeoutError,
 } from '@trellis/core';
 import { createTestClock } from '@trellis/core/testing';
 import fc from 'fast-check';
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { CircuitOpenError } from './errors.js';
+import { CircuitOpenError, RateLimitedError } from './errors.js';
 import { retryBudget } from './RetryBudget.js';
 import { retry } from './retry.js';
 
@@ -174,7 +176,7 @@ describe('retry', () => {
       clock,
       policy.execute(async () => {
         if (++calls === 1) {
-          throw new CircuitOpenError('open', { retryAfterMs: 2_500, breaker: undefined });
+          throw new RateLimitedError('slow down', { retryAfterMs: 2_500, limit: 1, key: 'k' });
         }
         return 'ok';
       }),
@@ -183,7 +185,7 @@ describe('retry', () => {
     expect(delays).toEqual([2_500]);
     const reasons: string[] = [];
     policy.onGiveUp(({ reason }) => reasons.push(reason));
-    const err = new CircuitOpenError('open', { retryAfterMs: 60_000, breaker: undefined });
+    const err = new RateLimitedError('slow down', { retryAfterMs: 60_000, limit: 1, key: 'k' });
     await expect(
       policy.execute(async () => {
         throw err;
@@ -362,5 +364,243 @@ describe('retry', () => {
     expectTypeOf(policy.execute(async () => 1)).toEqualTypeOf<Promise<number>>();
     expectTypeOf(policy.execute(() => 'sync')).toEqualTypeOf<Promise<string>>();
     expectTypeOf(policy).toMatchTypeOf<Policy>();
+  });
+});
+
+describe('retry fails fast (issue 17: the breaker recipe must not sleep out an open breaker)', () => {
+  it('never waits on a CircuitOpenError: gives up at once, whatever maxRetryAfterMs says', async () => {
+    const clock = createTestClock();
+    const policy = retry({ clock, maxAttempts: 5, maxRetryAfterMs: MAX_DELAY_MS });
+    const reasons: string[] = [];
+    policy.onGiveUp(({ reason }) => reasons.push(reason));
+    for (const retryAfterMs of [0, 1, 5_000]) {
+      let calls = 0;
+      const err = new CircuitOpenError('open', { retryAfterMs, breaker: 'fx' });
+      // The clock is never advanced: a retry that waited on any timer would hang here.
+      await expect(
+        policy.execute(async () => {
+          calls++;
+          throw err;
+        }),
+      ).rejects.toBe(err);
+      expect(calls).toBe(1);
+      expect(clock.pendingTimers).toBe(0);
+    }
+    expect(reasons).toEqual(['circuit-open', 'circuit-open', 'circuit-open']);
+  });
+
+  it('gives up at once on a hint longer than the time left before the deadline', async () => {
+    const clock = createTestClock();
+    const policy = retry({ clock, maxRetryAfterMs: 60_000 });
+    const reasons: string[] = [];
+    policy.onGiveUp(({ reason }) => reasons.push(reason));
+    let calls = 0;
+    const err = new RateLimitedError('slow down', { retryAfterMs: 2_000, limit: 1, key: 'k' });
+    await expect(
+      runWithDeadline(
+        1_000,
+        () =>
+          policy.execute(async () => {
+            calls++;
+            throw err;
+          }),
+        clock,
+      ),
+    ).rejects.toBe(err);
+    expect(calls).toBe(1);
+    expect(reasons).toEqual(['retry-after']);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('property: over the whole range, a hint is honoured (never earlier) or refused at once', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: MAX_DELAY_MS }),
+        fc.integer({ min: 0, max: MAX_DELAY_MS }),
+        async (hint, maxRetryAfterMs) => {
+          const clock = createTestClock();
+          const policy = retry({
+            clock,
+            maxRetryAfterMs,
+            backoff: { initialMs: 0, maxMs: 0, jitter: 'none' },
+          });
+          const at: number[] = [];
+          const err = new RateLimitedError('later', { retryAfterMs: hint, limit: 1, key: 'k' });
+          const p = policy
+            .execute(async () => {
+              at.push(clock.now());
+              if (at.length === 1) throw err;
+              return 'ok';
+            })
+            .then(
+              (v) => v,
+              (e: unknown) => e,
+            );
+          if (hint > maxRetryAfterMs) {
+            expect(await p).toBe(err);
+            expect(at).toEqual([0]);
+            expect(clock.pendingTimers).toBe(0);
+            return;
+          }
+          if (hint > 0) {
+            await clock.advance(hint - 1);
+            expect(at).toEqual([0]);
+          }
+          await clock.advance(1);
+          expect(await p).toBe('ok');
+          expect(at).toEqual([0, hint]);
+        },
+      ),
+      { seed: 1801, numRuns: 300 },
+    );
+  });
+
+  it('refuses a maxRetryAfterMs a timer cannot hold (40 days), naming the field', () => {
+    expect(() => retry({ maxRetryAfterMs: 40 * 24 * 3_600_000 })).toThrow(
+      /maxRetryAfterMs: must be at most 2147483647 ms/,
+    );
+    expect(() => retry({ minAttemptMs: 2 ** 31 })).toThrow(/minAttemptMs/);
+    expect(() => retry({ backoff: { maxMs: 2 ** 31 } })).toThrow(/backoff\.maxMs/);
+    expect(() => retry({ maxRetryAfterMs: '60000' as unknown as number })).toThrow(
+      /expected a number of milliseconds/,
+    );
+  });
+
+  it('a 30-day Retry-After from the wire is refused at once, not retried after 1 ms', async () => {
+    const clock = createTestClock();
+    const policy = retry({ clock, maxRetryAfterMs: MAX_DELAY_MS });
+    let calls = 0;
+    const err = new HttpError('unavailable', {
+      status: 503,
+      headers: {},
+      body: undefined,
+      retryAfterMs: 40 * 24 * 3_600_000,
+    });
+    await expect(
+      policy.execute(async () => {
+        calls++;
+        throw err;
+      }),
+    ).rejects.toBe(err);
+    expect(calls).toBe(1);
+  });
+});
+
+describe('retry and values that are not Errors (issue 18 item 2)', () => {
+  const strange: [string, () => unknown][] = [
+    ['Object.create(null)', () => Object.create(null)],
+    ['a symbol', () => Symbol('x')],
+    ['undefined', () => undefined],
+    ['null', () => null],
+    ['a number', () => 42],
+    [
+      'a proxy whose every read throws',
+      () =>
+        new Proxy(
+          {},
+          {
+            get() {
+              throw new Error('no reads');
+            },
+            getPrototypeOf() {
+              throw new Error('no prototype');
+            },
+          },
+        ),
+    ],
+  ];
+  for (const [name, make] of strange) {
+    it(`passes ${name} through after its attempts`, async () => {
+      const clock = createTestClock();
+      const policy = retry({ clock, maxAttempts: 3, backoff: { initialMs: 0, maxMs: 0 } });
+      const value = make();
+      let calls = 0;
+      const r = await settle(
+        clock,
+        policy.execute(async () => {
+          calls++;
+          throw value;
+        }),
+      );
+      expect(r.ok).toBe(false);
+      if (r.ok === false) expect(r.error === value || Object.is(r.error, value)).toBe(true);
+      expect(calls).toBe(3);
+    });
+  }
+});
+
+describe('retry and any thrown value (property)', () => {
+  it('rejects with the very value thrown, after its attempts, for anything fast-check can build', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.anything({ withNullPrototype: true, withBigInt: true, withMap: true }),
+        async (value) => {
+          const clock = createTestClock();
+          const policy = retry({ clock, maxAttempts: 2, backoff: { initialMs: 0, maxMs: 0 } });
+          let calls = 0;
+          const r = await settle(
+            clock,
+            policy.execute(async () => {
+              calls++;
+              throw value;
+            }),
+          );
+          expect(r.ok).toBe(false);
+          if (r.ok === false) expect(Object.is(r.error, value)).toBe(true);
+          expect(calls).toBe(2);
+        },
+      ),
+      { seed: 1810, numRuns: 300 },
+    );
+  });
+});
+
+describe('retry budget counts only upstream faults (issue 18 item 4)', () => {
+  it('overload and caller faults never spend it; upstream faults do', async () => {
+    const clock = createTestClock();
+    const budget = retryBudget({ clock, ratio: 0, minRetriesPerSecond: 0.1, ttlMs: 10_000 });
+    // One retry in the budget (0.1/s over 10 s).
+    const policy = retry({
+      clock,
+      budget,
+      maxAttempts: 2,
+      retryOn: () => true,
+      backoff: { initialMs: 0, maxMs: 0 },
+    });
+    const reasons: string[] = [];
+    policy.onGiveUp(({ reason }) => reasons.push(reason));
+    for (const err of [
+      new ShedError('shed', { reason: 'limit', retryAfterMs: 0 }),
+      new AbortedError('caller went away'),
+    ]) {
+      let calls = 0;
+      await settle(
+        clock,
+        policy.execute(async () => {
+          calls++;
+          throw err;
+        }),
+      );
+      expect(calls).toBe(2);
+    }
+    let calls = 0;
+    await settle(
+      clock,
+      policy.execute(async () => {
+        calls++;
+        throw new Error('upstream down');
+      }),
+    );
+    expect(calls).toBe(2); // the one retry the budget holds
+    calls = 0;
+    await settle(
+      clock,
+      policy.execute(async () => {
+        calls++;
+        throw new Error('upstream down');
+      }),
+    );
+    expect(calls).toBe(1);
+    expect(reasons.at(-1)).toBe('budget');
   });
 });

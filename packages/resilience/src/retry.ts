@@ -1,16 +1,26 @@
 import {
+  type BackoffOptions,
+  backoffDelay,
+  backoffSchema,
   type Clock,
+  classifyFault,
+  clockField,
+  countsAgainstUpstream,
+  describeThrown,
+  durationMs,
   Emitter,
   type Event,
   type ExecuteOptions,
+  type FaultKind,
+  fnField,
   isTrellisError,
   type Policy,
   parseOptions,
   remainingMs,
+  sleep,
   systemClock,
 } from '@trellis/core';
 import { z } from 'zod';
-import { type BackoffOptions, backoffDelay, backoffSchema } from './backoff.js';
 import {
   abortedError,
   type BaseContext,
@@ -18,9 +28,8 @@ import {
   type Task,
   toContext,
 } from './CallContext.js';
-import { clockSchema, fnSchema } from './clockOption.js';
+import { CircuitOpenError } from './errors.js';
 import { RetryBudget } from './RetryBudget.js';
-import { sleep } from './sleep.js';
 import { spanEvent } from './tracing.js';
 
 const schema = z.strictObject({
@@ -32,13 +41,13 @@ const schema = z.strictObject({
     factor: 2,
     jitter: 'full',
   }),
-  retryOn: fnSchema<(err: unknown) => boolean>().optional(),
-  retryOnResult: fnSchema<(result: unknown) => boolean>().optional(),
+  retryOn: fnField<(err: unknown) => boolean>().optional(),
+  retryOnResult: fnField<(result: unknown) => boolean>().optional(),
   budget: z.instanceof(RetryBudget, { message: 'must be made by retryBudget()' }).optional(),
-  maxRetryAfterMs: z.number().min(0).default(60_000),
-  minAttemptMs: z.number().min(0).finite().default(0),
-  clock: clockSchema.optional(),
-  random: fnSchema<() => number>().optional(),
+  maxRetryAfterMs: durationMs().default(60_000),
+  minAttemptMs: durationMs().default(0),
+  clock: clockField().optional(),
+  random: fnField<() => number>().optional(),
 });
 
 export interface RetryOptions<R = unknown> {
@@ -48,16 +57,25 @@ export interface RetryOptions<R = unknown> {
   backoff?: BackoffOptions;
   /**
    * Which errors are worth another attempt. Default: every error except a Trellis error whose
-   * `retryable` is false (so `AbortedError`, `ConfigError`, 4xx `HttpError` are not retried).
+   * `retryable` is false (so `AbortedError`, `ConfigError`, 4xx `HttpError` are not retried) and
+   * the caller's own faults (`classifyFault` says `caller`: an abort, its own deadline, a request
+   * it built wrong). A `CircuitOpenError` is never waited on, whatever this says: see
+   * {@link RetryPolicy}.
    */
   retryOn?: (err: unknown) => boolean;
   /** Retry on a result too, e.g. `(r) => r.status >= 502`. The last result is returned. */
   retryOnResult?: (result: R) => boolean;
-  /** A shared {@link RetryBudget}; none by default. */
+  /**
+   * A shared {@link RetryBudget}; none by default. Only retries of upstream faults
+   * (`classifyFault(err) === 'upstream'`, or a result `retryOnResult` rejected) draw on it: the
+   * caller's faults and overload answers never spend the budget other calls need.
+   */
   budget?: RetryBudget;
   /**
-   * An error's `retryAfterMs` (HttpError's `Retry-After`, RateLimitedError, CircuitOpenError)
-   * replaces the backoff when longer; above this limit the policy gives up. Default 60_000.
+   * An error's `retryAfterMs` (HttpError's `Retry-After`, RateLimitedError) replaces the backoff
+   * when longer, so a retry never fires earlier than the hint it honours. A hint longer than
+   * `min(maxRetryAfterMs, time left before the ambient deadline)` makes the policy give up at
+   * once (reason `retry-after`). Default 60_000; at most 2^31-1 (about 24.8 days).
    */
   maxRetryAfterMs?: number;
   /**
@@ -83,7 +101,13 @@ export interface RetryEvent {
 }
 
 /** Why a retry policy stopped and settled with the last outcome. */
-export type GiveUpReason = 'attempts' | 'not-retryable' | 'budget' | 'deadline' | 'retry-after';
+export type GiveUpReason =
+  | 'attempts'
+  | 'not-retryable'
+  | 'budget'
+  | 'deadline'
+  | 'retry-after'
+  | 'circuit-open';
 
 export interface GiveUpEvent {
   readonly attempts: number;
@@ -92,11 +116,40 @@ export interface GiveUpEvent {
   readonly result?: unknown;
 }
 
-const defaultRetryOn = (err: unknown): boolean => !isTrellisError(err) || err.retryable;
+const defaultRetryOn = (err: unknown): boolean => {
+  try {
+    if (isTrellisError(err) && !err.retryable) return false;
+  } catch {
+    return true; // unreadable: not a Trellis error, so worth another attempt like any failure
+  }
+  return faultOf(err) !== 'caller';
+};
+
+/** `classifyFault`, for a value whose very reads may throw (a hostile proxy): then `upstream`. */
+function faultOf(err: unknown): FaultKind {
+  try {
+    return classifyFault(err);
+  } catch {
+    return 'upstream';
+  }
+}
+
+function isCircuitOpen(err: unknown): boolean {
+  try {
+    return err instanceof CircuitOpenError;
+  } catch {
+    return false;
+  }
+}
 
 function retryAfterOf(err: unknown): number | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
-  const value = (err as { retryAfterMs?: unknown }).retryAfterMs;
+  let value: unknown;
+  try {
+    value = (err as { retryAfterMs?: unknown }).retryAfterMs;
+  } catch {
+    return undefined; // a getter or proxy that throws: no hint
+  }
   return typeof value === 'number' && value >= 0 ? value : undefined;
 }
 
@@ -106,8 +159,13 @@ function retryAfterOf(err: unknown): number | undefined {
  *
  * Stops retrying when: attempts are used up, `retryOn` says no, the caller's signal aborted
  * (rejects with `AbortedError` at once, also in the middle of a backoff), the shared budget is
- * spent, an error's `retryAfterMs` exceeds `maxRetryAfterMs`, or the ambient deadline cannot fit
- * another attempt. In all but the abort case it settles with the last error (or result).
+ * spent, or the ambient deadline cannot fit another attempt. In all but the abort case it
+ * settles with the last error (or result), whatever was thrown (a non-Error value included).
+ *
+ * Fail fast, the rule: a retry never waits on a `CircuitOpenError` (it gives up at once with it:
+ * the breaker said the upstream is down, and its `retryAfterMs` is the half-open wait, not a
+ * hint); a `Retry-After` hint longer than `min(maxRetryAfterMs, time left before the deadline)`
+ * means give up at once; and a retry never fires earlier than the hint it honours.
  *
  * @example
  * ```ts
@@ -138,6 +196,15 @@ export class RetryPolicy<R = unknown> implements Policy {
     this.#retryOn = o.retryOn ?? defaultRetryOn;
     this.#retryOnResult = o.retryOnResult;
     this.#budget = o.budget;
+  }
+
+  /** `retryOn`, where a user function or a hostile value that throws means "do not retry". */
+  #retries(error: unknown): boolean {
+    try {
+      return this.#retryOn(error);
+    } catch {
+      return false;
+    }
   }
 
   /** Fires before each retry (after the decision, before the backoff). */
@@ -184,21 +251,27 @@ export class RetryPolicy<R = unknown> implements Policy {
       if (signal.aborted) throw abortedError(signal);
       let reason: GiveUpReason | undefined;
       let delay = 0;
-      if (!hasResult && !this.#retryOn(error)) reason = 'not-retryable';
+      if (!hasResult && isCircuitOpen(error)) reason = 'circuit-open';
+      else if (!hasResult && !this.#retries(error)) reason = 'not-retryable';
       else if (attempt >= this.maxAttempts) reason = 'attempts';
       else {
         delay = backoffDelay(o.backoff, attempt, previousDelay, this.#random);
         previousDelay = delay;
+        const left = remainingMs(clock);
         const hint = hasResult ? undefined : retryAfterOf(error);
         if (hint !== undefined) {
-          if (hint > o.maxRetryAfterMs) reason = 'retry-after';
+          const limit = left === undefined ? o.maxRetryAfterMs : Math.min(o.maxRetryAfterMs, left);
+          if (hint > limit) reason = 'retry-after';
           else if (hint > delay) delay = hint;
         }
         if (reason === undefined) {
-          const left = remainingMs(clock);
           if (left !== undefined && delay + Math.max(o.minAttemptMs, lastDuration) >= left) {
             reason = 'deadline';
-          } else if (this.#budget !== undefined && !this.#budget.tryWithdraw()) {
+          } else if (
+            this.#budget !== undefined &&
+            (hasResult || countsAgainstUpstream(faultOf(error))) &&
+            !this.#budget.tryWithdraw()
+          ) {
             reason = 'budget';
           }
         }
@@ -213,9 +286,9 @@ export class RetryPolicy<R = unknown> implements Policy {
       spanEvent('trellis.retry', {
         'trellis.retry.attempt': attempt,
         'trellis.retry.delay_ms': delay,
-        ...(hasResult ? {} : { 'exception.message': String((error as Error)?.message ?? error) }),
+        ...(hasResult ? {} : { 'exception.message': describeThrown(error) }),
       });
-      if (delay > 0) await sleep(clock, delay, signal);
+      if (delay > 0) await sleep(delay, { clock, signal });
       else if (signal.aborted) throw abortedError(signal);
       const ctx = new CallContext(signal, attempt);
       const started = clock.now();

@@ -1,6 +1,9 @@
 import {
   type Clock,
   type ClockTimer,
+  clampDelay,
+  clockField,
+  durationMs,
   Emitter,
   type Event,
   type ExecuteOptions,
@@ -13,11 +16,10 @@ import {
 } from '@trellis/core';
 import { z } from 'zod';
 import { BaseContext, invoke, type Task, toContext } from './CallContext.js';
-import { clockSchema } from './clockOption.js';
 
 const schema = z.strictObject({
-  ms: z.number().positive().finite(),
-  clock: clockSchema.optional(),
+  ms: durationMs({ positive: true }),
+  clock: clockField().optional(),
   propagate: z.boolean().default(true),
 });
 
@@ -126,7 +128,7 @@ export class TimeoutPolicy implements Policy {
   constructor(options: number | TimeoutOptions) {
     const o = parseOptions(
       schema,
-      typeof options === 'number' ? { ms: options } : options,
+      typeof options === 'object' && options !== null ? options : { ms: options },
       'timeout',
     );
     this.ms = o.ms;
@@ -161,7 +163,7 @@ export class TimeoutPolicy implements Policy {
       ctx.resolve = resolve;
       ctx.reject = reject;
       if (clamped) {
-        ctx.timer = clock.setTimeout(() => this.#expire(ctx), budget);
+        ctx.timer = clock.setTimeout(() => this.#expire(ctx), clampDelay(budget));
       } else {
         this.#queue.push(ctx as TimeoutContext<unknown>);
         if (this.#timer === undefined) this.#arm(budget);
@@ -233,7 +235,10 @@ export class TimeoutPolicy implements Policy {
   }
 
   #arm(ms: number): void {
-    this.#timer = this.#clock.setTimeout(() => this.#tick(), Math.max(1, Math.ceil(ms)));
+    this.#timer = this.#clock.setTimeout(
+      () => this.#tick(),
+      clampDelay(Math.max(1, Math.ceil(ms))),
+    );
     this.#timerRef = true;
   }
 

@@ -1,4 +1,11 @@
 export {
+  Backoff,
+  type BackoffOptions,
+  backoffDelay,
+  backoffSchema,
+  type ResolvedBackoff,
+} from './backoff.js';
+export {
   clampDelay,
   type DurationFieldOptions,
   durationMs,

@@ -1,0 +1,10 @@
+export {
+  clockField,
+  fnField,
+  loggerField,
+  type MetricsRegistryLike,
+  methodsField,
+  metricsField,
+  policyField,
+  resolverField,
+} from './fields.js';
