@@ -200,6 +200,7 @@ export function trellis(options: TrellisExpressOptions = {}): TrellisExpressMidd
     ...(opts.tracing !== undefined && { tracing: opts.tracing }),
     ...(opts.requestContext !== undefined && { requestContext: opts.requestContext }),
     ...(opts.echoRequestId !== undefined && { echoRequestId: opts.echoRequestId }),
+    ...(opts.trustDeadline !== undefined && { trustDeadline: opts.trustDeadline }),
     routeOf,
   });
   /** Answers the observability endpoints; true when it did. */

@@ -43,6 +43,7 @@ const plugin: FastifyPluginCallback<TrellisFastifyOptions> = (fastify, options, 
       echoRequestId: false,
       ...(opts.tracing !== undefined && { tracing: opts.tracing }),
       ...(opts.requestContext !== undefined && { requestContext: opts.requestContext }),
+      ...(opts.trustDeadline !== undefined && { trustDeadline: opts.trustDeadline }),
     });
   } catch (err) {
     done(err as Error);

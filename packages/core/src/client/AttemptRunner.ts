@@ -12,12 +12,21 @@ import {
 import type { Clock } from '../Clock.js';
 import { DEADLINE_HEADER } from '../context.js';
 import { ShutdownError } from '../errors.js';
-import { MAX_DELAY_MS } from '../time/duration.js';
+import {
+  classifyFault,
+  classifyStatus,
+  countsAgainstUpstream,
+  type FaultKind,
+  SHED_HEADER,
+} from '../faults/classifyFault.js';
+import { clampDelay } from '../time/duration.js';
 import { ClientExchange } from './ClientExchange.js';
 import type { ClientMetrics } from './ClientMetrics.js';
 import {
   abortError,
+  type CallLimit,
   errorTypeOf,
+  mayHaveReached,
   timeoutError,
   tooLargeError,
   toTransportError,
@@ -37,12 +46,22 @@ export interface AttemptLimits {
   readonly callerSignal: AbortSignal | undefined;
   /** 1 for the first attempt. */
   readonly attempt: number;
-  /** Clock time by which the attempt must end. */
+  /** Clock time by which the whole call must end (the attempt's own timer). */
   readonly deadlineAt: number;
-  /** The whole call's budget in ms, for the timeout error's message. */
-  readonly budget: number;
+  /**
+   * Clock time sent downstream as the deadline: `deadlineAt`, or earlier when a policy runs the
+   * attempt under a shorter deadline (a per-attempt `timeout()`, which aborts `signal` itself
+   * with its own error: the attempt arms no timer for it, so the error names that limit).
+   */
+  readonly sendDeadlineAt: number;
+  /** The whole call's limit, for the timeout error. */
+  readonly limit: CallLimit;
   /** Instance ids already tried by this call (service targets only). */
   readonly tried: Set<string> | undefined;
+  /** May the request be sent again (idempotent method, or an `Idempotency-Key`)? */
+  readonly resendable: boolean;
+  /** Per call: set once an attempt may have reached an upstream. */
+  readonly sent: { reached: boolean };
 }
 
 /** Runs attempts for one client; shared by all its calls. */
@@ -82,7 +101,7 @@ export class AttemptRunner {
     const clock = this.#clock;
     const startedAt = clock.now();
     const left = a.deadlineAt - startedAt;
-    if (left <= 0) throw timeoutError(this.#target.name, a.budget);
+    if (left <= 0) throw timeoutError(this.#target.name, a.limit);
     if (this.#isClosed()) throw new ShutdownError('createClient: the client is closed');
 
     const lease = await this.#lease(a.tried);
@@ -94,7 +113,7 @@ export class AttemptRunner {
     }
 
     const headers = prepared.headers;
-    headers[DEADLINE_HEADER] = String(Math.floor(left));
+    headers[DEADLINE_HEADER] = String(Math.floor(Math.min(left, a.sendDeadlineAt - startedAt)));
     const span = this.#startSpan(ep, prepared, upstream, a.attempt, headers);
     const recording = span.isRecording();
 
@@ -103,9 +122,11 @@ export class AttemptRunner {
       lease.pick === undefined ? undefined : this.#now,
       this.#maxResponseBytes,
     );
+    const limit = a.limit;
+    const resendable = a.resendable;
     const timer = clock.setTimeout(
-      () => exchange.abort(timeoutError(this.#target.name, a.budget)),
-      Math.min(left, MAX_DELAY_MS),
+      () => exchange.abort(timeoutError(this.#target.name, limit, undefined, resendable)),
+      clampDelay(left),
     );
     if (signal !== undefined) {
       exchange.signal = signal;
@@ -116,20 +137,22 @@ export class AttemptRunner {
 
     let status = 0;
     let errorType: string | undefined;
+    let failure: unknown;
     try {
-      await this.#send(ep, prepared, upstream, exchange);
+      await this.#send(ep, prepared, upstream, exchange, a);
       status = exchange.statusCode;
-      const result = this.#reader.interpret(ep, exchange);
+      const result = this.#reader.interpret(ep, exchange, resendable);
       if (status >= 400) errorType = String(status);
       return result;
     } catch (err) {
+      failure = err;
       errorType ??= errorTypeOf(err, status);
       if (recording) span.recordException(err as Error);
       throw err;
     } finally {
       clock.clearTimeout(timer);
       signal?.removeEventListener('abort', exchange);
-      this.#finish(ep, lease, exchange, span, recording, startedAt, status, errorType);
+      this.#finish(ep, lease, exchange, span, recording, startedAt, status, errorType, failure);
     }
   }
 
@@ -176,7 +199,11 @@ export class AttemptRunner {
     prepared: PreparedRequest,
     upstream: Upstream,
     exchange: ClientExchange,
+    a: AttemptLimits,
   ): Promise<void> {
+    // From here on the request may reach the upstream, unless the failure proves otherwise.
+    const reachedBefore = a.sent.reached;
+    a.sent.reached = true;
     upstream.pool.dispatch(
       {
         origin: upstream.origin,
@@ -191,7 +218,8 @@ export class AttemptRunner {
       await exchange.promise;
     } catch (err) {
       if (exchange.tooLarge) throw tooLargeError(ep, exchange, this.#maxResponseBytes);
-      throw toTransportError(err, this.#target.name, upstream.origin, ep.name);
+      if (!mayHaveReached(err)) a.sent.reached = reachedBefore;
+      throw toTransportError(err, this.#target.name, upstream.origin, ep.name, a.resendable);
     }
   }
 
@@ -205,14 +233,18 @@ export class AttemptRunner {
     startedAt: number,
     status: number,
     errorType: string | undefined,
+    failure: unknown,
   ): void {
     const clock = this.#clock;
     const upstream = lease.upstream;
     const endedAt = lease.pick !== undefined || this.#metrics !== undefined ? clock.now() : 0;
     if (lease.pick !== undefined) {
       const answeredAt = exchange.headersAt === 0 ? endedAt : exchange.headersAt;
+      // One rule with the gateway and the breakers: only upstream faults count against the
+      // instance. A caller's abort, its own deadline, a request it built wrong, a local schema
+      // failure or a shed answer never eject a healthy instance.
       lease.pick.done({
-        ok: errorType === undefined || (status !== 0 && status < 500),
+        ok: !countsAgainstUpstream(faultOf(failure, status, exchange)),
         durationMs: answeredAt - startedAt,
       });
     }
@@ -227,6 +259,17 @@ export class AttemptRunner {
       (endedAt - startedAt) / 1000,
     );
   }
+}
+
+/** Whose fault an attempt's outcome is; undefined for a success. */
+function faultOf(
+  failure: unknown,
+  status: number,
+  exchange: ClientExchange,
+): FaultKind | undefined {
+  if (failure !== undefined) return classifyFault(failure);
+  if (status < 400) return undefined;
+  return classifyStatus(status, { shed: exchange.headers[SHED_HEADER] !== undefined });
 }
 
 function onSignal(exchange: ClientExchange): void {

@@ -3,12 +3,13 @@ import { trace } from '@opentelemetry/api';
 import { type Clock, systemClock } from '../Clock.js';
 import { getRequestContext } from '../context.js';
 import type { Resolver } from '../discovery.js';
-import { AbortedError, ShutdownError, TimeoutError } from '../errors.js';
+import { AbortedError, ResendRefusedError, ShutdownError, TimeoutError } from '../errors.js';
 import { silentLogger } from '../Logger.js';
 import type { Policy, PolicyContext } from '../Policy.js';
+import { clampDelay } from '../time/duration.js';
 import { AttemptRunner } from './AttemptRunner.js';
 import { ClientMetrics } from './ClientMetrics.js';
-import { timeoutError } from './clientErrors.js';
+import { type CallLimit, timeoutError } from './clientErrors.js';
 import type { ParsedClientOptions } from './clientOptions.js';
 import type { CompiledEndpoint } from './compileEndpoint.js';
 import {
@@ -20,6 +21,11 @@ import {
 import { ResponseReader } from './ResponseReader.js';
 import { roundRobinBalancer, ServiceTarget } from './ServiceTarget.js';
 import { StaticTarget, type Target } from './Upstream.js';
+
+/** RFC 9110 §9.2.2: methods whose repetition has the same effect as one request. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+/** IETF draft-ietf-httpapi-idempotency-key-header: makes a POST or PATCH safe to send again. */
+const IDEMPOTENCY_KEY_HEADER = 'idempotency-key';
 
 /** One client's state, shared by all its endpoint methods. */
 export class ClientCore {
@@ -79,15 +85,23 @@ export class ClientCore {
     } catch (err) {
       return Promise.reject(err);
     }
-    let budget = input.timeoutMs ?? this.#timeoutMs;
+    // A per-call timeoutMs is a duration that reaches a timer: clamped like any other.
+    let budget = input.timeoutMs === undefined ? this.#timeoutMs : clampDelay(input.timeoutMs);
+    let deadline = false;
     const now = this.#clock.now();
     if (ctx?.deadline !== undefined) {
       // Same rule as remainingMs(): the context's own clock when it has one.
       const ambient = ctx.deadline - (ctx.clock ?? this.#clock).now();
-      if (ambient < budget) budget = ambient;
+      if (ambient < budget) {
+        budget = ambient;
+        deadline = true;
+      }
     }
+    const limit: CallLimit = { budget, deadline };
     const deadlineAt = now + budget;
     const signal = input.signal;
+    const resendable =
+      IDEMPOTENT.has(ep.method) || prepared.headers[IDEMPOTENCY_KEY_HEADER] !== undefined;
     const policy = this.#policy;
     if (policy === undefined) {
       return this.#attempts.run(ep, prepared, {
@@ -95,11 +109,14 @@ export class ClientCore {
         callerSignal: signal,
         attempt: 1,
         deadlineAt,
-        budget,
+        sendDeadlineAt: deadlineAt,
+        limit,
         tried: undefined,
+        resendable,
+        sent: { reached: false },
       });
     }
-    return this.#callWithPolicy(policy, ep, prepared, signal, deadlineAt, budget);
+    return this.#callWithPolicy(policy, ep, prepared, signal, deadlineAt, limit, resendable);
   }
 
   async #callWithPolicy(
@@ -108,7 +125,8 @@ export class ClientCore {
     prepared: PreparedRequest,
     callerSignal: AbortSignal | undefined,
     deadlineAt: number,
-    budget: number,
+    limit: CallLimit,
+    resendable: boolean,
   ): Promise<unknown> {
     // One controller for the whole call, so the deadline or the caller also interrupts the
     // policy's own waits (backoff, bulkhead queue).
@@ -120,27 +138,44 @@ export class ClientCore {
     const timer = this.#clock.setTimeout(
       () => {
         timedOut = true;
-        controller.abort(timeoutError(this.#target.name, budget));
+        controller.abort(timeoutError(this.#target.name, limit));
       },
-      Math.max(0, deadlineAt - this.#clock.now()),
+      clampDelay(deadlineAt - this.#clock.now()),
     );
     const tried = this.#target instanceof ServiceTarget ? new Set<string>() : undefined;
+    const sent = { reached: false };
+    let last: unknown;
+    const attempt = async (ctx: PolicyContext): Promise<unknown> => {
+      // Whatever the policy decides: a request that may have reached the upstream is never
+      // sent again unless it is idempotent or carries an Idempotency-Key.
+      if (sent.reached && !resendable) {
+        if (last !== undefined) throw last;
+        throw new ResendRefusedError(
+          `${ep.name}: not sending a second copy of a ${ep.method} that may have reached the upstream (not idempotent, no Idempotency-Key)`,
+        );
+      }
+      try {
+        return await this.#attempts.run(ep, prepared, {
+          signal: ctx.signal,
+          callerSignal,
+          attempt: ctx.attempt,
+          deadlineAt,
+          sendDeadlineAt: this.#attemptDeadline(deadlineAt),
+          limit,
+          tried,
+          resendable,
+          sent,
+        });
+      } catch (err) {
+        last = err;
+        throw err;
+      }
+    };
     try {
-      return await policy.execute(
-        (ctx: PolicyContext) =>
-          this.#attempts.run(ep, prepared, {
-            signal: ctx.signal,
-            callerSignal,
-            attempt: ctx.attempt,
-            deadlineAt: this.#attemptDeadline(deadlineAt),
-            budget,
-            tried,
-          }),
-        { signal: controller.signal },
-      );
+      return await policy.execute(attempt, { signal: controller.signal });
     } catch (err) {
       if (timedOut && !(err instanceof TimeoutError)) {
-        throw timeoutError(this.#target.name, budget, err);
+        throw timeoutError(this.#target.name, limit, err);
       }
       if (callerSignal?.aborted && !(err instanceof AbortedError)) {
         throw new AbortedError('createClient: the call was aborted', {

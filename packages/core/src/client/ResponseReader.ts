@@ -1,6 +1,7 @@
 /** Turns a finished exchange into what the call resolves with: parsed, validated, or an error. */
 import type { z } from 'zod';
 import { ResponseValidationError } from '../errors.js';
+import { describeThrown } from '../faults/describeThrown.js';
 import { toIssues } from '../options.js';
 import type { ClientExchange } from './ClientExchange.js';
 import { httpError } from './clientErrors.js';
@@ -24,16 +25,16 @@ export class ResponseReader {
   }
 
   /** The call's result for a finished exchange, or the right error. */
-  interpret(ep: CompiledEndpoint, exchange: ClientExchange): unknown {
+  interpret(ep: CompiledEndpoint, exchange: ClientExchange, resendable: boolean): unknown {
     const status = exchange.statusCode;
     const ok = status >= 200 && status < 300;
     if (ep.single !== undefined) {
-      if (!ok) throw httpError(ep, exchange);
+      if (!ok) throw httpError(ep, exchange, resendable);
       return this.#validate(ep, ep.single, status, exchange);
     }
     const s = (ep.byStatus as ReadonlyMap<number, z.ZodType>).get(status);
     if (s === undefined) {
-      if (!ok) throw httpError(ep, exchange);
+      if (!ok) throw httpError(ep, exchange, resendable);
       const message = `status ${status} is not declared in the endpoint's responses`;
       throw new ResponseValidationError(`${ep.name}: invalid response: ${message}`, {
         status,
@@ -62,7 +63,20 @@ export class ResponseReader {
       });
     }
     if (!this.#shouldValidate()) return body;
-    const r = schema.safeParse(body);
+    let r: ReturnType<z.ZodType['safeParse']>;
+    try {
+      r = schema.safeParse(body);
+    } catch (err) {
+      // A transform or refinement that throws is a local failure to read this answer: never a
+      // raw error a retry policy would take for a transient one (and re-send a POST for).
+      const message = `response schema threw: ${describeThrown(err)}`;
+      throw new ResponseValidationError(`${ep.name}: invalid response (${status}): ${message}`, {
+        status,
+        issues: [{ path: '(root)', message }],
+        body,
+        cause: err,
+      });
+    }
     if (r.success) return r.data;
     const issues = toIssues(r.error);
     const detail = issues.map((i) => `${i.path}: ${i.message}`).join('; ');

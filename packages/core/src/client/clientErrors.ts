@@ -7,6 +7,9 @@ import {
   ResponseValidationError,
   TimeoutError,
 } from '../errors.js';
+import { SHED_CODE, SHED_HEADER } from '../faults/classifyFault.js';
+import { describeThrown } from '../faults/describeThrown.js';
+import { parseProblem } from '../problem/Problem.js';
 import { isTrellisError } from '../TrellisError.js';
 import type { ClientExchange } from './ClientExchange.js';
 import type { CompiledEndpoint } from './compileEndpoint.js';
@@ -23,13 +26,30 @@ export function abortError(signal: AbortSignal, callerSignal: AbortSignal | unde
   return new AbortedError('createClient: the call was aborted', { cause: reason });
 }
 
-/** The whole-call budget ran out. */
-export function timeoutError(target: string, budget: number, cause?: unknown) {
-  const ms = Math.max(0, Math.round(budget));
-  return new TimeoutError(`createClient: call to ${target} did not finish within ${ms} ms`, {
-    timeoutMs: ms,
-    cause,
-  });
+/** The limit a whole call runs under, and where it came from. */
+export interface CallLimit {
+  /** The call's budget in ms. */
+  readonly budget: number;
+  /**
+   * True when the caller's inherited deadline (`runWithDeadline`, a trusted
+   * `x-trellis-deadline-ms`) set the budget: running out of it is then the caller's fault.
+   */
+  readonly deadline: boolean;
+}
+
+/** The whole-call limit ran out: the client's (or the call's) `timeoutMs`, or the caller's deadline. */
+export function timeoutError(target: string, limit: CallLimit, cause?: unknown, retryable = true) {
+  const ms = Math.max(0, Math.round(limit.budget));
+  if (limit.deadline) {
+    return new TimeoutError(
+      `createClient: call to ${target} ran out of the caller's deadline (${ms} ms were left when it started)`,
+      { timeoutMs: ms, deadline: true, retryable: false, cause },
+    );
+  }
+  return new TimeoutError(
+    `createClient: call to ${target} did not finish within its timeoutMs (${ms} ms)`,
+    { timeoutMs: ms, retryable, cause },
+  );
 }
 
 const CONNECT_CODES = new Set([
@@ -48,12 +68,34 @@ const CONNECT_CODES = new Set([
   'UND_ERR_DESTROYED',
 ]);
 
-/** Maps undici and socket errors to Trellis errors; Trellis errors pass through. */
+// Failures that prove the request never left this process: nothing to fear from sending again.
+const NOT_SENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_INVALID_ARG',
+]);
+
+/** True unless `err` proves the request never reached the upstream. */
+export function mayHaveReached(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return !(typeof code === 'string' && NOT_SENT_CODES.has(code));
+}
+
+/**
+ * Maps undici and socket errors to Trellis errors; Trellis errors pass through. `resendable`
+ * is false for a request that must not be sent twice (not idempotent, no `Idempotency-Key`):
+ * then an error after the request may have reached the upstream is not retryable.
+ */
 export function toTransportError(
   err: unknown,
   target: string,
   origin: string,
   name: string,
+  resendable = true,
 ): Error {
   if (isTrellisError(err)) return err;
   const code = (err as { code?: unknown } | null)?.code;
@@ -65,25 +107,26 @@ export function toTransportError(
       cause: err,
     });
   }
+  const retryable = resendable || !mayHaveReached(err);
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
     return new TimeoutError(`createClient: ${origin} stopped responding (${code})`, {
       timeoutMs: 0,
+      retryable,
       cause: err,
     });
   }
-  if (
+  // The base URL is its own origin (or starts with it): name the service only when it differs.
+  const where = target.startsWith(origin) ? origin : `${origin} (service "${target}")`;
+  const what =
     typeof code === 'string' &&
     (CONNECT_CODES.has(code) || code.startsWith('HPE_') || code.startsWith('ERR_SSL'))
-  ) {
-    return new ConnectError(
-      `createClient: connection to ${origin} (${target}) failed: ${(err as Error).message}`,
-      { target: origin, cause: err },
-    );
-  }
-  return new ConnectError(
-    `createClient: request to ${origin} (${target}) failed: ${String((err as Error)?.message ?? err)}`,
-    { target: origin, cause: err },
-  );
+      ? 'connection to'
+      : 'request to';
+  return new ConnectError(`createClient: ${what} ${where} failed: ${describeThrown(err)}`, {
+    target: origin,
+    retryable,
+    cause: err,
+  });
 }
 
 /** The response body passed `maxResponseBytes`. */
@@ -96,15 +139,27 @@ export function tooLargeError(ep: CompiledEndpoint, exchange: ClientExchange, ma
   });
 }
 
-/** A status the endpoint declares no schema for. */
-export function httpError(ep: CompiledEndpoint, exchange: ClientExchange) {
+/**
+ * A status the endpoint declares no schema for. 502, 503 and 504 are retryable, except for a
+ * request that must not be sent twice (`resendable` false) unless the answer says it was not
+ * processed (a Trellis service's shed answer). An `application/problem+json` body is
+ * parsed into `problem`.
+ */
+export function httpError(ep: CompiledEndpoint, exchange: ClientExchange, resendable = true) {
   const status = exchange.statusCode;
+  const headers = exchange.headers;
+  const body = readBody(exchange, ep.method);
+  const type = headers['content-type'];
+  const problem = typeof type === 'string' ? parseProblem(type, body) : undefined;
+  const shed = headers[SHED_HEADER] !== undefined || problem?.code === SHED_CODE;
+  const transient = status === 502 || status === 503 || status === 504;
   return new HttpError(`${ep.name}: upstream answered ${status}`, {
     status,
-    headers: exchange.headers,
-    body: readBody(exchange, ep.method),
-    retryAfterMs: parseRetryAfter(exchange.headers['retry-after']),
-    retryable: status === 502 || status === 503 || status === 504,
+    headers,
+    body,
+    retryAfterMs: parseRetryAfter(headers['retry-after']),
+    retryable: transient && (resendable || shed),
+    ...(problem !== undefined && { problem }),
   });
 }
 

@@ -11,6 +11,7 @@ import type { Logger } from '../Logger.js';
 import type { Policy } from '../Policy.js';
 import { durationMs } from '../time/duration.js';
 import type { EndpointMap } from './endpoint.js';
+import { badValue, TOKEN } from './prepareRequest.js';
 
 /** Budget of a whole call when neither the client nor the call says otherwise. */
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -57,7 +58,17 @@ const commonShape = {
    */
   timeoutMs: durationMs({ positive: true }).default(DEFAULT_TIMEOUT_MS),
   /** Headers sent with every request (per-call headers win). */
-  headers: z.record(z.string(), z.string()).optional(),
+  headers: z
+    .record(
+      z.string().regex(TOKEN, 'is not a valid header name (RFC 9110 token)'),
+      z
+        .string()
+        .refine(
+          (v) => !badValue(v),
+          'must not contain control characters (CR, LF, NUL, ...) or characters above U+00FF',
+        ),
+    )
+    .optional(),
   /**
    * Validate response bodies with the endpoint's schema: `true` (default), `false` (bodies are
    * trusted: no zod work, no transforms), or `{ sampleRate }` between 0 and 1.

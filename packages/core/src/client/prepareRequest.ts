@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type { RequestContext } from '../context.js';
 import { type ConfigIssue, RequestValidationError } from '../errors.js';
+import { describeThrown } from '../faults/describeThrown.js';
 import { toIssues } from '../options.js';
 import type { CompiledEndpoint } from './compileEndpoint.js';
 import { serializeQuery } from './query.js';
@@ -39,24 +40,25 @@ export function prepareRequest(
   let headers = input.headers;
   let issues: ConfigIssue[] | undefined;
   if (ep.params !== undefined) {
-    const r = ep.params.safeParse(params);
+    const r = check(ep.params, params);
     if (r.success) params = r.data as Record<string, unknown>;
-    else issues = addIssues(issues, 'params', r.error);
+    else issues = addIssues(issues, 'params', r.issues);
   }
   if (ep.query !== undefined) {
-    const r = ep.query.safeParse(query);
+    // An endpoint whose query fields are all optional need not be given a query.
+    const r = check(ep.query, query ?? {});
     if (r.success) query = r.data;
-    else issues = addIssues(issues, 'query', r.error);
+    else issues = addIssues(issues, 'query', r.issues);
   }
   if (ep.body !== undefined) {
-    const r = ep.body.safeParse(body);
+    const r = check(ep.body, body);
     if (r.success) body = r.data;
-    else issues = addIssues(issues, 'body', r.error);
+    else issues = addIssues(issues, 'body', r.issues);
   }
   if (ep.headers !== undefined) {
-    const r = ep.headers.safeParse(headers ?? {});
+    const r = check(ep.headers, headers ?? {});
     if (r.success) headers = { ...headers, ...(r.data as Record<string, unknown>) };
-    else issues = addIssues(issues, 'headers', r.error);
+    else issues = addIssues(issues, 'headers', r.issues);
   }
   if (issues !== undefined) {
     const detail = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
@@ -67,7 +69,12 @@ export function prepareRequest(
   if (headers !== undefined) {
     for (const key in headers) {
       const value = headers[key];
-      if (value !== undefined && value !== null) out[key.toLowerCase()] = String(value);
+      if (value === undefined || value === null) continue;
+      const text = headerValue(key, value);
+      // undici refuses a bad header only once a connection is leased; refuse it here, before
+      // any I/O, so it never reaches a balancer or a breaker as if the upstream had failed.
+      checkHeader(ep.name, key, text);
+      out[key.toLowerCase()] = text;
     }
   }
   let text: string | undefined;
@@ -82,13 +89,74 @@ export function prepareRequest(
   return { path, body: text, headers: out };
 }
 
+type Checked = { success: true; data: unknown } | { success: false; issues: ConfigIssue[] };
+
+/** `safeParse`, except that a refinement or transform that throws is an issue, not a crash. */
+function check(schema: z.ZodType, value: unknown): Checked {
+  try {
+    const r = schema.safeParse(value);
+    return r.success ? r : { success: false, issues: toIssues(r.error) };
+  } catch (err) {
+    return {
+      success: false,
+      issues: [{ path: '(root)', message: `schema threw: ${describeThrown(err)}` }],
+    };
+  }
+}
+
+// RFC 9110 §5.1 field names are tokens; §5.5 values are visible characters, spaces and tabs
+// (obs-text allowed), never CR, LF, NUL or another control character.
+export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** True when `value` holds a character RFC 9110 does not allow in a field value. */
+export function badValue(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f || c > 0xff) return true;
+  }
+  return false;
+}
+
+function headerValue(name: string, value: unknown): string {
+  switch (typeof value) {
+    case 'string':
+      return value;
+    case 'number':
+    case 'boolean':
+    case 'bigint':
+      return String(value);
+    default:
+      throw invalidHeader(name, 'must be a string, number or boolean');
+  }
+}
+
+function checkHeader(endpoint: string, name: string, value: string): void {
+  if (!TOKEN.test(name))
+    throw invalidHeader(name, 'is not a valid header name (RFC 9110 token)', endpoint);
+  if (badValue(value)) {
+    throw invalidHeader(
+      name,
+      'must not contain control characters (CR, LF, NUL, ...) or characters above U+00FF',
+      endpoint,
+    );
+  }
+}
+
+function invalidHeader(name: string, message: string, endpoint?: string) {
+  const path = `headers.${name}`;
+  return new RequestValidationError(
+    `${endpoint === undefined ? '' : `${endpoint}: `}invalid request: ${path}: ${message}`,
+    { issues: [{ path, message }] },
+  );
+}
+
 function addIssues(
   issues: ConfigIssue[] | undefined,
   prefix: string,
-  error: z.ZodError,
+  found: readonly ConfigIssue[],
 ): ConfigIssue[] {
   const out = issues ?? [];
-  for (const issue of toIssues(error)) {
+  for (const issue of found) {
     out.push({
       path: issue.path === '(root)' ? prefix : `${prefix}.${issue.path}`,
       message: issue.message,

@@ -147,6 +147,10 @@ export class ShutdownSequence {
       );
       for (const t of list) t.destroyAll();
     }
+    // Whatever is left is dropped before the cleanup hooks run: idle sockets, and sockets
+    // holding a half-sent request (not in flight yet, so not waited for), which would otherwise
+    // be answered after the cleanup hooks (the database pool may be gone).
+    for (const t of list) t.dropRemaining();
     await this.#within(serversClosed, hookTimeoutMs);
     // 6. Cleanup hooks, last registered first.
     ok = (await this.#runHooks('cleanup', [...this.#cleanups].reverse())) && ok;

@@ -4,6 +4,7 @@ import { type Clock, systemClock } from '../Clock.js';
 import { Emitter, type Event } from '../Event.js';
 import { type Logger, silentLogger } from '../Logger.js';
 import { parseOptions } from '../options.js';
+import { durationMs } from '../time/duration.js';
 import { type CheckDefinition, HealthCheck } from './HealthCheck.js';
 import { type HealthBody, HealthProbes, type HealthReport } from './HealthProbes.js';
 import { type HealthState, type ShutdownHook, ShutdownSequence } from './ShutdownSequence.js';
@@ -76,10 +77,10 @@ const checkSchema = z
   .object({
     check: hookSchema,
     critical: z.boolean().optional(),
-    timeoutMs: z.number().int().positive().optional(),
+    timeoutMs: durationMs({ positive: true }).optional(),
     liveness: z.boolean().optional(),
     startup: z.boolean().optional(),
-    cacheMs: z.number().int().nonnegative().optional(),
+    cacheMs: durationMs().optional(),
     measurement: z
       .string()
       .regex(/^[^:]+$/, 'must not contain ":"')
@@ -94,9 +95,9 @@ const checkSchema = z
 const optionsSchema = z
   .object({
     checks: z.record(z.string().min(1), checkSchema).optional(),
-    drainDelayMs: z.number().int().nonnegative().optional(),
-    shutdownTimeoutMs: z.number().int().nonnegative().optional(),
-    hookTimeoutMs: z.number().int().positive().optional(),
+    drainDelayMs: durationMs().optional(),
+    shutdownTimeoutMs: durationMs().optional(),
+    hookTimeoutMs: durationMs({ positive: true }).optional(),
     signals: z.union([z.array(z.string().regex(/^SIG[A-Z0-9]+$/)), z.literal(false)]).optional(),
     exit: z.boolean().optional(),
     serviceId: z.string().optional(),
