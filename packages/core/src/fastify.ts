@@ -31,7 +31,15 @@ const plugin: FastifyPluginCallback<TrellisFastifyOptions> = (fastify, options, 
   let observer: ReturnType<typeof createRequestObserver>;
   let echo: boolean;
   try {
-    const opts = parseOptions(adapterOptionsSchema.loose(), options, 'trellis (fastify)');
+    // Fastify hands a plugin its own register options too; everything else must be ours, so
+    // a typo (`{ helth }`) fails the registration as it fails `trellis()` for Express.
+    const {
+      prefix: _p,
+      logLevel: _l,
+      logSerializers: _s,
+      ...own
+    } = options as Record<string, unknown>;
+    const opts = parseOptions(adapterOptionsSchema, own, 'trellis (fastify)');
     health = opts.health;
     metrics = opts.metrics;
     base = opts.basePath ?? '';

@@ -138,6 +138,7 @@ export class AttemptRunner {
     let status = 0;
     let errorType: string | undefined;
     let failure: unknown;
+    const reachedBefore = a.sent.reached;
     try {
       await this.#send(ep, prepared, upstream, exchange, a);
       status = exchange.statusCode;
@@ -146,6 +147,8 @@ export class AttemptRunner {
       return result;
     } catch (err) {
       failure = err;
+      // An overload answer (429, a Trellis shed 503) says the request was not processed.
+      if (classifyFault(err) === 'overload') a.sent.reached = reachedBefore;
       errorType ??= errorTypeOf(err, status);
       if (recording) span.recordException(err as Error);
       throw err;
