@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
+import { circuitBreaker } from '@trellis/resilience';
 import express5 from 'express';
 import fc from 'fast-check';
 import Fastify from 'fastify';
@@ -19,6 +20,7 @@ import {
   DEADLINE_HEADER,
   MAX_DELAY_MS,
   type Metrics,
+  type Policy,
   parseDeadlineHeader,
   remainingMs,
   type TimeoutError,
@@ -97,7 +99,7 @@ describe.each(flavours)(
 );
 
 describe('the incoming x-trellis-deadline-ms is honoured only when trusted', () => {
-  async function serviceCallingUpstream(trustDeadline: boolean | undefined) {
+  async function serviceCallingUpstream(trustDeadline: boolean | undefined, policy?: Policy) {
     // The upstream answers after 30 ms; the service calls it with the typed client.
     const upstream = express5();
     upstream.get('/slow', (_req, res) => {
@@ -109,6 +111,7 @@ describe('the incoming x-trellis-deadline-ms is honoured only when trusted', () 
       baseUrl: `http://127.0.0.1:${(upstreamServer.address() as AddressInfo).port}`,
       endpoints: { slow: { method: 'GET', path: '/slow', response: z.unknown() } },
       validateResponse: false,
+      ...(policy && { policy }),
     });
     const app = express5();
     app.use(trellis(trustDeadline === undefined ? {} : { trustDeadline }));
@@ -134,11 +137,15 @@ describe('the incoming x-trellis-deadline-ms is honoured only when trusted', () 
     return { base, close };
   }
 
-  it('by default a caller cannot shorten (or set) the deadline', async () => {
-    const { base, close } = await serviceCallingUpstream(undefined);
+  it("by default a caller cannot shorten (or set) the deadline, nor open the service's breaker", async () => {
+    const breaker = circuitBreaker({ consecutiveFailures: 5 });
+    const { base, close } = await serviceCallingUpstream(undefined, breaker);
     try {
-      const r = await fetch(`${base}/work`, { headers: { [DEADLINE_HEADER]: '1' } });
-      expect(await r.json()).toEqual({ outcome: 'ok' }); // no `remaining`: no deadline was set
+      for (let i = 0; i < 6; i++) {
+        const r = await fetch(`${base}/work`, { headers: { [DEADLINE_HEADER]: '1' } });
+        expect(await r.json()).toEqual({ outcome: 'ok' }); // no `remaining`: no deadline was set
+      }
+      expect(breaker.state).toBe('closed');
     } finally {
       await close();
     }

@@ -1,9 +1,11 @@
+import fc from 'fast-check';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import type { z } from 'zod';
 import { z as zod } from 'zod';
 import type { Resolver } from '../discovery.js';
 import { ConfigError } from '../errors.js';
 import { parseOptions } from '../options.js';
+import { MAX_DELAY_MS } from '../time/duration.js';
 import {
   type BaseUrlClientOptions,
   type ClientOptions,
@@ -52,5 +54,26 @@ describe('createClient options: one declaration', () => {
       /expected a number of milliseconds/,
     );
     expect(parse({ baseUrl: 'http://x', endpoints }).timeoutMs).toBe(10_000);
+  });
+
+  it('property: timeoutMs and keepAliveTimeoutMs are accepted exactly when a timer can hold them', () => {
+    const endpoints = { get: { method: 'GET', path: '/', response: zod.unknown() } };
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.double(),
+          fc.integer({ min: MAX_DELAY_MS - 3, max: MAX_DELAY_MS + 3 }),
+          fc.constantFrom(0, 1, 2 ** 31, 2 ** 32, Number.MAX_SAFE_INTEGER),
+        ),
+        (ms) => {
+          const fits = Number.isFinite(ms) && ms > 0 && ms <= MAX_DELAY_MS;
+          const accepts = (o: object) =>
+            clientOptionsSchema.safeParse({ baseUrl: 'http://x', endpoints, ...o }).success;
+          expect(accepts({ timeoutMs: ms })).toBe(fits);
+          expect(accepts({ keepAliveTimeoutMs: ms })).toBe(fits && Number.isInteger(ms));
+        },
+      ),
+      { seed: 17, numRuns: 300 },
+    );
   });
 });
