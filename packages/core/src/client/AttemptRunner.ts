@@ -113,7 +113,9 @@ export class AttemptRunner {
     }
 
     const headers = prepared.headers;
-    headers[DEADLINE_HEADER] = String(Math.floor(Math.min(left, a.sendDeadlineAt - startedAt)));
+    headers[DEADLINE_HEADER] = String(
+      Math.max(0, Math.floor(Math.min(left, a.sendDeadlineAt - startedAt))),
+    );
     const span = this.#startSpan(ep, prepared, upstream, a.attempt, headers);
     const recording = span.isRecording();
 
