@@ -78,6 +78,13 @@ describe.each(flavours)(
         '/static',
         express.Router().get('/x', (_req, res) => res.send('x')),
       );
+      // A router used without a path, holding its own parameterised mount.
+      const orgs = express.Router();
+      orgs.use(
+        '/orgs/:oid',
+        express.Router().get('/repos', (_req, res) => res.send('r')),
+      );
+      app.use(orgs);
       const base = await listen(app);
       for (let t = 0; t < 25; t++) {
         expect((await fetch(`${base}/tenants/t-${t}/items/${t}`)).status).toBe(200);
@@ -87,13 +94,17 @@ describe.each(flavours)(
       }
       expect((await fetch(`${base}/tenants/t%2F9/items/1`)).status).toBe(200);
       expect((await fetch(`${base}/static/x`)).status).toBe(200);
+      for (let o = 0; o < 3; o++)
+        expect((await fetch(`${base}/orgs/o${o}/repos`)).status).toBe(200);
       const text = await metrics.text();
       expect(routes(text)).toEqual([
+        '/orgs/:oid/repos',
         '/static/x',
         '/tenants/:tid/admin/:section/users/:uid',
         '/tenants/:tid/items/:id',
       ]);
       expect(text).not.toContain('t-0');
+      expect(text).not.toContain('o1');
     });
   },
 );

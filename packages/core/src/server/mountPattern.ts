@@ -41,7 +41,15 @@ export function mountPattern(stack: unknown, baseUrl: string): string | undefine
     let next: unknown;
     let matched = false;
     for (const layer of layers as Layer[]) {
-      if (layer.route !== undefined || layer.slash === true || layer.regexp?.fast_slash) continue;
+      if (layer.route !== undefined) continue;
+      if (layer.slash === true || layer.regexp?.fast_slash === true) {
+        // A router used without a path (`app.use(router)`): its own mounts may explain `rest`.
+        const inner = Array.isArray(layer.handle?.stack)
+          ? mountPattern(layer.handle?.stack, rest)
+          : undefined;
+        if (inner !== undefined) return out + inner;
+        continue;
+      }
       const m = matchLayer(layer, rest);
       if (m === undefined || m.path === '' || !rest.startsWith(m.path)) continue;
       const tail = rest.slice(m.path.length);
