@@ -25,6 +25,8 @@ export default defineConfig({
     // Engines (etcd, Redis, dnsmasq) are started on demand by testing/engines.ts.
     testTimeout: 20_000,
     hookTimeout: 30_000,
+    // An unhandled rejection or uncaught exception fails the test it happened in.
+    setupFiles: [resolve(root, 'testing/failOnUnhandled.ts')],
     projects: [
       ...names.map((name) => ({
         extends: true as const,

@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { type Clock, systemClock } from './Clock.js';
+import { clampDelay } from './time/duration.js';
 
 /**
  * What Trellis knows about the request being served, carried through async calls so logs,
@@ -63,9 +64,13 @@ export function remainingMs(clock?: Clock): number | undefined {
   return ctx.deadline - c.now();
 }
 
-/** Parses a `x-trellis-deadline-ms` header value; undefined when absent or malformed. */
+/**
+ * Parses a `x-trellis-deadline-ms` header value; undefined when absent or malformed. The value
+ * comes from the wire, so it is clamped to what a timer can hold (2³¹−1 ms, about
+ * 24.8 days): `9999999999` is a very long budget, not one that runs out after 1 ms.
+ */
 export function parseDeadlineHeader(value: string | string[] | undefined): number | undefined {
   const raw = Array.isArray(value) ? value[0] : value;
   if (raw === undefined || !/^\d{1,10}$/.test(raw)) return undefined;
-  return Number(raw);
+  return clampDelay(Number(raw));
 }

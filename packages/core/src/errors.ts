@@ -99,6 +99,15 @@ export const ConnectError = defineError<{ readonly target: string }>({
 });
 export type ConnectError = InstanceType<typeof ConnectError>;
 
+export const ResendRefusedError = defineError({
+  code: 'TRELLIS_RESEND_REFUSED',
+  name: 'ResendRefusedError',
+  description:
+    'A policy (a hedge, a retry) asked the typed client to send a request again while an earlier copy may have reached the upstream, and the request is not idempotent and carries no `Idempotency-Key`. Nothing was sent; `cause` holds the earlier failure when there is one.',
+  fault: 'local',
+});
+export type ResendRefusedError = InstanceType<typeof ResendRefusedError>;
+
 export const NoInstanceError = defineError<{ readonly service: string }>({
   code: 'TRELLIS_NO_INSTANCE',
   name: 'NoInstanceError',

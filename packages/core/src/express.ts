@@ -17,6 +17,7 @@ import {
   openObservation,
   type RequestObserver,
 } from './server/createRequestObserver.js';
+import { mountPattern, routerStackOf } from './server/mountPattern.js';
 
 export interface TrellisExpressOptions extends AdapterOptions {
   /** Serves the health endpoints. Remember `health.attach(server)` for graceful shutdown. */
@@ -46,11 +47,23 @@ const prepared = new WeakSet<object>();
 // `req.route` of requests this adapter does not observe (normally none).
 const unobserved = new WeakMap<object, unknown>();
 
-function templateOf(route: unknown, baseUrl: string | undefined): string | undefined {
+function templateOf(
+  route: unknown,
+  baseUrl: string | undefined,
+  app?: unknown,
+): string | undefined {
   const path = (route as { path?: unknown } | undefined)?.path;
   if (path === undefined) return undefined;
   const tail = typeof path === 'string' ? path : String(path);
-  return baseUrl ? baseUrl + tail : tail;
+  if (!baseUrl) return tail;
+  // The mount pattern (`/tenants/:tid`), never the matched `baseUrl` (`/tenants/t-0`).
+  return (mountPattern(routerStackOf(rootOf(app)), baseUrl) ?? baseUrl) + tail;
+}
+
+function rootOf(app: unknown): unknown {
+  let a = app as { parent?: unknown } | undefined;
+  while (a?.parent !== undefined && a.parent !== null) a = a.parent as { parent?: unknown };
+  return a;
 }
 
 /**
@@ -122,7 +135,7 @@ function prepareApp(
         unobserved.set(this, value);
         return;
       }
-      const route = templateOf(value, this.baseUrl);
+      const route = templateOf(value, this.baseUrl, app);
       o.slot = value;
       // Nested apps with an adapter each: every observation of the response gets the route.
       for (; o !== undefined; o = o.prev as typeof o) o.route = route;
@@ -168,7 +181,7 @@ function isFirstAtRoot(app: ExpressLikeApp, middleware: unknown): boolean {
 /** The matched route template, when the accessor could not record it. */
 function routeOf(req: IncomingMessage): string | undefined {
   const r = req as ExpressLikeRequest;
-  return templateOf(r.route, r.baseUrl);
+  return templateOf(r.route, r.baseUrl, (r as { app?: unknown }).app);
 }
 
 /**
@@ -200,6 +213,7 @@ export function trellis(options: TrellisExpressOptions = {}): TrellisExpressMidd
     ...(opts.tracing !== undefined && { tracing: opts.tracing }),
     ...(opts.requestContext !== undefined && { requestContext: opts.requestContext }),
     ...(opts.echoRequestId !== undefined && { echoRequestId: opts.echoRequestId }),
+    ...(opts.trustDeadline !== undefined && { trustDeadline: opts.trustDeadline }),
     routeOf,
   });
   /** Answers the observability endpoints; true when it did. */

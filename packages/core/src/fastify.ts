@@ -31,7 +31,15 @@ const plugin: FastifyPluginCallback<TrellisFastifyOptions> = (fastify, options, 
   let observer: ReturnType<typeof createRequestObserver>;
   let echo: boolean;
   try {
-    const opts = parseOptions(adapterOptionsSchema.loose(), options, 'trellis (fastify)');
+    // Fastify hands a plugin its own register options too; everything else must be ours, so
+    // a typo (`{ helth }`) fails the registration as it fails `trellis()` for Express.
+    const {
+      prefix: _p,
+      logLevel: _l,
+      logSerializers: _s,
+      ...own
+    } = options as Record<string, unknown>;
+    const opts = parseOptions(adapterOptionsSchema, own, 'trellis (fastify)');
     health = opts.health;
     metrics = opts.metrics;
     base = opts.basePath ?? '';
@@ -43,6 +51,7 @@ const plugin: FastifyPluginCallback<TrellisFastifyOptions> = (fastify, options, 
       echoRequestId: false,
       ...(opts.tracing !== undefined && { tracing: opts.tracing }),
       ...(opts.requestContext !== undefined && { requestContext: opts.requestContext }),
+      ...(opts.trustDeadline !== undefined && { trustDeadline: opts.trustDeadline }),
     });
   } catch (err) {
     done(err as Error);

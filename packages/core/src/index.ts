@@ -27,6 +27,7 @@ export {
   InternalError,
   NoInstanceError,
   RequestValidationError,
+  ResendRefusedError,
   ResponseValidationError,
   ShedError,
   ShutdownError,

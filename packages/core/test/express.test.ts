@@ -64,7 +64,7 @@ describe.each(flavours)('%s adapter', (_name, express) => {
     health = createHealth({ signals: false, drainDelayMs: 50, shutdownTimeoutMs: 5_000 });
     metrics = createMetrics();
     const app = express();
-    app.use(trellis({ health, metrics, echoRequestId: true }));
+    app.use(trellis({ health, metrics, echoRequestId: true, trustDeadline: true }));
     app.get('/items/:id', (req, res) => {
       const ctx = getRequestContext();
       const span = trace.getActiveSpan();

@@ -47,7 +47,7 @@ async function start(workMs = 0, extra?: (app: FastifyInstance) => void) {
   health = createHealth({ signals: false, drainDelayMs: 50, shutdownTimeoutMs: 5_000 });
   metrics = createMetrics();
   app = Fastify();
-  await app.register(trellis, { health, metrics, echoRequestId: true });
+  await app.register(trellis, { health, metrics, echoRequestId: true, trustDeadline: true });
   app.get<{ Params: { id: string } }>('/items/:id', async (req) => {
     if (workMs > 0) await new Promise((r) => setTimeout(r, workMs));
     const ctx = getRequestContext();

@@ -64,7 +64,10 @@ async function startServer(
 
 describe('graceful shutdown of a real server', () => {
   it('under load, every accepted request gets its full response (no reset)', async () => {
-    health = createHealth({ signals: false, drainDelayMs: 100, shutdownTimeoutMs: 5_000 });
+    // The drain delay must outlast the `notReady` fetch below even on a loaded machine: once it
+    // ends, idle keep-alive sockets close and that fetch could race the close ("other side
+    // closed"), which is not what this test is about.
+    health = createHealth({ signals: false, drainDelayMs: 600, shutdownTimeoutMs: 5_000 });
     const { port, accepted } = await startServer(15, health);
     const agent = new Agent({ keepAlive: true, maxSockets: 16 });
     agents.push(agent);

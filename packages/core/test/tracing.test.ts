@@ -73,6 +73,21 @@ describe('createServerTracing', () => {
     expect(boom?.attributes['error.type']).toBe('TypeError');
   });
 
+  it('records a non-Error thrown value without String() on it', () => {
+    const exporter = new InMemorySpanExporter();
+    const tracerProvider = new BasicTracerProvider({
+      spanProcessors: [new SimpleSpanProcessor(exporter)],
+    });
+    const tracing = createServerTracing({ tracerProvider });
+    const a = tracing.start(req(), 'GET');
+    expect(() => {
+      if (a) tracing.end(a, 'GET', '/odd', 500, Object.create(null));
+    }).not.toThrow();
+    const [odd] = exporter.getFinishedSpans();
+    expect(odd?.attributes['error.type']).toBe('_OTHER');
+    expect(odd?.status).toMatchObject({ code: 2, message: 'a non-Error object' });
+  });
+
   it('rejects a bad tracerProvider naming the field', () => {
     // @ts-expect-error not a TracerProvider
     expect(() => createServerTracing({ tracerProvider: {} })).toThrow(/tracerProvider/);

@@ -68,9 +68,24 @@ export class PathTemplate {
       if (text === '' || text === '.' || text === '..') {
         throw invalidParam(name, 'must not be empty, "." or ".."');
       }
-      out += encodeURIComponent(text) + (statics[i + 1] as string);
+      out += encodeComponent(text, `params.${name}`) + (statics[i + 1] as string);
     }
     return out;
+  }
+}
+
+/**
+ * `encodeURIComponent`, but a lone UTF-16 surrogate (not valid Unicode, so not encodable as
+ * UTF-8) is the caller's bad input: `RequestValidationError`, not `URIError: URI malformed`.
+ */
+export function encodeComponent(text: string, path: string): string {
+  try {
+    return encodeURIComponent(text);
+  } catch {
+    const message = 'must be well-formed Unicode (it contains a lone surrogate)';
+    throw new RequestValidationError(`invalid request: ${path}: ${message}`, {
+      issues: [{ path, message }],
+    });
   }
 }
 

@@ -69,8 +69,15 @@ type SchemaField<K extends string, S> = S extends z.ZodType
   ? Field<K, z.input<S>>
   : { readonly [P in K]?: undefined };
 
+/** Like {@link Field}, also optional when `{}` satisfies the schema (every field optional). */
+type LenientField<K extends string, T> = {} extends T ? { readonly [P in K]?: T } : Field<K, T>;
+
+type QueryField<S> = S extends z.ZodType
+  ? LenientField<'query', z.input<S>>
+  : { readonly query?: undefined };
+
 type HeadersField<S> = S extends z.ZodType
-  ? Field<'headers', z.input<S> & Readonly<Record<string, string>>>
+  ? LenientField<'headers', z.input<S> & Readonly<Record<string, string>>>
   : { readonly headers?: Readonly<Record<string, string>> };
 
 /** Per-call options every endpoint method accepts. */
@@ -84,7 +91,7 @@ export interface CallOptions {
 /** The argument of an endpoint method: params, query, body and headers, typed from the schemas. */
 export type EndpointInput<E extends EndpointDefinition> = Simplify<
   Field<'params', ParamsInput<E>> &
-    SchemaField<'query', E['query']> &
+    QueryField<E['query']> &
     SchemaField<'body', E['body']> &
     HeadersField<E['headers']> &
     CallOptions

@@ -1,4 +1,5 @@
 import { RequestValidationError } from '../errors.js';
+import { encodeComponent } from './PathTemplate.js';
 
 /**
  * Serialises a query object: `{ a: 1, tags: ['x', 'y'], skip: undefined }` becomes
@@ -14,7 +15,7 @@ export function serializeQuery(query: unknown): string {
   for (const key in query) {
     const value = (query as Record<string, unknown>)[key];
     if (value === undefined || value === null) continue;
-    const k = encodeURIComponent(key);
+    const k = encodeComponent(key, `query.${key}`);
     if (Array.isArray(value)) {
       for (let i = 0; i < value.length; i++) {
         const item: unknown = value[i];
@@ -31,7 +32,7 @@ export function serializeQuery(query: unknown): string {
 function encodeValue(value: unknown, path: string): string {
   switch (typeof value) {
     case 'string':
-      return encodeURIComponent(value);
+      return encodeComponent(value, `query.${path}`);
     case 'number':
     case 'boolean':
     case 'bigint':

@@ -1,4 +1,5 @@
 import type { Clock } from '../Clock.js';
+import { describeThrown } from '../faults/describeThrown.js';
 
 /** A check's status, as the IETF health check draft spells it. */
 export type HealthStatus = 'pass' | 'warn' | 'fail';
@@ -91,12 +92,17 @@ export class HealthCheck {
       return Promise.resolve(last.outcome);
     }
     if (this.#running) return this.#running;
-    const running = this.#runOnce().then((outcome) => {
-      this.#running = undefined;
-      this.#last = { at: this.#clock.now(), outcome };
-      if (outcome.status !== 'fail') this.passedOnce = true;
-      return outcome;
-    });
+    // #runOnce never rejects; `finally` still clears the shared run whatever happens, so one
+    // odd failure can never leave a settled promise behind as the answer to every later probe.
+    const running = this.#runOnce()
+      .then((outcome) => {
+        this.#last = { at: this.#clock.now(), outcome };
+        if (outcome.status !== 'fail') this.passedOnce = true;
+        return outcome;
+      })
+      .finally(() => {
+        if (this.#running === running) this.#running = undefined;
+      });
     this.#running = running;
     return running;
   }
@@ -147,7 +153,8 @@ export class HealthCheck {
         ...base,
         status: 'fail',
         time: new Date().toISOString(),
-        output: err instanceof Error ? err.message : String(err),
+        // Anything can be thrown (`Object.create(null)` has no toString): never String() it.
+        output: describeThrown(err),
       };
     } finally {
       if (timer !== undefined) {

@@ -125,6 +125,19 @@ export class ServerTracker {
     this.server.closeAllConnections();
   }
 
+  /**
+   * Closes every connection still open once in-flight requests are done: keep-alives and
+   * connections holding a half-sent request. Reading stops at once, so a request whose last
+   * bytes arrive now is never parsed; anything already written is flushed first.
+   */
+  dropRemaining(): void {
+    for (const socket of this.#sockets) {
+      socket.pause();
+      socket.destroySoon();
+    }
+    this.server.closeIdleConnections();
+  }
+
   detach(): void {
     this.#detached = true;
     this.server.removeListener(this.#connectionEvent, this.#onConnection);

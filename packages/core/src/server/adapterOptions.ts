@@ -52,6 +52,13 @@ export interface AdapterOptions {
   echoRequestId?: boolean;
   /** Prefix for the observability paths, e.g. `/_internal`. Default none. */
   basePath?: string;
+  /**
+   * Honour the caller's `x-trellis-deadline-ms` (its remaining budget, clamped to 2³¹−1 ms) as
+   * the request's deadline, which outbound typed-client calls then inherit. Default false: any
+   * client can send the header, and only a gateway that rewrites it (the Trellis gateway does)
+   * makes it trustworthy. Set it to true when the service is only reachable through one.
+   */
+  trustDeadline?: boolean;
 }
 
 /** The options both framework adapters take, validated the same way. */
@@ -63,5 +70,6 @@ export const adapterOptionsSchema = z
     requestContext: z.boolean().optional(),
     echoRequestId: z.boolean().optional(),
     basePath: basePathField.optional(),
+    trustDeadline: z.boolean().optional(),
   })
   .strict();

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Health, HealthReport } from '../health/createHealth.js';
 import type { Metrics } from '../metrics/createMetrics.js';
 import { parseOptions } from '../options.js';
+import { problemOf, writeProblem } from '../problem/Problem.js';
 import { basePathField, healthField, metricsField } from './adapterOptions.js';
 
 /** The content type of health answers (IETF draft-inadarei-api-health-check). */
@@ -43,15 +44,9 @@ export function sendHealthReport(res: ServerResponse, report: HealthReport, head
   res.end(head ? undefined : body);
 }
 
+/** A probe or the metrics text failed: RFC 9457 problem+json (generic detail, no stack). */
 function sendError(res: ServerResponse, err: unknown): void {
-  if (res.headersSent) {
-    res.destroy(err instanceof Error ? err : undefined);
-    return;
-  }
-  const body = JSON.stringify({ status: 'fail', output: 'internal error' });
-  res.statusCode = 500;
-  res.setHeader('content-type', HEALTH_CONTENT_TYPE);
-  res.end(body);
+  writeProblem(res, problemOf(err), { 'cache-control': 'no-store' });
 }
 
 /**

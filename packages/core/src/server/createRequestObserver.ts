@@ -36,6 +36,14 @@ export interface RequestObserverOptions {
    * bench/server/main.ts); on Node 24 it costs little.
    */
   requestContext?: boolean;
+  /**
+   * Take the caller's remaining budget from `x-trellis-deadline-ms` (clamped to 2³¹−1 ms) as the
+   * request's deadline. Default false: any client can send the header, and a deadline of 1 ms
+   * makes every outbound call of the request time out at once (and counts as the caller's
+   * fault, never the upstream's). Turn it on when every request reaches the service through a
+   * Trellis gateway or service, which rewrites the header.
+   */
+  trustDeadline?: boolean;
   /** The clock durations and deadlines are measured on. */
   clock?: Clock;
 }
@@ -178,6 +186,7 @@ class Observer implements RequestObserver {
   // a random UUID (which drains the CSPRNG cache under load).
   readonly #idPrefix = `${randomBytes(6).toString('hex')}-`;
   #idCounter = 0;
+  readonly #trustDeadline: boolean;
 
   constructor(opts: RequestObserverOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -191,6 +200,7 @@ class Observer implements RequestObserver {
     this.#routeOf = opts.routeOf;
     this.#echo = opts.echoRequestId ?? false;
     this.#context = opts.requestContext ?? true;
+    this.#trustDeadline = opts.trustDeadline ?? false;
   }
 
   observe(req: IncomingMessage, res: ServerResponse, route?: string): ObservedRequest {
@@ -212,7 +222,7 @@ class Observer implements RequestObserver {
     const traceId =
       typeof traceparent === 'string' ? TRACEPARENT.exec(traceparent)?.[1] : undefined;
     const start = this.clock.now();
-    const budget = parseDeadlineHeader(headers[DEADLINE_HEADER]);
+    const budget = this.#trustDeadline ? parseDeadlineHeader(headers[DEADLINE_HEADER]) : undefined;
     const deadline = budget === undefined ? undefined : start + budget;
     const o = new Observation(this, req, method, route, requestId, traceId, start, deadline);
     const prev = (res as ObservedResponse)[kObserved];
@@ -272,6 +282,7 @@ const optionsSchema = z
       .optional(),
     echoRequestId: z.boolean().optional(),
     requestContext: z.boolean().optional(),
+    trustDeadline: z.boolean().optional(),
     clock: z
       .custom<Clock>(
         (v) => typeof v === 'object' && v !== null && typeof (v as Clock).now === 'function',

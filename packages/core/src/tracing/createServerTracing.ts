@@ -15,6 +15,7 @@ import {
   trace,
 } from '@opentelemetry/api';
 import { z } from 'zod';
+import { describeThrown } from '../faults/describeThrown.js';
 import { parseOptions } from '../options.js';
 
 /** The instrumentation scope name Trellis spans are created under. */
@@ -173,10 +174,11 @@ export function createServerTracing(options: ServerTracingOptions = {}): ServerT
         }
         span.setAttribute('http.response.status_code', status);
         if (error !== undefined) {
-          const type = error instanceof Error ? (error.constructor.name ?? 'Error') : String(error);
+          // Anything can be thrown: never String() it (a null-prototype object throws).
+          const type = error instanceof Error ? (error.constructor.name ?? 'Error') : '_OTHER';
           span.setAttribute('error.type', type);
           if (error instanceof Error) span.recordException(error);
-          span.setStatus({ code: SpanStatusCode.ERROR, message: String(error) });
+          span.setStatus({ code: SpanStatusCode.ERROR, message: describeThrown(error) });
         } else if (status >= 500) {
           span.setAttribute('error.type', String(status));
           span.setStatus({ code: SpanStatusCode.ERROR });

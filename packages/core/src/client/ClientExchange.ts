@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 
 const NO_HEADERS: IncomingHttpHeaders = {};
 
-/** The abort reason used when a body passes the size limit; see {@link Exchange.tooLarge}. */
+/** The abort reason used when a body passes the size limit; see {@link ClientExchange.tooLarge}. */
 const TOO_LARGE = new Error('response body too large');
 
 /**
@@ -12,12 +12,12 @@ const TOO_LARGE = new Error('response body too large');
  * closures) and its own abort listener (`handleEvent`), so an attempt allocates this object, a
  * promise and the request options, and little else.
  */
-export class Exchange implements Dispatcher.DispatchHandler {
+export class ClientExchange implements Dispatcher.DispatchHandler {
   statusCode = 0;
   headers: IncomingHttpHeaders = NO_HEADERS;
   /** When the response headers arrived (clock time); 0 until then, or when not timed. */
   headersAt = 0;
-  readonly promise: Promise<Exchange>;
+  readonly promise: Promise<ClientExchange>;
   /** True when the body passed `maxBytes` and the exchange was aborted for it. */
   tooLarge = false;
   #bytes = 0;
@@ -27,20 +27,20 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #controller: Dispatcher.DispatchController | undefined;
   #pendingAbort: Error | undefined;
   #settled = false;
-  #resolve!: (value: Exchange) => void;
+  #resolve!: (value: ClientExchange) => void;
   #reject!: (reason: unknown) => void;
   /** The signal this exchange listens to (as an EventListener object), if any. */
   signal: AbortSignal | undefined;
   /** The caller's own signal, to tell a caller abort from a policy abort. */
   callerSignal: AbortSignal | undefined;
   /** Set by the owner: called when `signal` fires. A shared function, not a closure per call. */
-  onSignal: ((exchange: Exchange) => void) | undefined;
+  onSignal: ((exchange: ClientExchange) => void) | undefined;
   readonly #now: (() => number) | undefined;
 
   constructor(now: (() => number) | undefined, maxBytes: number) {
     this.#now = now;
     this.#maxBytes = maxBytes;
-    this.promise = new Promise<Exchange>((resolve, reject) => {
+    this.promise = new Promise<ClientExchange>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
     });

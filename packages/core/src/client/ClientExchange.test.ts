@@ -1,8 +1,8 @@
 import type { Dispatcher } from 'undici';
 import { describe, expect, it } from 'vitest';
-import { Exchange } from './Exchange.js';
+import { ClientExchange } from './ClientExchange.js';
 
-/** Stands in for undici's controller: records aborts (the Exchange's own contract with it). */
+/** Stands in for undici's controller: records aborts (the ClientExchange's own contract with it). */
 function controller() {
   const aborted: Error[] = [];
   const c: Dispatcher.DispatchController = {
@@ -24,11 +24,11 @@ function controller() {
   return { c, aborted };
 }
 
-describe('Exchange', () => {
+describe('ClientExchange', () => {
   it('collects status, headers and body chunks, and resolves once', async () => {
     const { c } = controller();
     let t = 5;
-    const ex = new Exchange(() => t++, 1_000);
+    const ex = new ClientExchange(() => t++, 1_000);
     ex.onRequestStart(c);
     ex.onResponseStart(c, 100, {});
     ex.onResponseStart(c, 200, { 'content-type': 'application/json' });
@@ -47,18 +47,18 @@ describe('Exchange', () => {
   it('returns the single chunk without copying, and undefined for no body', async () => {
     const { c } = controller();
     const one = Buffer.from('x');
-    const ex = new Exchange(undefined, 10);
+    const ex = new ClientExchange(undefined, 10);
     ex.onResponseStart(c, 204, {});
     ex.onResponseEnd();
     expect(ex.body()).toBeUndefined();
     expect(ex.headersAt).toBe(0);
-    const ex2 = new Exchange(undefined, 10);
+    const ex2 = new ClientExchange(undefined, 10);
     ex2.onResponseData(c, one);
     expect(ex2.body()).toBe(one);
   });
 
   it('defers an abort that comes before the request starts', async () => {
-    const ex = new Exchange(undefined, 10);
+    const ex = new ClientExchange(undefined, 10);
     const reason = new Error('timeout');
     ex.abort(reason);
     await expect(ex.promise).rejects.toBe(reason);
@@ -69,7 +69,7 @@ describe('Exchange', () => {
 
   it('aborts on the wire and ignores later callbacks', async () => {
     const { c, aborted } = controller();
-    const ex = new Exchange(undefined, 10);
+    const ex = new ClientExchange(undefined, 10);
     ex.onRequestStart(c);
     const reason = new Error('caller');
     ex.abort(reason);
@@ -80,7 +80,7 @@ describe('Exchange', () => {
   });
 
   it('acts as an abort-signal listener through handleEvent', async () => {
-    const ex = new Exchange(undefined, 10);
+    const ex = new ClientExchange(undefined, 10);
     const ac = new AbortController();
     ex.signal = ac.signal;
     ex.onSignal = (e) => e.abort(new Error(String(e.signal?.reason)));
@@ -91,7 +91,7 @@ describe('Exchange', () => {
 
   it('stops buffering past maxBytes and flags tooLarge', async () => {
     const { c, aborted } = controller();
-    const ex = new Exchange(undefined, 4);
+    const ex = new ClientExchange(undefined, 4);
     ex.onRequestStart(c);
     ex.onResponseData(c, Buffer.from('abc'));
     ex.onResponseData(c, Buffer.from('de'));
