@@ -248,8 +248,10 @@ export class AttemptRunner {
       // One rule with the gateway and the breakers: only upstream faults count against the
       // instance. A caller's abort, its own deadline, a request it built wrong, a local schema
       // failure or a shed answer never eject a healthy instance.
+      const fault = faultOf(failure, status, exchange);
       lease.pick.done({
-        ok: !countsAgainstUpstream(faultOf(failure, status, exchange)),
+        ok: !countsAgainstUpstream(fault),
+        fault,
         durationMs: answeredAt - startedAt,
       });
     }
