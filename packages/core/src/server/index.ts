@@ -12,3 +12,4 @@ export {
   type RequestObserver,
   type RequestObserverOptions,
 } from './createRequestObserver.js';
+export type { AdmissionLimiter, AdmissionPermit, PermitOutcome } from './shed/AdmissionLimiter.js';
