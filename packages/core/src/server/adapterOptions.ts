@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Health } from '../health/createHealth.js';
 import type { Metrics } from '../metrics/createMetrics.js';
 import type { ServerTracing } from '../tracing/createServerTracing.js';
+import { type ShedOptions, shedOptionsSchema } from './shed/createShedder.js';
 
 /** Option fields shared by the adapters, the request observer and the observability handler. */
 export const healthField = z.custom<Health>(
@@ -52,6 +53,11 @@ export interface AdapterOptions {
   echoRequestId?: boolean;
   /** Prefix for the observability paths, e.g. `/_internal`. Default none. */
   basePath?: string;
+  /**
+   * Load shedding at the door (503 `TRELLIS_SHED`): deadline, concurrency limit, event loop.
+   * See the README's "Overload" section. Default off.
+   */
+  shed?: ShedOptions;
 }
 
 /** The options both framework adapters take, validated the same way. */
@@ -63,5 +69,6 @@ export const adapterOptionsSchema = z
     requestContext: z.boolean().optional(),
     echoRequestId: z.boolean().optional(),
     basePath: basePathField.optional(),
+    shed: shedOptionsSchema.optional(),
   })
   .strict();

@@ -12,4 +12,4 @@ export {
   type RequestObserver,
   type RequestObserverOptions,
 } from './createRequestObserver.js';
-export type { AdmissionLimiter, AdmissionPermit, PermitOutcome } from './shed/AdmissionLimiter.js';
+export * from './shed/index.js';
