@@ -29,6 +29,7 @@ import { parseOptions, toIssues } from '../options.js';
 import type { Policy, PolicyContext } from '../Policy.js';
 import { isTrellisError } from '../TrellisError.js';
 import { ClientMetrics } from './ClientMetrics.js';
+import { ClientThrottle, withThrottle } from './clientThrottle.js';
 import { Exchange } from './Exchange.js';
 import type { EndpointDefinition, EndpointMap, EndpointMethod, HttpMethod } from './endpoint.js';
 import { PathTemplate } from './PathTemplate.js';
@@ -43,6 +44,8 @@ export interface ClientOptionsBase<E extends EndpointMap> {
   readonly endpoints: E;
   /** Wraps every call (e.g. `pipeline(retry(), circuitBreaker())`); each attempt picks again. */
   readonly policy?: Policy;
+  /** Client-side throttling (SRE book), innermost: every attempt goes through it. */
+  readonly throttle?: ClientThrottle;
   /**
    * Budget for a whole call, every attempt and policy wait included, in ms. Default 10 000.
    * The ambient deadline (`runWithDeadline`) shortens it, never lengthens it.
@@ -158,6 +161,7 @@ const optionsSchema = z
         'must be a Policy (execute)',
       )
       .optional(),
+    throttle: z.instanceof(ClientThrottle, { message: 'must be a clientThrottle()' }).optional(),
     timeoutMs: z.number().positive().max(MAX_TIMER_MS).default(DEFAULT_TIMEOUT_MS),
     headers: z.record(z.string(), z.string()).optional(),
     validateResponse: z
@@ -334,7 +338,7 @@ class ClientCore {
             settings,
             logger,
           );
-    this.#policy = o.policy;
+    this.#policy = withThrottle(o.policy, o.throttle);
     this.#timeoutMs = o.timeoutMs;
     this.#maxResponseBytes = o.maxResponseBytes;
     this.#headers = { accept: 'application/json', ...lowerCaseKeys(o.headers) };
