@@ -12,6 +12,7 @@ export {
 export type { AimdOptions } from './adaptiveLimit/aimd.js';
 export type { Gradient2Options } from './adaptiveLimit/gradient2.js';
 export type { VegasOptions } from './adaptiveLimit/vegas.js';
+export type { WindowOptions } from './adaptiveLimit/windowed.js';
 export type { BackoffOptions } from './backoff.js';
 export {
   type BulkheadOptions,

@@ -11,6 +11,8 @@ export interface LimitSample {
   readonly inFlight: number;
   /** The call failed in a way that signals overload of what it called (an `upstream` fault). */
   readonly dropped: boolean;
+  /** When the call ended, on the policy's clock (ms). */
+  readonly at?: number;
 }
 
 export interface LimitAlgorithm {

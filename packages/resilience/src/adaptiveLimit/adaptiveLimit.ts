@@ -4,6 +4,7 @@ import {
   type Clock,
   type ClockTimer,
   classifyFault,
+  durationMs,
   Emitter,
   type Event,
   type ExecuteOptions,
@@ -22,6 +23,7 @@ import { Aimd, type AimdOptions, aimdDefaults } from './aimd.js';
 import { Gradient2, type Gradient2Options, gradient2Defaults } from './gradient2.js';
 import type { LimitAlgorithm } from './LimitAlgorithm.js';
 import { Vegas, type VegasOptions, vegasDefaults } from './vegas.js';
+import { Windowed, type WindowOptions, windowDefaults } from './windowed.js';
 
 export type LimitAlgorithmName = 'gradient2' | 'vegas' | 'aimd';
 
@@ -48,6 +50,12 @@ export interface AdaptiveLimitOptions {
   vegas?: VegasOptions;
   /** Parameters of aimd (only with that algorithm). */
   aimd?: AimdOptions;
+  /**
+   * Sample windows (Netflix's `WindowedLimit`): the algorithm sees one averaged sample per
+   * window. Default on for gradient2 (Netflix's recommended server setup: 1 s windows of at
+   * least 10 samples), off for vegas and aimd; `false` turns it off, an object tunes it.
+   */
+  window?: WindowOptions | boolean;
   clock?: Clock;
 }
 
@@ -108,6 +116,16 @@ const schema = z
         timeoutMs: z.number().positive().finite().optional(),
       })
       .optional(),
+    window: z
+      .union([
+        z.boolean(),
+        z.strictObject({
+          minWindowMs: durationMs({ min: 1, max: 3_600_000 }).optional(),
+          maxWindowMs: durationMs({ min: 1, max: 3_600_000 }).optional(),
+          size: z.number().int().min(1).max(1_000_000).optional(),
+        }),
+      ])
+      .optional(),
     clock: clockSchema.optional(),
   })
   .superRefine((o, ctx) => {
@@ -123,6 +141,17 @@ const schema = z
         path: ['initial'],
         message: `must be within min..max (${min}..${max})`,
       });
+    }
+    if (typeof o.window === 'object') {
+      const lo = o.window.minWindowMs ?? windowDefaults.minWindowMs;
+      const hi = o.window.maxWindowMs ?? windowDefaults.maxWindowMs;
+      if (lo > hi) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['window', 'minWindowMs'],
+          message: `must be <= maxWindowMs (${hi})`,
+        });
+      }
     }
     for (const name of ['gradient2', 'vegas', 'aimd'] as const) {
       if (o[name] !== undefined && name !== o.algorithm) {
@@ -147,7 +176,7 @@ function clampInt(v: number, min: number, max: number): number {
 
 /** The published defaults of each algorithm, for reference (the README lists them). */
 export const limitDefaults = {
-  gradient2: { ...bounds('gradient2'), ...gradient2Defaults },
+  gradient2: { ...bounds('gradient2'), ...gradient2Defaults, window: windowDefaults },
   vegas: { ...bounds('vegas'), ...vegasDefaults },
   aimd: { ...bounds('aimd'), ...aimdDefaults },
 } as const;
@@ -225,12 +254,15 @@ export class AdaptiveLimitPolicy implements Policy, AdmissionLimiter {
     const initial = o.initial ?? clampInt(d.initial, this.min, this.max);
     this.queueLimit = o.queue;
     this.#clock = o.clock ?? systemClock;
-    this.#algo =
+    const algo =
       o.algorithm === 'vegas'
         ? new Vegas(initial, this.min, this.max, stripUndefined(o.vegas))
         : o.algorithm === 'aimd'
           ? new Aimd(initial, this.min, this.max, stripUndefined(o.aimd))
           : new Gradient2(initial, this.min, this.max, stripUndefined(o.gradient2));
+    const window = o.window ?? o.algorithm === 'gradient2';
+    this.#algo =
+      window === false ? algo : new Windowed(algo, window === true ? {} : stripUndefined(window));
     this.#limit = initial;
     if (o.partitions !== undefined) {
       this.#partitions = new Map(
@@ -413,7 +445,9 @@ export class AdaptiveLimitPolicy implements Policy, AdmissionLimiter {
       const rttMs = Math.max(0.001, this.#clock.now() - permit.start);
       const dropped = outcome === 'dropped';
       this.#rttMs = rttMs;
-      const next = Math.floor(this.#algo.update({ rttMs, inFlight: permit.inFlight, dropped }));
+      const next = Math.floor(
+        this.#algo.update({ rttMs, inFlight: permit.inFlight, dropped, at: this.#clock.now() }),
+      );
       this.#onSample?.emit({ rttMs, dropped });
       if (next !== this.#limit) {
         const from = this.#limit;
