@@ -13,6 +13,10 @@
  * 503s. Scenarios: `wait` (above), `drop` (the downstream slows 20 -> 60 ms halfway), `cpu`
  * (2 ms of CPU per request).
  *
+ * Wasted work is measured by the service from the moment it read the request: time a request
+ * spent in the kernel's queue before the event loop got to it (the cpu scenario) is invisible to
+ * it, so there the figure is a lower bound.
+ *
  * Env: OVERLOAD_SECONDS (default 4), OVERLOAD_SCENARIOS (wait,drop,cpu), OVERLOAD_LOADS
  * (0.5,1,2,4), OVERLOAD_PROTECTIONS (none,under-pressure,bulkhead-tuned,bulkhead-200,trellis).
  * The machine is shared: figures are indicative; bench/overload/sim.ts is the deterministic one.
