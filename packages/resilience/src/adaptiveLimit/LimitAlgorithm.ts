@@ -24,5 +24,5 @@ export interface LimitAlgorithm {
 
 /** Clamps `v` into `[min, max]`. */
 export function clamp(v: number, min: number, max: number): number {
-  return v < min ? min : v > max ? max : v;
+  return Math.min(max, Math.max(min, v));
 }

@@ -63,7 +63,10 @@ describe('windowed (Netflix WindowedLimit)', () => {
     const seen: { rttMs: number; inFlight: number; dropped: boolean }[] = [];
     const inner = {
       limit: 20,
-      update: (s: { rttMs: number; inFlight: number; dropped: boolean }) => (seen.push(s), 20),
+      update(s: { rttMs: number; inFlight: number; dropped: boolean }) {
+        seen.push(s);
+        return 20;
+      },
     };
     const w = new Windowed(inner);
     // the first sample opens the first window
