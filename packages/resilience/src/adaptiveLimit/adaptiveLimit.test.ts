@@ -253,6 +253,7 @@ describe('adaptiveLimit', () => {
         fc.asyncProperty(
           fc.integer({ min: 1, max: 30 }),
           fc.integer({ min: 0, max: 60 }),
+          fc.boolean(),
           fc.array(
             fc.oneof(
               fc.record({
@@ -270,14 +271,14 @@ describe('adaptiveLimit', () => {
             ),
             { maxLength: 200 },
           ),
-          async (min, span, ops) => {
+          async (min, span, partitioned, ops) => {
             const clock = createTestClock();
             const max = min + span;
             const limit = adaptiveLimit({
               algorithm,
               min,
               max,
-              partitions: { a: 0.5, b: 0.25 },
+              ...(partitioned && { partitions: { a: 0.5, b: 0.25 } }),
               clock,
               ...(algorithm === 'vegas' && { vegas: { random: () => 0.3 } }),
             });
