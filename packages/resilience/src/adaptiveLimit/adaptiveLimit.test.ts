@@ -278,6 +278,7 @@ describe('adaptiveLimit', () => {
               algorithm,
               min,
               max,
+              initial: min,
               ...(partitioned && { partitions: { a: 0.5, b: 0.25 } }),
               clock,
               ...(algorithm === 'vegas' && { vegas: { random: () => 0.3 } }),
