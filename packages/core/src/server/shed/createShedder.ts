@@ -108,6 +108,11 @@ export interface ShedderContext {
   routeOf?: (req: IncomingMessage, res: ServerResponse) => string | undefined;
 }
 
+function isClosed(res: ServerResponse): boolean {
+  if ((res as { closed?: boolean }).closed === true || res.destroyed) return true;
+  return res.socket?.destroyed === true;
+}
+
 function pathOf(url: string | undefined): string {
   const u = url ?? '/';
   const q = u.indexOf('?');
@@ -169,6 +174,9 @@ class ShedderImpl implements Shedder {
   ): ShedAnswer | undefined {
     const path = pathOf(req.url);
     if (this.#exempt(req, path)) return undefined;
+    // The caller left before the request was read: nothing to admit, and a permit taken now
+    // would never see the response's 'close' (it has fired already).
+    if (isClosed(res)) return undefined;
     const o = this.#o;
     const now = this.#clock.now();
     const method = req.method ?? 'GET';
