@@ -149,3 +149,20 @@ export const InternalError = defineError({
   status: 500,
 });
 export type InternalError = InstanceType<typeof InternalError>;
+
+export const ThrottledError = defineError<{
+  /** The probability with which calls were being rejected locally at the time. */
+  readonly probability: number;
+  /** Calls and upstream accepts in the throttle's window at the time. */
+  readonly requests: number;
+  readonly accepts: number;
+}>({
+  code: 'TRELLIS_THROTTLED',
+  name: 'ThrottledError',
+  description:
+    'Client-side throttling (Google SRE book, "Handling Overload") rejected the call locally without sending it, because the upstream has been rejecting calls as overloaded (429, 503 with Retry-After, `TRELLIS_SHED`). Not retryable: retrying would add the load the throttle keeps off the upstream.',
+  status: 503,
+  retryable: false,
+  fault: 'overload',
+});
+export type ThrottledError = InstanceType<typeof ThrottledError>;

@@ -18,6 +18,7 @@ import {
   type RequestObserver,
 } from './server/createRequestObserver.js';
 import { mountPattern, routerStackOf } from './server/mountPattern.js';
+import { createShedder, writeShed } from './server/shed/createShedder.js';
 
 export interface TrellisExpressOptions extends AdapterOptions {
   /** Serves the health endpoints. Remember `health.attach(server)` for graceful shutdown. */
@@ -216,9 +217,22 @@ export function trellis(options: TrellisExpressOptions = {}): TrellisExpressMidd
     ...(opts.trustDeadline !== undefined && { trustDeadline: opts.trustDeadline }),
     routeOf,
   });
-  /** Answers the observability endpoints; true when it did. */
+  const shedder =
+    opts.shed &&
+    createShedder(opts.shed, {
+      metrics: opts.metrics,
+      basePath: opts.basePath,
+      routeOf: (req, res) => observationOf(res)?.route ?? routeOf(req),
+    });
+  if (shedder) opts.health?.addCleanup(() => shedder.close());
+  /** Answers the observability endpoints, or sheds; true when it answered. */
   const serve = (req: IncomingMessage, res: ServerResponse, observed: ObservedRequest) => {
-    if (!answer(req, res)) return false;
+    if (!answer(req, res)) {
+      const refused = shedder?.admit(req, res, undefined);
+      if (refused === undefined) return false;
+      writeShed(res, refused);
+      return true;
+    }
     const url = req.url ?? '';
     const q = url.indexOf('?');
     observed.route = q === -1 ? url : url.slice(0, q);

@@ -9,9 +9,11 @@ import fp from 'fastify-plugin';
 import type { Health, HealthReport } from './health/createHealth.js';
 import type { Metrics } from './metrics/createMetrics.js';
 import { parseOptions } from './options.js';
+import { PROBLEM_CONTENT_TYPE } from './problem/Problem.js';
 import { type AdapterOptions, adapterOptionsSchema } from './server/adapterOptions.js';
 import { HEALTH_CONTENT_TYPE } from './server/createObservabilityHandler.js';
 import { createRequestObserver, REQUEST_ID_HEADER } from './server/createRequestObserver.js';
+import { createShedder, type Shedder } from './server/shed/createShedder.js';
 
 export interface TrellisFastifyOptions extends AdapterOptions {
   /** Serves the health endpoints and ties `fastify.close()` and the shutdown sequence together. */
@@ -30,6 +32,7 @@ const plugin: FastifyPluginCallback<TrellisFastifyOptions> = (fastify, options, 
   let base: string;
   let observer: ReturnType<typeof createRequestObserver>;
   let echo: boolean;
+  let shedder: Shedder | undefined;
   try {
     // Fastify hands a plugin its own register options too; everything else must be ours, so
     // a typo (`{ helth }`) fails the registration as it fails `trellis()` for Express.
@@ -53,6 +56,9 @@ const plugin: FastifyPluginCallback<TrellisFastifyOptions> = (fastify, options, 
       ...(opts.requestContext !== undefined && { requestContext: opts.requestContext }),
       ...(opts.trustDeadline !== undefined && { trustDeadline: opts.trustDeadline }),
     });
+    if (opts.shed) {
+      shedder = createShedder(opts.shed, { metrics, basePath: opts.basePath });
+    }
   } catch (err) {
     done(err as Error);
     return;
@@ -61,8 +67,21 @@ const plugin: FastifyPluginCallback<TrellisFastifyOptions> = (fastify, options, 
   fastify.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, next) => {
     const observed = observer.observe(request.raw, reply.raw, request.routeOptions.url);
     if (echo) reply.header(REQUEST_ID_HEADER, observed.requestId);
+    const refused = shedder?.admit(request.raw, reply.raw, request.routeOptions.url);
+    if (refused !== undefined) {
+      reply.code(503).headers(refused.headers).type(PROBLEM_CONTENT_TYPE);
+      reply.send(Buffer.from(JSON.stringify(refused.problem)));
+      return;
+    }
     observer.run(observed, next);
   });
+  if (shedder) {
+    const s = shedder;
+    fastify.addHook('onClose', (_i, close) => {
+      s.close();
+      close();
+    });
+  }
 
   if (metrics) {
     const m = metrics;

@@ -31,6 +31,7 @@ export {
   ResponseValidationError,
   ShedError,
   ShutdownError,
+  ThrottledError,
   TimeoutError,
 } from './errors.js';
 export * from './faults/index.js';

@@ -49,3 +49,23 @@ export const RateLimitedError = defineError<{
   fault: 'overload',
 });
 export type RateLimitedError = InstanceType<typeof RateLimitedError>;
+
+export const LimitExceededError = defineError<{
+  /** A hint for when a slot is likely free again (the measured RTT), for `Retry-After`. */
+  readonly retryAfterMs: number;
+  /** The adaptive limit at the time of the rejection. */
+  readonly limit: number;
+  /** Calls in flight at the time of the rejection. */
+  readonly inFlight: number;
+  /** The partition the call asked for, when the limit has partitions. */
+  readonly partition: string | undefined;
+}>({
+  code: 'TRELLIS_LIMIT_EXCEEDED',
+  name: 'LimitExceededError',
+  description:
+    "An adaptive concurrency limit (`adaptiveLimit`) had every slot it currently allows taken (or the call's partition had used its share) and its queue was full, so the call was rejected without running. `retryAfterMs` is a hint from the measured latency. Servers answer 503 with `Retry-After`.",
+  status: 503,
+  retryable: true,
+  fault: 'overload',
+});
+export type LimitExceededError = InstanceType<typeof LimitExceededError>;

@@ -1,5 +1,20 @@
 export type { BackoffOptions } from '@trellis/core';
 export {
+  type AdaptiveLimitOptions,
+  AdaptiveLimitPolicy,
+  adaptiveLimit,
+  type LimitAlgorithmName,
+  type LimitChangeEvent,
+  type LimitExecuteOptions,
+  type LimitRejectEvent,
+  type LimitSampleEvent,
+  limitDefaults,
+} from './adaptiveLimit/adaptiveLimit.js';
+export type { AimdOptions } from './adaptiveLimit/aimd.js';
+export type { Gradient2Options } from './adaptiveLimit/gradient2.js';
+export type { VegasOptions } from './adaptiveLimit/vegas.js';
+export type { WindowOptions } from './adaptiveLimit/windowed.js';
+export {
   type BulkheadOptions,
   BulkheadPolicy,
   type BulkheadRejectEvent,
@@ -16,7 +31,12 @@ export {
   type OpenReason,
   type StateChangeEvent,
 } from './circuitBreaker.js';
-export { BulkheadRejectedError, CircuitOpenError, RateLimitedError } from './errors.js';
+export {
+  BulkheadRejectedError,
+  CircuitOpenError,
+  LimitExceededError,
+  RateLimitedError,
+} from './errors.js';
 export { type FallbackOptions, FallbackPolicy, fallback } from './fallback.js';
 export {
   type HedgeEvent,

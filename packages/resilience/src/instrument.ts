@@ -10,6 +10,8 @@ import {
 type Registry = PromRegistry<RegistryContentType>;
 
 import { z } from 'zod';
+import { AdaptiveLimitPolicy } from './adaptiveLimit/adaptiveLimit.js';
+import { attachAdaptiveLimit, limitMetricNames } from './adaptiveLimit/limitMetrics.js';
 import { BulkheadPolicy } from './bulkhead.js';
 import { CircuitBreakerPolicy, type CircuitState } from './circuitBreaker.js';
 import { FallbackPolicy } from './fallback.js';
@@ -36,6 +38,7 @@ export const metricNames = {
   fallbacks: 'trellis_fallbacks_total',
   rateLimitRejected: 'trellis_rate_limit_rejected_total',
   rateLimitStoreErrors: 'trellis_rate_limit_store_errors_total',
+  ...limitMetricNames,
 } as const;
 
 const schema = z.strictObject({
@@ -58,14 +61,14 @@ const kSources = Symbol('trellis.sources');
 
 type Sourced<M> = M & { [kSources]?: Map<string, () => number | CircuitState> };
 
-function counter(registry: Registry, name: string, help: string, labelNames: string[]) {
+export function counter(registry: Registry, name: string, help: string, labelNames: string[]) {
   const existing = registry.getSingleMetric(name);
   if (existing) return existing as Counter<string>;
   return new Counter({ name, help, labelNames, registers: [registry] });
 }
 
 /** A gauge whose value is read at scrape time from every source added to it. */
-function gauge(
+export function gauge(
   registry: Registry,
   name: string,
   help: string,
@@ -196,6 +199,8 @@ function attach(policy: Policy, registry: Registry, name: string): void {
       'name',
     ]);
     policy.onFallback(() => used.inc({ name }));
+  } else if (policy instanceof AdaptiveLimitPolicy) {
+    attachAdaptiveLimit(policy, registry, name);
   } else if (policy instanceof RateLimitPolicy) {
     const rejected = counter(
       registry,

@@ -11,6 +11,7 @@ import { AttemptRunner } from './AttemptRunner.js';
 import { ClientMetrics } from './ClientMetrics.js';
 import { type CallLimit, timeoutError } from './clientErrors.js';
 import type { ParsedClientOptions } from './clientOptions.js';
+import { withThrottle } from './clientThrottle.js';
 import type { CompiledEndpoint } from './compileEndpoint.js';
 import {
   type CallInput,
@@ -52,7 +53,7 @@ export class ClientCore {
             settings,
             logger,
           );
-    this.#policy = o.policy;
+    this.#policy = withThrottle(o.policy, o.throttle);
     this.#timeoutMs = o.timeoutMs;
     this.#headers = { accept: 'application/json', ...lowerCaseKeys(o.headers) };
     const m = o.metrics;

@@ -10,6 +10,7 @@ import type { Balancer, Resolver } from '../discovery.js';
 import type { Logger } from '../Logger.js';
 import type { Policy } from '../Policy.js';
 import { durationMs } from '../time/duration.js';
+import { ClientThrottle } from './clientThrottle.js';
 import type { EndpointMap } from './endpoint.js';
 import { badValue, TOKEN } from './prepareRequest.js';
 
@@ -51,6 +52,8 @@ const commonShape = {
       'must be a Policy (execute)',
     )
     .optional(),
+  /** Client-side throttling (SRE book), innermost: every attempt goes through it. */
+  throttle: z.instanceof(ClientThrottle, { message: 'must be a clientThrottle()' }).optional(),
   /**
    * Budget for a whole call, every attempt and policy wait included, in ms. Default 10 000, at
    * most 2³¹−1 (the longest delay a timer holds). The ambient deadline (`runWithDeadline`, or

@@ -1,5 +1,11 @@
 export { CLIENT_DURATION_METRIC } from './ClientMetrics.js';
 export {
+  ClientThrottle,
+  type ClientThrottleOptions,
+  clientThrottle,
+  isOverloadRejection,
+} from './clientThrottle.js';
+export {
   type BaseUrlClientOptions,
   type Client,
   type ClientOptions,

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Health } from '../health/createHealth.js';
 import type { Metrics } from '../metrics/createMetrics.js';
 import type { ServerTracing } from '../tracing/createServerTracing.js';
+import { type ShedOptions, shedOptionsSchema } from './shed/createShedder.js';
 
 /** Option fields shared by the adapters, the request observer and the observability handler. */
 export const healthField = z.custom<Health>(
@@ -59,6 +60,11 @@ export interface AdapterOptions {
    * makes it trustworthy. Set it to true when the service is only reachable through one.
    */
   trustDeadline?: boolean;
+  /**
+   * Load shedding at the door (503 `TRELLIS_SHED`): deadline, concurrency limit, event loop.
+   * See the README's "Overload" section. Default off.
+   */
+  shed?: ShedOptions;
 }
 
 /** The options both framework adapters take, validated the same way. */
@@ -71,5 +77,6 @@ export const adapterOptionsSchema = z
     echoRequestId: z.boolean().optional(),
     basePath: basePathField.optional(),
     trustDeadline: z.boolean().optional(),
+    shed: shedOptionsSchema.optional(),
   })
   .strict();

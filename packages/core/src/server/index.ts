@@ -12,3 +12,4 @@ export {
   type RequestObserver,
   type RequestObserverOptions,
 } from './createRequestObserver.js';
+export * from './shed/index.js';
