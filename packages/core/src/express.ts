@@ -18,6 +18,14 @@ import {
   type RequestObserver,
 } from './server/createRequestObserver.js';
 
+export type { Handler, HandlerInput, HandlerResult, Handlers } from './server/serve/Handlers.js';
+export {
+  type ContractRouter,
+  type ExpressServeRequest,
+  serve,
+} from './server/serve/serveExpress.js';
+export type { ServeOptions } from './server/serve/serveOptions.js';
+
 export interface TrellisExpressOptions extends AdapterOptions {
   /** Serves the health endpoints. Remember `health.attach(server)` for graceful shutdown. */
   health?: Health;

@@ -9,6 +9,19 @@ export {
   runWithContext,
   runWithDeadline,
 } from './context.js';
+export {
+  isStreamResponse,
+  type JsonSchema,
+  ndjson,
+  type OpenApiDocument,
+  type OpenApiOptions,
+  type SseEvent,
+  type StreamFormat,
+  type StreamItem,
+  type StreamResponse,
+  sse,
+  toOpenApi,
+} from './contract/index.js';
 export type {
   Balancer,
   Instance,
@@ -25,12 +38,15 @@ export {
   ConnectError,
   HttpError,
   InternalError,
+  MethodNotAllowedError,
   NoInstanceError,
+  PayloadTooLargeError,
   RequestValidationError,
   ResponseValidationError,
   ShedError,
   ShutdownError,
   TimeoutError,
+  UnsupportedMediaTypeError,
 } from './errors.js';
 export * from './faults/index.js';
 export * from './health/index.js';
