@@ -133,15 +133,22 @@ class Hoister {
       target: 'draft-2020-12',
     }) as JsonSchema;
     delete json.$schema;
-    const defs = json.$defs as Record<string, JsonSchema> | undefined;
-    if (defs === undefined) return json;
+    const defs = (json.$defs ?? {}) as Record<string, JsonSchema>;
     delete json.$defs;
+    // A schema that refers to itself at the root says `$ref: '#'`, which in an OpenAPI document
+    // would mean the whole document: it moves into components too.
+    const selfRef = JSON.stringify(json).includes('"$ref":"#"');
+    if (Object.keys(defs).length === 0 && !selfRef) return json;
     const names = new Map<string, string>();
-    for (const key of Object.keys(defs)) {
+    const claim = (key: string) => {
       let name = `${this.prefix}_${key.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
       while (name in this.components) name = `${name}_${++this.#n}`;
-      names.set(`#/$defs/${key}`, `#/components/schemas/${name}`);
-    }
+      this.components[name] = {};
+      return name;
+    };
+    for (const key of Object.keys(defs))
+      names.set(`#/$defs/${key}`, `#/components/schemas/${claim(key)}`);
+    if (selfRef) names.set('#', `#/components/schemas/${claim('self')}`);
     const rewrite = (v: unknown): unknown => {
       if (Array.isArray(v)) return v.map(rewrite);
       if (v === null || typeof v !== 'object') return v;
@@ -151,9 +158,14 @@ class Hoister {
       }
       return out;
     };
+    const target = (ref: string) => ref.slice('#/components/schemas/'.length);
     for (const [key, def] of Object.entries(defs)) {
-      const target = (names.get(`#/$defs/${key}`) as string).slice('#/components/schemas/'.length);
-      this.components[target] = rewrite(def) as JsonSchema;
+      this.components[target(names.get(`#/$defs/${key}`) as string)] = rewrite(def) as JsonSchema;
+    }
+    if (selfRef) {
+      const ref = names.get('#') as string;
+      this.components[target(ref)] = rewrite(json) as JsonSchema;
+      return { $ref: ref };
     }
     return rewrite(json) as JsonSchema;
   }
