@@ -13,6 +13,7 @@ import type { Registry, RegistryContentType } from 'prom-client';
 import { z } from 'zod';
 import { type Clock, systemClock } from '../Clock.js';
 import { DEADLINE_HEADER, getRequestContext, type RequestContext } from '../context.js';
+import { isStreamResponse } from '../contract/stream.js';
 import type { Balancer, Resolver } from '../discovery.js';
 import {
   AbortedError,
@@ -29,6 +30,7 @@ import { parseOptions, toIssues } from '../options.js';
 import type { Policy, PolicyContext } from '../Policy.js';
 import { isTrellisError } from '../TrellisError.js';
 import { ClientMetrics } from './ClientMetrics.js';
+import { ClientStreams } from './ClientStreams.js';
 import { Exchange } from './Exchange.js';
 import type { EndpointDefinition, EndpointMap, EndpointMethod, HttpMethod } from './endpoint.js';
 import { PathTemplate } from './PathTemplate.js';
@@ -124,7 +126,11 @@ const endpointSchema = z.strictObject({
   body: schema.optional(),
   headers: schema.optional(),
   response: z.union(
-    [schema, z.record(z.string().regex(/^[1-5]\d\d$/, 'must be an HTTP status code'), schema)],
+    [
+      schema,
+      z.custom(isStreamResponse),
+      z.record(z.string().regex(/^[1-5]\d\d$/, 'must be an HTTP status code'), schema),
+    ],
     { error: 'must be a zod schema, or an object of zod schemas keyed by HTTP status' },
   ),
 });
@@ -268,8 +274,16 @@ const SPAN_OPTIONS = { kind: SpanKind.CLIENT } as const;
 export function createClient<const E extends EndpointMap>(options: ClientOptions<E>): Client<E> {
   const o = parseOptions(optionsSchema, options, 'createClient');
   const core = new ClientCore(o);
-  const client: Record<string, unknown> = { close: () => core.close() };
+  const streams = new ClientStreams(o);
+  const client: Record<string, unknown> = {
+    close: () => Promise.all([core.close(), streams.close()]).then(() => undefined),
+  };
   for (const name of Object.keys(o.endpoints)) {
+    const def = o.endpoints[name] as EndpointDefinition;
+    if (isStreamResponse(def.response)) {
+      client[name] = streams.method(name, def);
+      continue;
+    }
     const compiled = compile(name, o.endpoints[name] as EndpointDefinition);
     client[name] = (input?: CallInput) => core.call(compiled, input ?? NO_INPUT);
   }

@@ -64,7 +64,11 @@ export async function writeStream(
       }
       if (closed) break;
       if (contract.checkItem(ep, r.value) !== undefined) {
-        res.destroy();
+        // Send what was valid, then cut the response short (no final chunk): the client sees
+        // a broken stream, never the invalid item.
+        if (corked) uncork();
+        res.socket?.end();
+        closed = true;
         return;
       }
       const chunk = sse ? formatSse(r.value as SseEvent<unknown>) : `${JSON.stringify(r.value)}\n`;
