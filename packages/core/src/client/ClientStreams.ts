@@ -178,9 +178,9 @@ export class ClientStreams {
       let timer = clock.setTimeout(onIdle, idleMs);
       function onIdle() {
         idleError = new TimeoutError(`${name}: no data for ${idleMs} ms`, { timeoutMs: idleMs });
-        body.destroy();
+        discard(body);
       }
-      const onAbort = () => body.destroy();
+      const onAbort = () => discard(body);
       signal?.addEventListener('abort', onAbort, { once: true });
       let ended = false;
       let transportError: unknown;
@@ -213,7 +213,7 @@ export class ClientStreams {
       } finally {
         clock.clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
-        if (!body.destroyed) body.destroy();
+        if (!body.destroyed) discard(body);
       }
       if (!sse) {
         if (ended) return;
@@ -344,7 +344,7 @@ export class ClientStreams {
         });
         lease.pick?.done({ ok: res.statusCode < 500, durationMs: this.#clock.now() - started });
         if (res.statusCode === 204 && def.method !== 'HEAD') {
-          res.body.destroy();
+          discard(res.body);
           return undefined;
         }
         if (res.statusCode < 200 || res.statusCode > 299) {
@@ -403,10 +403,16 @@ async function readLimited(body: Dispatcher.ResponseData['body']): Promise<strin
   for await (const chunk of body) {
     size += (chunk as Buffer).length;
     if (size > MAX_LINE_BYTES) {
-      body.destroy();
+      discard(body);
       break;
     }
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Closes a response body we no longer read (undici reports that as an error: ignore it). */
+function discard(body: Dispatcher.ResponseData['body']): void {
+  body.on('error', () => {});
+  body.destroy();
 }

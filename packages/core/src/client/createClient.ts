@@ -125,6 +125,8 @@ const endpointSchema = z.strictObject({
   query: schema.optional(),
   body: schema.optional(),
   headers: schema.optional(),
+  summary: z.string().optional(),
+  description: z.string().optional(),
   response: z.union(
     [
       schema,

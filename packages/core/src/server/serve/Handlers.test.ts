@@ -60,7 +60,9 @@ describe('serve handler types', () => {
     type CreateAnswer = HandlerResult<typeof api.create>;
     expectTypeOf<{ status: 201; body: { id: string; at: string } }>().toExtend<CreateAnswer>();
     expectTypeOf<{ status: 400; body: { id: string; at: string } }>().not.toExtend<CreateAnswer>();
-    expectTypeOf<HandlerResult<typeof api.events>['body']>().toEqualTypeOf<
+    expectTypeOf<
+      Extract<HandlerResult<typeof api.events>, { status: 200 }>['body']
+    >().toEqualTypeOf<
       AsyncIterable<{
         readonly data: { n: number };
         readonly id?: string;
@@ -68,7 +70,9 @@ describe('serve handler types', () => {
         readonly retry?: number;
       }>
     >();
-    expectTypeOf<HandlerResult<typeof api.lines>['body']>().toEqualTypeOf<AsyncIterable<number>>();
+    expectTypeOf<Extract<HandlerResult<typeof api.lines>, { status: 200 }>['body']>().toEqualTypeOf<
+      AsyncIterable<number>
+    >();
   });
 
   it('rejects missing handlers, extra handlers and wrong answers at compile time', () => {

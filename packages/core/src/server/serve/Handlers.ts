@@ -38,14 +38,18 @@ export type StreamItemInput<R> =
 /**
  * What a handler returns: `{ status, body, headers? }` with `body` in wire shape (`z.input` of
  * the response schema). A single schema allows any 2xx status, a status map exactly its
- * statuses, a stream (`sse`/`ndjson`) status 200 with an async iterable body.
+ * statuses, a stream (`sse`/`ndjson`) status 200 with an async iterable body, or 204 with none
+ * (for SSE: do not reconnect).
  */
 export type HandlerResult<E extends EndpointDefinition> = E['response'] extends StreamResponse
-  ? {
-      readonly status: 200;
-      readonly body: AsyncIterable<StreamItemInput<E['response']>>;
-      readonly headers?: HandlerHeaders;
-    }
+  ?
+      | {
+          readonly status: 200;
+          readonly body: AsyncIterable<StreamItemInput<E['response']>>;
+          readonly headers?: HandlerHeaders;
+        }
+      // Nothing to stream: for SSE, 204 also tells the client not to reconnect.
+      | { readonly status: 204; readonly body?: undefined; readonly headers?: HandlerHeaders }
   : E['response'] extends z.ZodType
     ? {
         readonly status: SuccessStatus;

@@ -105,8 +105,10 @@ export class Contract {
     }
     let schema: z.ZodType | undefined;
     if (ep.stream !== undefined) {
-      if (status !== 200)
-        return this.#violation(ep, [{ path: 'status', message: 'a stream answers 200' }]);
+      if (status === 204) return undefined;
+      if (status !== 200) {
+        return this.#violation(ep, [{ path: 'status', message: 'a stream answers 200 or 204' }]);
+      }
       if (body === null || typeof body !== 'object' || !(Symbol.asyncIterator in body)) {
         return this.#violation(ep, [{ path: 'body', message: 'must be an async iterable' }]);
       }

@@ -274,7 +274,7 @@ export function createNodeHandler(contract: Contract) {
       return;
     }
     const a = answer as HandlerAnswer;
-    if (ep.stream !== undefined) {
+    if (ep.stream !== undefined && a.status === 200) {
       void writeStream(contract, ep, a.body as AsyncIterable<unknown>, res, a.headers);
       return;
     }

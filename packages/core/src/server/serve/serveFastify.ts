@@ -263,7 +263,7 @@ function register(fastify: FastifyInstance, contract: Contract): void {
         const answer = (a: unknown): void => {
           if (contract.checkAnswer(ep, a, false) !== undefined) throw new ContractViolation([]);
           const { status, body, headers } = a as HandlerAnswer;
-          if (ep.stream !== undefined) {
+          if (ep.stream !== undefined && status === 200) {
             reply.hijack();
             const merged = { ...(reply.getHeaders() as Record<string, string>), ...headers };
             void writeStream(contract, ep, body as AsyncIterable<unknown>, raw, merged);
