@@ -16,6 +16,7 @@ import {
   type HandlerAnswer,
   type ServedEndpoint,
 } from './compileContract.js';
+import { lazySignal } from './lazySignal.js';
 import {
   decodeSegment,
   isJsonContentType,
@@ -228,11 +229,7 @@ export function createNodeHandler(contract: Contract) {
       fail(req, res, parts.issues);
       return;
     }
-    const controller = new AbortController();
-    const onClose = () => {
-      if (!res.writableFinished) controller.abort(new Error('the client went away'));
-    };
-    res.once('close', onClose);
+    const signal = lazySignal(res);
     let result: unknown;
     try {
       result = ep.handler({
@@ -241,7 +238,9 @@ export function createNodeHandler(contract: Contract) {
         body: parts.body,
         headers: parts.headers,
         request: req,
-        signal: controller.signal,
+        get signal() {
+          return signal();
+        },
       });
     } catch (err) {
       failed(ep, req, res, err);

@@ -26,6 +26,7 @@ import {
   type ServedEndpoint,
 } from './compileContract.js';
 import type { Handlers } from './Handlers.js';
+import { lazySignal } from './lazySignal.js';
 import { isJsonContentType, normalizeQuery } from './requestParts.js';
 import type { ServeOptions } from './serveOptions.js';
 import { writeStream } from './writeStream.js';
@@ -247,18 +248,17 @@ function register(fastify: FastifyInstance, contract: Contract): void {
         },
       }),
       handler(request, reply) {
-        const controller = new AbortController();
         const raw = reply.raw;
-        raw.once('close', () => {
-          if (!raw.writableFinished) controller.abort(new Error('the client went away'));
-        });
+        const signal = lazySignal(raw);
         const result = ep.handler({
           params: request.params,
           query: request.query,
           body: request.body,
           headers: request.headers,
           request,
-          signal: controller.signal,
+          get signal() {
+            return signal();
+          },
         });
         const answer = (a: unknown): void => {
           if (contract.checkAnswer(ep, a, false) !== undefined) throw new ContractViolation([]);
