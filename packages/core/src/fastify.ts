@@ -14,7 +14,7 @@ import { HEALTH_CONTENT_TYPE } from './server/createObservabilityHandler.js';
 import { createRequestObserver, REQUEST_ID_HEADER } from './server/createRequestObserver.js';
 
 export type { Handler, HandlerInput, HandlerResult, Handlers } from './server/serve/Handlers.js';
-export { serve } from './server/serve/serveFastify.js';
+export { problemFrameworkErrors, serve } from './server/serve/serveFastify.js';
 export type { ServeOptions } from './server/serve/serveOptions.js';
 
 export interface TrellisFastifyOptions extends AdapterOptions {

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -244,5 +245,74 @@ describe('serve: configuration', () => {
     );
     const { serve: serveF } = await import('../src/fastify.js');
     expect(() => serveF(small, {} as never)).toThrow(/handlers\.a: missing/);
+  });
+});
+
+describe.each(FLAVOURS)('serve on %s: hostile input', (flavour) => {
+  let served: Served | undefined;
+  afterEach(async () => {
+    await served?.close();
+    served = undefined;
+  });
+
+  it('answers malformed percent-encoding in a path param with a 400 problem', async () => {
+    served = await startServed(flavour, api, handlers);
+    const res = await call(served.base, 'GET', '/items/%E0%A4%A');
+    expect(res.status).toBe(400);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+  });
+
+  it('keeps __proto__ in a JSON body as data, never as a prototype', async () => {
+    served = await startServed(flavour, api, handlers);
+    const res = await call(served.base, 'POST', '/items', {
+      body: '{"name":"x","price":1,"__proto__":{"polluted":true}}',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(({} as { polluted?: boolean }).polluted).toBeUndefined();
+    if (flavour === 'Fastify') {
+      // Fastify's JSON parser refuses prototype poisoning outright.
+      expect(res.status).toBe(400);
+      expect(res.json().errors[0].path).toBe('body');
+    } else {
+      expect(res.status).toBe(201);
+      expect(res.json()).toEqual({ id: '9', name: 'x', price: 1 });
+    }
+  });
+
+  it('answers a JSON body that is not an object, and an empty one, with a 400 naming body', async () => {
+    served = await startServed(flavour, api, handlers);
+    for (const body of ['[1,2]', '"text"', 'null']) {
+      const res = await call(served.base, 'POST', '/items', {
+        body,
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(res.status, body).toBe(400);
+      expect(res.json().errors[0].path, body).toBe('body');
+    }
+    const empty = await call(served.base, 'POST', '/items', {
+      headers: { 'content-type': 'application/json', 'content-length': '0' },
+    });
+    expect(empty.status).toBe(400);
+    expect(empty.headers['content-type']).toMatch(/^application\/problem\+json/);
+  });
+
+  it('refuses an oversized chunked body without reading it all', async () => {
+    served = await startServed(flavour, api, handlers, { bodyLimit: 1024 });
+    const big = Buffer.alloc(64 * 1024, 32);
+    const res = await request(`${served.base}/items`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      // A stream: sent chunked, without Content-Length.
+      body: Readable.from([Buffer.from('{"name":"'), big, Buffer.from('","price":1}')]),
+    }).catch((err: unknown) => err as Error);
+    if (res instanceof Error) {
+      // The server may close the connection before the client finished sending: acceptable.
+      expect(res.message).toMatch(/closed|reset|socket/i);
+      return;
+    }
+    expect(res.statusCode).toBe(413);
+    expect((await res.body.json()) as { code: string }).toMatchObject({
+      code: 'TRELLIS_PAYLOAD_TOO_LARGE',
+    });
   });
 });

@@ -6,7 +6,7 @@ import express5 from 'express';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { EndpointMap } from '../src/contract/endpoint.js';
 import { serve as serveExpress } from '../src/express.js';
-import { serve as serveFastify } from '../src/fastify.js';
+import { problemFrameworkErrors, serve as serveFastify } from '../src/fastify.js';
 import type { Logger } from '../src/Logger.js';
 import type { ServeOptions } from '../src/server/serve/serveOptions.js';
 
@@ -45,7 +45,7 @@ export async function startServed(
   options?: ServeOptions,
 ): Promise<Served> {
   if (flavour === 'Fastify') {
-    const app: FastifyInstance = Fastify();
+    const app: FastifyInstance = Fastify({ frameworkErrors: problemFrameworkErrors });
     await app.register(serveFastify(endpoints, handlers as never, options));
     await app.listen({ port: 0, host: '127.0.0.1' });
     const { port } = app.server.address() as AddressInfo;

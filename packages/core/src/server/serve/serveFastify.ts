@@ -316,3 +316,32 @@ function request_type(err: FastifyError): string {
   const m = /content-type:\s*(\S+)/i.exec(err.message);
   return m?.[1] ?? 'of the request';
 }
+
+/**
+ * Fastify answers a few malformed requests before any route or plugin sees them (a URL with
+ * malformed percent-encoding, a path parameter over `maxParamLength`) with its own JSON body.
+ * Pass this as the server's `frameworkErrors` option to answer them as problem+json too.
+ *
+ * @example
+ * ```ts
+ * import Fastify from 'fastify';
+ * import { problemFrameworkErrors } from '@trellis/core/fastify';
+ * const app = Fastify({ frameworkErrors: problemFrameworkErrors });
+ * ```
+ */
+export function problemFrameworkErrors(
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  const status =
+    typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 400;
+  const p = problem({
+    status,
+    code: RequestValidationError.code,
+    detail:
+      error.code === 'FST_ERR_BAD_URL' ? 'the URL has malformed percent-encoding' : error.message,
+    requestId: typeof request.id === 'string' ? request.id : undefined,
+  });
+  sendProblem(reply, p);
+}
