@@ -14,8 +14,10 @@
  *    (`createClient` with `sse(Tick)`) reads and validates them on one connection for
  *    BENCH_SSE_S seconds (default 3). Target ≥ 50 000 events/s.
  *
- * ts-rest (`@ts-rest/express` with Express 4 and zod 3) is not compared: it is not installed
- * and its peers conflict with the workspace (see bench/results/contracts.json notes).
+ * 3. With BENCH_TSREST=1: the served contract on Express 4 against `@ts-rest/express` 3.52 serving
+ *    the same contract (Express 4, zod 3, `express.json()`, response validation on), installed at
+ *    run time into `.tmp/tsrest` (bench/contracts/tsrest.ts), never into the workspace. Target
+ *    ≥ 1.0×. The ratio also compares zod 3 with zod 4.
  *
  * The machine is shared: the figures are indicative, the ratios (same run, interleaved) are what
  * to read.
@@ -27,6 +29,7 @@ import { createClient } from '@trellis/core';
 import autocannon from 'autocannon';
 import { type BenchRow, median, writeResult } from '../report.js';
 import { BODY, benchApi, PATH } from './contract.js';
+import { prepareTsRest } from './tsrest.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SLICE_S = Number(process.env.BENCH_SLICE_S ?? 2);
@@ -39,10 +42,11 @@ interface App {
   url: string;
 }
 
-async function start(variant: string): Promise<App> {
-  const child = fork(join(import.meta.dirname, 'apps.ts'), [variant], {
+async function start(variant: string, script?: string): Promise<App> {
+  const child = fork(script ?? join(import.meta.dirname, 'apps.ts'), [variant], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, NODE_ENV: 'production' },
+    ...(script !== undefined && { execArgv: [] }),
   });
   const [msg] = (await once(child, 'message')) as [{ port: number }];
   return { variant, child, url: `http://127.0.0.1:${msg.port}` };
@@ -73,47 +77,73 @@ async function check(app: App): Promise<void> {
 const rows: BenchRow[] = [];
 const log = (line: string) => process.stdout.write(`${line}\n`);
 
+/** Interleaved slices of two apps; the median of `a ÷ b` over the rounds. */
+async function compare(label: string, a: App, b: App) {
+  await check(a);
+  await check(b);
+  // Warm-up: one short slice each.
+  await load(a, 1);
+  await load(b, 1);
+  const ratios: number[] = [];
+  const aRps: number[] = [];
+  const bRps: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? [b, a] : [a, b];
+    const got = new Map<App, number>();
+    for (const app of order) {
+      const r = await load(app, SLICE_S);
+      if (r.non2xx > 0) throw new Error(`${app.variant}: ${r.non2xx} non-2xx answers`);
+      got.set(app, r.rps);
+    }
+    const x = got.get(a) as number;
+    const y = got.get(b) as number;
+    aRps.push(x);
+    bRps.push(y);
+    ratios.push(x / y);
+    log(
+      `${label} round ${round + 1}: ${a.variant} ${x.toFixed(0)} req/s, ${b.variant} ${y.toFixed(0)} req/s, ratio ${(x / y).toFixed(3)}`,
+    );
+  }
+  return { ratio: median(ratios), a: median(aRps), b: median(bRps) };
+}
+
 for (const framework of ['express4', 'express5', 'fastify']) {
   const hand = await start(`${framework}-hand`);
   const served = await start(`${framework}-served`);
   try {
-    await check(hand);
-    await check(served);
-    // Warm-up: one short slice each.
-    await load(hand, 1);
-    await load(served, 1);
-    const ratios: number[] = [];
-    const handRps: number[] = [];
-    const servedRps: number[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
-      const order = round % 2 === 0 ? [hand, served] : [served, hand];
-      const got = new Map<App, number>();
-      for (const app of order) {
-        const r = await load(app, SLICE_S);
-        if (r.non2xx > 0) throw new Error(`${app.variant}: ${r.non2xx} non-2xx answers`);
-        got.set(app, r.rps);
-      }
-      const h = got.get(hand) as number;
-      const s = got.get(served) as number;
-      handRps.push(h);
-      servedRps.push(s);
-      ratios.push(s / h);
-      log(
-        `${framework} round ${round + 1}: hand ${h.toFixed(0)} req/s, served ${s.toFixed(0)} req/s, ratio ${(s / h).toFixed(3)}`,
-      );
-    }
-    const ratio = median(ratios);
+    const r = await compare(framework, served, hand);
     rows.push({
       name: `${framework}: served contract vs hand-written (params+query+body)`,
-      value: Math.round(median(servedRps)),
+      value: Math.round(r.a),
       unit: 'req/s',
-      peer: `hand-written ${Math.round(median(handRps))} req/s`,
-      ratio: Number(ratio.toFixed(3)),
+      peer: `hand-written ${Math.round(r.b)} req/s`,
+      ratio: Number(r.ratio.toFixed(3)),
       target: '≥ 0.95×',
-      pass: ratio >= 0.95,
+      pass: r.ratio >= 0.95,
     });
   } finally {
     hand.child.kill();
+    served.child.kill();
+  }
+}
+
+if (process.env.BENCH_TSREST === '1') {
+  const script = prepareTsRest(log);
+  const tsrest = await start('tsrest-express4', script);
+  const served = await start('express4-served');
+  try {
+    const r = await compare('ts-rest', served, tsrest);
+    rows.push({
+      name: 'express4: served contract (zod 4) vs @ts-rest/express 3.52 (zod 3), same contract',
+      value: Math.round(r.a),
+      unit: 'req/s',
+      peer: `ts-rest ${Math.round(r.b)} req/s`,
+      ratio: Number(r.ratio.toFixed(3)),
+      target: '≥ 1.0×',
+      pass: r.ratio >= 1,
+    });
+  } finally {
+    tsrest.child.kill();
     served.child.kill();
   }
 }
@@ -167,7 +197,9 @@ writeResult({
   rows,
   notes: [
     'Shared 2-core machine: absolute figures are indicative; ratios are same-run and interleaved.',
-    'ts-rest not compared: @ts-rest/express needs Express 4 and zod 3 peers, not installed here and in conflict with the workspace.',
+    process.env.BENCH_TSREST === '1'
+      ? 'ts-rest: @ts-rest/express 3.52.1 with Express 4.22 and zod 3.25, installed into .tmp/tsrest at run time; the ratio also compares zod 3 with zod 4.'
+      : 'ts-rest not compared in this run (BENCH_TSREST=1 installs it into .tmp/tsrest and compares).',
     'The served apps run with the default options (response validation on); the hand-written route validates params, query and body only.',
   ],
 });
