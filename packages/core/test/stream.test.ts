@@ -235,3 +235,18 @@ describe.each(FLAVOURS)('streams on %s', (flavour) => {
     await it.return?.();
   });
 });
+
+describe('stream call options', () => {
+  it('refuses a bad idleTimeoutMs or lastEventId before any I/O, naming it', async () => {
+    const c = createClient({ baseUrl: 'http://127.0.0.1:9', endpoints: api });
+    try {
+      const first = (iterable: AsyncIterable<unknown>) => iterable[Symbol.asyncIterator]().next();
+      await expect(first(c.forever({ idleTimeoutMs: -1 }))).rejects.toThrow(/idleTimeoutMs/);
+      await expect(first(c.forever({ lastEventId: 'a\r\nx-evil: 1' }))).rejects.toThrow(
+        /lastEventId/,
+      );
+    } finally {
+      await c.close();
+    }
+  });
+});

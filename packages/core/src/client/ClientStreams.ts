@@ -21,6 +21,7 @@ import { toIssues } from '../options.js';
 import type { Policy } from '../Policy.js';
 import { parseProblem } from '../problem/Problem.js';
 import { isTrellisError } from '../TrellisError.js';
+import { MAX_DELAY_MS } from '../time/duration.js';
 import { sleep } from '../time/sleep.js';
 import { PathTemplate } from './PathTemplate.js';
 import { serializeQuery } from './query.js';
@@ -59,6 +60,8 @@ type StreamInput = {
 const DEFAULT_IDLE_MS = 60_000;
 const DEFAULT_SSE_RETRY_MS = 1_000;
 const MAX_LINE_BYTES = 1024 * 1024;
+/** Largest single item (SSE event or NDJSON line) the client buffers. */
+const MAX_ITEM_CHARS = 16 * 1024 * 1024;
 
 /**
  * The streamed endpoints of a client (`sse(...)`/`ndjson(...)` responses): each method returns
@@ -139,6 +142,7 @@ export class ClientStreams {
     input: StreamInput,
   ): AsyncGenerator<unknown> {
     if (this.#closed) throw new ShutdownError('createClient: the client is closed');
+    checkStreamOptions(name, input);
     const request = this.#prepare(name, def, template, stream, input);
     const signal = input.signal;
     const idleMs = input.idleTimeoutMs ?? DEFAULT_IDLE_MS;
@@ -190,6 +194,14 @@ export class ClientStreams {
             clock.clearTimeout(timer);
             timer = clock.setTimeout(onIdle, idleMs);
             parser.push(decoder.write(chunk as Buffer));
+            if (parser.buffered > MAX_ITEM_CHARS) {
+              const message = `an item is longer than ${MAX_ITEM_CHARS} characters`;
+              failure = new ResponseValidationError(`${name}: invalid stream item: ${message}`, {
+                status: 200,
+                issues: [{ path: 'item', message }],
+                body: undefined,
+              });
+            }
             if (parser instanceof SseParser) lastEventId = parser.lastEventId;
             if (items.length > 0) {
               for (const item of items.splice(0)) yield item;
@@ -415,4 +427,26 @@ async function readLimited(body: Dispatcher.ResponseData['body']): Promise<strin
 function discard(body: Dispatcher.ResponseData['body']): void {
   body.on('error', () => {});
   body.destroy();
+}
+
+/** Per-call stream options: a bad one is the caller's mistake, named before any I/O. */
+function checkStreamOptions(name: string, input: StreamInput): void {
+  const issues: ConfigIssue[] = [];
+  const ms = input.idleTimeoutMs;
+  if (ms !== undefined && !(typeof ms === 'number' && ms > 0 && ms <= MAX_DELAY_MS)) {
+    issues.push({
+      path: 'idleTimeoutMs',
+      message: `expected a number of milliseconds in (0, ${MAX_DELAY_MS}]`,
+    });
+  }
+  const id = input.lastEventId;
+  if (id !== undefined && (typeof id !== 'string' || /[\r\n\0]/.test(id))) {
+    issues.push({ path: 'lastEventId', message: 'must be a string without CR, LF or NUL' });
+  }
+  if (issues.length > 0) {
+    throw new RequestValidationError(
+      `${name}: invalid request: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+      { issues },
+    );
+  }
 }

@@ -20,12 +20,18 @@ export class SseParser {
   #data: string[] = [];
   #event: string | undefined;
   #pendingCr = false;
+  #dataLength = 0;
 
   constructor(
     private readonly onEvent: (event: RawSseEvent) => void,
     lastEventId?: string,
   ) {
     this.lastEventId = lastEventId;
+  }
+
+  /** Characters held for an event not complete yet (a guard against endless events). */
+  get buffered(): number {
+    return this.#buffer.length + this.#dataLength;
   }
 
   /** Feeds decoded text. */
@@ -52,6 +58,7 @@ export class SseParser {
       if (this.#data.length > 0) {
         const event = { data: this.#data.join('\n'), id: this.lastEventId, event: this.#event };
         this.#data = [];
+        this.#dataLength = 0;
         this.#event = undefined;
         this.onEvent(event);
       } else this.#event = undefined;
@@ -65,6 +72,7 @@ export class SseParser {
     switch (field) {
       case 'data':
         this.#data.push(value);
+        this.#dataLength += value.length;
         break;
       case 'id':
         if (!value.includes('\0')) this.lastEventId = value;
@@ -83,6 +91,11 @@ export class SseParser {
 export class NdjsonParser {
   #buffer = '';
   constructor(private readonly onLine: (line: string) => void) {}
+
+  /** Characters held for a line not complete yet. */
+  get buffered(): number {
+    return this.#buffer.length;
+  }
 
   push(text: string): void {
     const buf = this.#buffer + text;
