@@ -1,8 +1,9 @@
 /**
  * Contracts: what serving a contract costs, and how fast the typed client reads SSE.
  *
- *   npx tsx bench/contracts/main.ts
- *   BENCH_ROUNDS=5 BENCH_SLICE_S=3 npx tsx bench/contracts/main.ts
+ *   npx turbo run build --filter=@trellis/core && npx tsx bench/contracts/main.ts
+ *   TSX_TSCONFIG_PATH=tsconfig.paths.json npx tsx bench/contracts/main.ts   # from the sources
+ *   BENCH_ROUNDS=5 BENCH_SLICE_S=3 BENCH_TSREST=1 npx tsx bench/contracts/main.ts
  *
  * 1. A POST with params, query and body validation, served by `serve(benchApi, ...)` against the
  *    same route written by hand with the same zod parses, on Express 4, Express 5 and Fastify.
