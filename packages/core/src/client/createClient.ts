@@ -133,7 +133,10 @@ const endpointSchema = z.strictObject({
       z.custom(isStreamResponse),
       z.record(z.string().regex(/^[1-5]\d\d$/, 'must be an HTTP status code'), schema),
     ],
-    { error: 'must be a zod schema, or an object of zod schemas keyed by HTTP status' },
+    {
+      error:
+        'must be a zod schema, an object of zod schemas keyed by HTTP status, sse() or ndjson()',
+    },
   ),
 });
 
