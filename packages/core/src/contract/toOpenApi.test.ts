@@ -71,9 +71,8 @@ describe('toOpenApi', () => {
     const get = doc.paths['/items/{id}']?.get as Record<string, unknown>;
     expect(get.operationId).toBe('getItem');
     expect(get.summary).toBe('Read one item');
-    expect(((doc.paths['/items/{id}'] ?? {}).delete as { operationId: string }).operationId).toBe(
-      'deleteItem',
-    );
+    const del = doc.paths['/items/{id}']?.delete as { operationId: string } | undefined;
+    expect(del?.operationId).toBe('deleteItem');
   });
 
   it('documents path, query and header parameters with their descriptions', () => {
