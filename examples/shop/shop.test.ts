@@ -6,16 +6,23 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { validate } from '@readme/openapi-parser';
+import { createClient } from '@trellis/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePortBlock, hasEngine, promtoolCheck } from '../../testing/engines.js';
 import { runChaos, type SecondReport } from './src/chaosScenario.js';
+import { ordersApi } from './src/orders/api.js';
 import { type Shop, startShop } from './src/shop.js';
 import { demoToken } from './src/token.js';
 
 describe('example shop (in process)', () => {
   let shop: Shop;
   beforeAll(async () => {
-    shop = await startShop({ quiet: true, drainDelayMs: 200 });
+    shop = await startShop({
+      quiet: true,
+      drainDelayMs: 200,
+      fulfilment: { packedAfterMs: 50, shippedAfterMs: 100 },
+    });
   });
   afterAll(async () => {
     await shop?.stop();
@@ -102,6 +109,89 @@ describe('example shop (in process)', () => {
     expect(bad.status).toBe(400);
     expect(bad.headers.get('content-type')).toBe('application/problem+json');
     expect(await bad.json()).toMatchObject({ status: 400, code: 'TRELLIS_REQUEST_INVALID' });
+  });
+
+  it("streams an order's status changes as SSE through the gateway to the typed client", async () => {
+    const token = await demoToken('alice');
+    const created = await fetch(`${shop.gatewayUrl}/api/orders`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ productId: 'mug', quantity: 1 }),
+    });
+    const { orderId } = (await created.json()) as { orderId: string };
+    const client = createClient({
+      baseUrl: `${shop.gatewayUrl}/api`,
+      endpoints: { watchOrder: ordersApi.watchOrder },
+      headers: { authorization: `Bearer ${token}` },
+    });
+    try {
+      const seen: { id?: string; status: string }[] = [];
+      // Ends by itself: after 'shipped' the client reconnects with Last-Event-ID 2 and the
+      // service answers 204 (nothing more).
+      for await (const event of client.watchOrder({ params: { id: orderId } })) {
+        expect(event.data.orderId).toBe(orderId);
+        seen.push({ id: event.id, status: event.data.status });
+      }
+      expect(seen).toEqual([
+        { id: '0', status: 'placed' },
+        { id: '1', status: 'packed' },
+        { id: '2', status: 'shipped' },
+      ]);
+    } finally {
+      await client.close();
+    }
+    // Without a token the gateway refuses the stream.
+    const anonymous = await fetch(`${shop.gatewayUrl}/api/orders/${orderId}/events`);
+    expect(anonymous.status).toBe(401);
+  });
+
+  it('every service publishes a valid OpenAPI document of its contract', async () => {
+    const expected: [string, string][] = [
+      [shop.catalog.url, '/products/{id}'],
+      [shop.inventory[0].url, '/reservations'],
+      [shop.orders.url, '/orders/{id}/events'],
+    ];
+    for (const [url, path] of expected) {
+      const res = await fetch(`${url}/openapi.json`);
+      expect(res.status, url).toBe(200);
+      const doc = (await res.json()) as { paths: Record<string, Record<string, unknown>> };
+      expect(Object.keys(doc.paths)).toContain(path);
+      const result = await validate(doc as never);
+      expect(result.valid ? [] : result.errors, url).toEqual([]);
+    }
+  });
+
+  it('answers bad input with problem+json naming the field, never an HTML stack trace', async () => {
+    const token = await demoToken('alice');
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
+    const malformed = await fetch(`${shop.gatewayUrl}/api/orders`, {
+      method: 'POST',
+      headers,
+      body: '{"productId": "lamp",',
+    });
+    expect(malformed.status).toBe(400);
+    expect(malformed.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    const text = await malformed.text();
+    expect(text).not.toMatch(/<html|<pre|at \w+ \(/i);
+    expect(JSON.parse(text).errors[0].path).toBe('body');
+    const invalid = await fetch(`${shop.gatewayUrl}/api/orders`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ productId: 'lamp', quantity: 0 }),
+    });
+    expect(invalid.status).toBe(400);
+    expect(((await invalid.json()) as { errors: { path: string }[] }).errors).toEqual([
+      expect.objectContaining({ path: 'body.quantity' }),
+    ]);
+    const reservation = await fetch(`${shop.inventory[0].url}/reservations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ productId: 'lamp', quantity: 1 }),
+    });
+    expect(reservation.status).toBe(400);
+    expect(((await reservation.json()) as { errors: { path: string }[] }).errors[0]?.path).toBe(
+      'headers.idempotency-key',
+    );
   });
 
   it('answers a quote from catalog and inventory', async () => {
@@ -206,6 +296,7 @@ describe('npm start (examples/shop/src/main.ts as a process)', () => {
       expect(out).toContain('Trellis example shop is up');
       const gateway = `http://127.0.0.1:${port}`;
       expect(out).toContain(`curl -s ${gateway}/api/products`);
+      expect(out).toContain(`curl -sN ${gateway}/api/orders/$ORDER/events`);
       const products = await fetch(`${gateway}/api/products`);
       expect(products.status).toBe(200);
       // The printed token works.

@@ -41,6 +41,16 @@ export function shopGatewayConfig(options: ShopGatewayOptions = {}) {
         rateLimit: publicLimit,
       },
       {
+        // An order's status changes as Server-Sent Events: a streaming route (no body timeout).
+        name: 'order-events',
+        path: '/api/orders/:id/events',
+        rewrite: '/orders/:id/events',
+        methods: ['GET'],
+        upstream: { service: 'orders' },
+        auth: { jwt: 'shop', scopes: ['orders:write'] },
+        timeouts: { streaming: true },
+      },
+      {
         name: 'orders',
         path: '/api/orders',
         rewrite: '/orders',

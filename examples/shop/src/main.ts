@@ -32,6 +32,9 @@ Try:
   curl -s -i ${g}/api/orders -H 'content-type: application/json' -d '{"productId":"lamp","quantity":1}'   # 401: needs a token
   export TOKEN=${token}
   curl -s ${g}/api/orders -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"productId":"lamp","quantity":1}'
+  ORDER=$(curl -s ${g}/api/orders -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"productId":"mug","quantity":1}' | sed -E 's/.*"orderId":"([^"]+)".*/\\1/')
+  curl -sN ${g}/api/orders/$ORDER/events -H "authorization: Bearer $TOKEN"   # status changes as SSE
+  curl -s ${shop.orders.url}/openapi.json   # each service publishes its contract (catalog, inventory too)
   curl -s ${shop.orders.url}/metrics | grep trellis_
 
 A fresh token: npm run token -w @trellis/example-shop   (or: node --import tsx examples/shop/src/token-cli.ts)

@@ -8,7 +8,7 @@ import { createGateway, type Gateway } from '@trellis/gateway';
 import { startCatalog } from './catalog/service.js';
 import { shopGatewayConfig } from './gateway.js';
 import { type InventoryHandle, startInventory } from './inventory/service.js';
-import { type OrdersHandle, startOrders } from './orders/service.js';
+import { type Fulfilment, type OrdersHandle, startOrders } from './orders/service.js';
 import { demoLogger, type ServiceHandle } from './service.js';
 
 export interface ShopPorts {
@@ -26,6 +26,8 @@ export interface ShopOptions {
   /** Only warnings and errors are printed when true. */
   readonly quiet?: boolean;
   readonly logger?: (service: string) => Logger;
+  /** When orders are packed and shipped after being placed (simulated). Default 2 s and 5 s. */
+  readonly fulfilment?: Fulfilment;
 }
 
 export interface Shop {
@@ -73,6 +75,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       drainDelayMs,
       resolver: discovery,
       logger: log('orders'),
+      ...(options.fulfilment !== undefined && { fulfilment: options.fulfilment }),
     });
     started.push(orders);
     discovery.set('orders', [orders.url]);

@@ -166,3 +166,32 @@ export const ThrottledError = defineError<{
   fault: 'overload',
 });
 export type ThrottledError = InstanceType<typeof ThrottledError>;
+export const MethodNotAllowedError = defineError<{ readonly allow: readonly string[] }>({
+  code: 'TRELLIS_METHOD_NOT_ALLOWED',
+  name: 'MethodNotAllowedError',
+  description:
+    'A served contract declares the request path but not its method. Answered 405 with an `Allow` header listing the declared methods.',
+  status: 405,
+  fault: 'caller',
+});
+export type MethodNotAllowedError = InstanceType<typeof MethodNotAllowedError>;
+
+export const UnsupportedMediaTypeError = defineError({
+  code: 'TRELLIS_UNSUPPORTED_MEDIA_TYPE',
+  name: 'UnsupportedMediaTypeError',
+  description:
+    'A served contract expects a JSON request body (`application/json` or `+json`) and the request declared another content type. Answered 415.',
+  status: 415,
+  fault: 'caller',
+});
+export type UnsupportedMediaTypeError = InstanceType<typeof UnsupportedMediaTypeError>;
+
+export const PayloadTooLargeError = defineError<{ readonly limit: number }>({
+  code: 'TRELLIS_PAYLOAD_TOO_LARGE',
+  name: 'PayloadTooLargeError',
+  description:
+    "A request body is larger than the served contract's `bodyLimit` (default 1 MiB). Answered 413; the rest of the body is not read.",
+  status: 413,
+  fault: 'caller',
+});
+export type PayloadTooLargeError = InstanceType<typeof PayloadTooLargeError>;

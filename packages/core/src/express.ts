@@ -20,6 +20,14 @@ import {
 import { mountPattern, routerStackOf } from './server/mountPattern.js';
 import { createShedder, writeShed } from './server/shed/createShedder.js';
 
+export type { Handler, HandlerInput, HandlerResult, Handlers } from './server/serve/Handlers.js';
+export {
+  type ContractRouter,
+  type ExpressServeRequest,
+  serve,
+} from './server/serve/serveExpress.js';
+export type { ServeOptions } from './server/serve/serveOptions.js';
+
 export interface TrellisExpressOptions extends AdapterOptions {
   /** Serves the health endpoints. Remember `health.attach(server)` for graceful shutdown. */
   health?: Health;

@@ -15,6 +15,10 @@ import { HEALTH_CONTENT_TYPE } from './server/createObservabilityHandler.js';
 import { createRequestObserver, REQUEST_ID_HEADER } from './server/createRequestObserver.js';
 import { createShedder, type Shedder } from './server/shed/createShedder.js';
 
+export type { Handler, HandlerInput, HandlerResult, Handlers } from './server/serve/Handlers.js';
+export { problemFrameworkErrors, serve } from './server/serve/serveFastify.js';
+export type { ServeOptions } from './server/serve/serveOptions.js';
+
 export interface TrellisFastifyOptions extends AdapterOptions {
   /** Serves the health endpoints and ties `fastify.close()` and the shutdown sequence together. */
   health?: Health;

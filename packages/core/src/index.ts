@@ -9,6 +9,19 @@ export {
   runWithContext,
   runWithDeadline,
 } from './context.js';
+export {
+  isStreamResponse,
+  type JsonSchema,
+  ndjson,
+  type OpenApiDocument,
+  type OpenApiOptions,
+  type SseEvent,
+  type StreamFormat,
+  type StreamItem,
+  type StreamResponse,
+  sse,
+  toOpenApi,
+} from './contract/index.js';
 export type {
   Balancer,
   Instance,
@@ -25,7 +38,9 @@ export {
   ConnectError,
   HttpError,
   InternalError,
+  MethodNotAllowedError,
   NoInstanceError,
+  PayloadTooLargeError,
   RequestValidationError,
   ResendRefusedError,
   ResponseValidationError,
@@ -33,6 +48,7 @@ export {
   ShutdownError,
   ThrottledError,
   TimeoutError,
+  UnsupportedMediaTypeError,
 } from './errors.js';
 export * from './faults/index.js';
 export * from './health/index.js';

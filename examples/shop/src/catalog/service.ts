@@ -2,11 +2,11 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { createHealth, createMetrics } from '@trellis/core';
-import { trellis } from '@trellis/core/express';
+import { serve, trellis } from '@trellis/core/express';
 import express from 'express';
 import { problemErrors } from '../problems.js';
 import type { ServiceHandle, ServiceOptions } from '../service.js';
-import type { Product } from './api.js';
+import { catalogApi, type Product } from './api.js';
 
 const products: readonly Product[] = [
   { id: 'lamp', name: 'Desk lamp', priceCents: 3_900 },
@@ -26,14 +26,26 @@ export async function startCatalog(options: ServiceOptions): Promise<ServiceHand
 
   const app = express();
   app.use(trellis({ health, metrics }));
-  app.get('/products', (_req, res) => {
-    res.json(products);
-  });
-  app.get('/products/:id', (req, res) => {
-    const product = products.find((p) => p.id === req.params.id);
-    if (product) res.json(product);
-    else res.status(404).json({ error: `no product ${req.params.id}` });
-  });
+  // The published contract, served: requests and answers are validated against catalogApi,
+  // errors are problem+json, and /openapi.json documents it.
+  app.use(
+    serve(
+      catalogApi,
+      {
+        listProducts: () => ({ status: 200, body: [...products] }),
+        getProduct: ({ params }) => {
+          const product = products.find((p) => p.id === params.id);
+          return product
+            ? { status: 200, body: product }
+            : { status: 404, body: { error: `no product ${params.id}` } };
+        },
+      },
+      {
+        openapi: { path: '/openapi.json', title: 'catalog', version: '1.0.0' },
+        logger: options.logger,
+      },
+    ),
+  );
   problemErrors(app, options.logger);
 
   const server = app.listen(options.port, options.host ?? '127.0.0.1');

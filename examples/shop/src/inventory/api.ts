@@ -19,14 +19,20 @@ export const Reservation = z.object({
 });
 export type Reservation = z.infer<typeof Reservation>;
 
+export const Problem = z.object({ error: z.string() });
+
 export const inventoryApi = defineEndpoints({
-  getStock: { method: 'GET', path: '/stock/:productId', response: Stock },
+  getStock: {
+    method: 'GET',
+    path: '/stock/:productId',
+    response: { 200: Stock, 404: Problem.describe('unknown product') },
+  },
   reserve: {
     method: 'POST',
     path: '/reservations',
     body: ReservationRequest,
     // Reservations carry an idempotency key, so retrying one is safe.
     headers: z.object({ 'idempotency-key': z.string().min(8) }),
-    response: Reservation,
+    response: { 200: Reservation, 409: Problem.describe('not enough stock') },
   },
 });

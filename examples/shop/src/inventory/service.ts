@@ -6,11 +6,11 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createHealth, createMetrics } from '@trellis/core';
-import { trellis } from '@trellis/core/fastify';
+import { serve, trellis } from '@trellis/core/fastify';
 import Fastify from 'fastify';
 import { fastifyProblemErrors } from '../problems.js';
 import type { ServiceHandle, ServiceOptions } from '../service.js';
-import { type Reservation, ReservationRequest } from './api.js';
+import { inventoryApi, type Reservation } from './api.js';
 
 export interface Chaos {
   /** Share of requests answered with 503, 0..1. */
@@ -47,6 +47,7 @@ export async function startInventory(
   const app = Fastify();
   await app.register(trellis, { health, metrics });
   fastifyProblemErrors(app, options.logger);
+  fastifyProblemErrors(app, options.logger);
 
   // Chaos applies to the business routes only: probes and /metrics stay honest.
   app.addHook('onRequest', async (request, reply) => {
@@ -57,34 +58,41 @@ export async function startInventory(
     }
   });
 
-  app.get<{ Params: { productId: string } }>('/stock/:productId', async (request, reply) => {
-    const available = stock.get(request.params.productId);
-    if (available === undefined) return reply.code(404).send({ error: 'unknown product' });
-    return { productId: request.params.productId, available };
-  });
-
-  app.post('/reservations', async (request, reply) => {
-    const key = request.headers['idempotency-key'];
-    if (typeof key !== 'string' || key.length < 8) {
-      return reply.code(400).send({ error: 'idempotency-key header required' });
-    }
-    const seen = reservations.get(key);
-    if (seen) return seen; // a retried reservation returns the first answer
-    const parsed = ReservationRequest.safeParse(request.body);
-    if (!parsed.success) return reply.code(400).send({ error: parsed.error.message });
-    const { productId, quantity } = parsed.data;
-    const available = stock.get(productId) ?? 0;
-    if (available < quantity) return reply.code(409).send({ error: 'not enough stock' });
-    stock.set(productId, available - quantity);
-    const reservation: Reservation = {
-      reservationId: randomUUID(),
-      productId,
-      quantity,
-      servedBy: `inventory-${options.instance}`,
-    };
-    reservations.set(key, reservation);
-    return reservation;
-  });
+  // The published contract, served through Fastify's own schema hooks: bodies, headers and
+  // params are validated by inventoryApi's zod schemas, errors are problem+json.
+  await app.register(
+    serve(
+      inventoryApi,
+      {
+        getStock: ({ params }) => {
+          const available = stock.get(params.productId);
+          if (available === undefined) return { status: 404, body: { error: 'unknown product' } };
+          return { status: 200, body: { productId: params.productId, available } };
+        },
+        reserve: ({ body, headers }) => {
+          const key = headers['idempotency-key'];
+          const seen = reservations.get(key);
+          if (seen) return { status: 200, body: seen }; // a retried reservation returns the first answer
+          const available = stock.get(body.productId) ?? 0;
+          if (available < body.quantity)
+            return { status: 409, body: { error: 'not enough stock' } };
+          stock.set(body.productId, available - body.quantity);
+          const reservation: Reservation = {
+            reservationId: randomUUID(),
+            productId: body.productId,
+            quantity: body.quantity,
+            servedBy: `inventory-${options.instance}`,
+          };
+          reservations.set(key, reservation);
+          return { status: 200, body: reservation };
+        },
+      },
+      {
+        openapi: { path: '/openapi.json', title: 'inventory', version: '1.0.0' },
+        logger: options.logger,
+      },
+    ),
+  );
 
   await app.listen({ port: options.port, host: options.host ?? '127.0.0.1' });
   const address = app.server.address();

@@ -5,22 +5,13 @@
  * an instance that keeps failing.
  */
 import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import {
-  createClient,
-  createHealth,
-  createMetrics,
-  HttpError,
-  isTrellisError,
-  type Resolver,
-  TimeoutError,
-} from '@trellis/core';
-import { trellis } from '@trellis/core/express';
+import { createClient, createHealth, createMetrics, type Resolver } from '@trellis/core';
+import { serve, trellis } from '@trellis/core/express';
 import { peakEwma, roundRobin, type TrellisBalancer } from '@trellis/discovery';
 import {
   type CircuitBreakerPolicy,
-  CircuitOpenError,
   circuitBreaker,
   fallback,
   instrument,
@@ -35,7 +26,7 @@ import { catalogApi } from '../catalog/api.js';
 import { inventoryApi } from '../inventory/api.js';
 import { problemErrors } from '../problems.js';
 import type { ServiceHandle, ServiceOptions } from '../service.js';
-import { type Order, OrderRequest, type Quote } from './api.js';
+import { type Order, type OrderStatus, type OrderStatusEvent, ordersApi } from './api.js';
 
 export interface OrdersHandle extends ServiceHandle {
   /** The inventory breaker, retry policy and balancer: the chaos demo watches their events. */
@@ -51,8 +42,14 @@ export interface OrdersHandle extends ServiceHandle {
 /** The header the gateway puts the verified caller in (see gateway.ts). */
 export const IDENTITY_HEADER = 'x-shop-customer';
 
+/** How long after placing an order it is packed, then shipped (simulated), in ms. */
+export interface Fulfilment {
+  readonly packedAfterMs: number;
+  readonly shippedAfterMs: number;
+}
+
 export async function startOrders(
-  options: ServiceOptions & { readonly resolver: Resolver },
+  options: ServiceOptions & { readonly resolver: Resolver; readonly fulfilment?: Fulfilment },
 ): Promise<OrdersHandle> {
   const metrics = createMetrics({ defaultMetrics: false });
   const health = createHealth({
@@ -111,75 +108,121 @@ export async function startOrders(
   });
 
   const orders = new Map<string, Order>();
+  // Each order's status changes, in order; `changes` tells open streams about new ones.
+  const history = new Map<string, OrderStatusEvent[]>();
+  const changes = new EventEmitter();
+  changes.setMaxListeners(0);
+  const timers = new Set<NodeJS.Timeout>();
+  // Open streams end when the service shuts down, so draining does not wait for them.
+  const closing = new AbortController();
+  const fulfilment = options.fulfilment ?? { packedAfterMs: 2_000, shippedAfterMs: 5_000 };
+  const setStatus = (orderId: string, status: OrderStatus) => {
+    const list = history.get(orderId) ?? [];
+    list.push({ orderId, status, at: new Date().toISOString() });
+    history.set(orderId, list);
+    changes.emit(orderId);
+  };
+  const later = (ms: number, fn: () => void) => {
+    const t = setTimeout(() => {
+      timers.delete(t);
+      fn();
+    }, ms);
+    t.unref();
+    timers.add(t);
+  };
+
+  /** The status changes of an order from index `from` on, live, until it has shipped. */
+  async function* statusChanges(orderId: string, from: number, signal: AbortSignal) {
+    let next = from;
+    while (!signal.aborted) {
+      const list = history.get(orderId) ?? [];
+      for (; next < list.length; next++) {
+        yield { id: String(next), data: list[next] as OrderStatusEvent };
+      }
+      if (list.at(-1)?.status === 'shipped') return;
+      try {
+        await once(changes, orderId, { signal: AbortSignal.any([signal, closing.signal]) });
+      } catch {
+        return; // the client went away
+      }
+    }
+  }
+
   const app = express();
   app.use(trellis({ health, metrics }));
-  app.use(express.json());
-
-  app.post('/orders', async (req, res) => {
-    const input = OrderRequest.safeParse(req.body);
-    if (!input.success) {
-      res.status(400).json({ error: input.error.issues.map((i) => i.message).join('; ') });
-      return;
-    }
-    const customer = req.header(IDENTITY_HEADER) ?? 'anonymous';
-    try {
-      const found = await catalog.getProduct({ params: { id: input.data.productId } });
-      if (found.status === 404) {
-        res.status(404).json({ error: found.body.error });
-        return;
-      }
-      const orderId = randomUUID();
-      const reservation = await inventory.reserve({
-        body: input.data,
-        // The client's Idempotency-Key (forwarded by the gateway), else one per order.
-        headers: { 'idempotency-key': req.header('idempotency-key') ?? orderId },
-      });
-      const order: Order = {
-        orderId,
-        productId: found.body.id,
-        quantity: input.data.quantity,
-        totalCents: found.body.priceCents * input.data.quantity,
-        customer,
-        reservationId: reservation.reservationId,
-        inventoryInstance: reservation.servedBy,
-      };
-      orders.set(orderId, order);
-      res.status(201).json(order);
-    } catch (err) {
-      sendFailure(res, err);
-    }
-  });
-
-  app.get('/orders/:id', (req, res) => {
-    const order = orders.get(req.params.id);
-    if (order) res.json(order);
-    else res.status(404).json({ error: 'no such order' });
-  });
-
-  // A quote degrades instead of failing: without inventory, availability is unknown.
-  app.get('/quotes/:productId', async (req, res) => {
-    try {
-      const found = await catalog.getProduct({ params: { id: req.params.productId } });
-      if (found.status === 404) {
-        res.status(404).json({ error: found.body.error });
-        return;
-      }
-      const available = await stockOrUnknown.execute(async () => {
-        const stock = await inventory.getStock({ params: { productId: found.body.id } });
-        return stock.available;
-      });
-      const quote: Quote = {
-        productId: found.body.id,
-        name: found.body.name,
-        priceCents: found.body.priceCents,
-        available,
-        degraded: available === null,
-      };
-      res.json(quote);
-    } catch (err) {
-      sendFailure(res, err);
-    }
-  });
+  // The published contract, served: no hand-written validation; failures thrown by the typed
+  // clients (circuit open, timeouts) become problem+json answers with their status.
+  app.use(
+    serve(
+      ordersApi,
+      {
+        createOrder: async ({ body, headers }) => {
+          const found = await catalog.getProduct({ params: { id: body.productId } });
+          if (found.status === 404) return { status: 404, body: { error: found.body.error } };
+          const orderId = randomUUID();
+          const reservation = await inventory.reserve({
+            body,
+            // The client's Idempotency-Key (forwarded by the gateway), else one per order.
+            headers: { 'idempotency-key': headers['idempotency-key'] ?? orderId },
+          });
+          if (reservation.status === 409) return { status: 409, body: reservation.body };
+          const order: Order = {
+            orderId,
+            productId: found.body.id,
+            quantity: body.quantity,
+            totalCents: found.body.priceCents * body.quantity,
+            customer: headers[IDENTITY_HEADER] ?? 'anonymous',
+            reservationId: reservation.body.reservationId,
+            inventoryInstance: reservation.body.servedBy,
+          };
+          orders.set(orderId, order);
+          setStatus(orderId, 'placed');
+          later(fulfilment.packedAfterMs, () => setStatus(orderId, 'packed'));
+          later(fulfilment.shippedAfterMs, () => setStatus(orderId, 'shipped'));
+          return { status: 201, body: order };
+        },
+        getOrder: ({ params }) => {
+          const order = orders.get(params.id);
+          return order
+            ? { status: 200, body: order }
+            : { status: 404, body: { error: 'no such order' } };
+        },
+        watchOrder: ({ params, request, signal }) => {
+          const list = history.get(params.id);
+          const last = Number(request.headers['last-event-id'] ?? -1);
+          const from = Number.isInteger(last) ? last + 1 : 0;
+          // Unknown, or shipped and already seen: nothing more will come (no reconnect).
+          if (list === undefined || (list.at(-1)?.status === 'shipped' && from >= list.length)) {
+            return { status: 204 };
+          }
+          return { status: 200, body: statusChanges(params.id, from, signal) };
+        },
+        // A quote degrades instead of failing: without inventory, availability is unknown.
+        getQuote: async ({ params }) => {
+          const found = await catalog.getProduct({ params: { id: params.productId } });
+          if (found.status === 404) return { status: 404, body: { error: found.body.error } };
+          const available = await stockOrUnknown.execute(async () => {
+            const stock = await inventory.getStock({ params: { productId: found.body.id } });
+            return stock.status === 200 ? stock.body.available : 0;
+          });
+          return {
+            status: 200,
+            body: {
+              productId: found.body.id,
+              name: found.body.name,
+              priceCents: found.body.priceCents,
+              available,
+              degraded: available === null,
+            },
+          };
+        },
+      },
+      {
+        openapi: { path: '/openapi.json', title: 'orders', version: '1.0.0' },
+        logger: options.logger,
+      },
+    ),
+  );
 
   problemErrors(app, options.logger);
   health.addCleanup(() => catalog.close());
@@ -197,25 +240,12 @@ export async function startOrders(
     inventory: { breaker, retry: retries, balancer },
     fallbacks: () => fallbacks,
     async stop() {
+      closing.abort();
       await health.shutdown();
       health.close();
       breaker.close();
+      for (const t of timers) clearTimeout(t);
       metrics.close();
     },
   };
-}
-
-function sendFailure(res: express.Response, err: unknown): void {
-  if (err instanceof CircuitOpenError) {
-    res.setHeader('retry-after', String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))));
-    res.status(503).json({ error: 'inventory is unavailable (circuit open)', code: err.code });
-  } else if (err instanceof TimeoutError) {
-    res.status(504).json({ error: 'inventory was too slow', code: err.code });
-  } else if (err instanceof HttpError && err.status === 409) {
-    res.status(409).json({ error: 'not enough stock', code: err.code });
-  } else if (isTrellisError(err)) {
-    res.status(err.retryable ? 503 : 502).json({ error: err.message, code: err.code });
-  } else {
-    res.status(500).json({ error: 'internal error' });
-  }
 }

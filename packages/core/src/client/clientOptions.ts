@@ -6,6 +6,7 @@ import type { TracerProvider } from '@opentelemetry/api';
 import type { Registry, RegistryContentType } from 'prom-client';
 import { z } from 'zod';
 import type { Clock } from '../Clock.js';
+import { isStreamResponse } from '../contract/stream.js';
 import type { Balancer, Resolver } from '../discovery.js';
 import type { Logger } from '../Logger.js';
 import type { Policy } from '../Policy.js';
@@ -29,9 +30,18 @@ const endpointSchema = z.strictObject({
   query: schema.optional(),
   body: schema.optional(),
   headers: schema.optional(),
+  summary: z.string().optional(),
+  description: z.string().optional(),
   response: z.union(
-    [schema, z.record(z.string().regex(/^[1-5]\d\d$/, 'must be an HTTP status code'), schema)],
-    { error: 'must be a zod schema, or an object of zod schemas keyed by HTTP status' },
+    [
+      schema,
+      z.custom(isStreamResponse),
+      z.record(z.string().regex(/^[1-5]\d\d$/, 'must be an HTTP status code'), schema),
+    ],
+    {
+      error:
+        'must be a zod schema, an object of zod schemas keyed by HTTP status, sse() or ndjson()',
+    },
   ),
 });
 

@@ -1,5 +1,7 @@
+import { isStreamResponse } from '../contract/stream.js';
 import { parseOptions } from '../options.js';
 import { ClientCore } from './ClientCore.js';
+import { ClientStreams } from './ClientStreams.js';
 import { type ClientOptions, clientOptionsSchema } from './clientOptions.js';
 import { compileEndpoint } from './compileEndpoint.js';
 import type { EndpointDefinition, EndpointMap, EndpointMethod } from './endpoint.js';
@@ -55,9 +57,18 @@ const NO_INPUT: CallInput = {};
 export function createClient<const E extends EndpointMap>(options: ClientOptions<E>): Client<E> {
   const o = parseOptions(clientOptionsSchema, options, 'createClient');
   const core = new ClientCore(o);
-  const client: Record<string, unknown> = { close: () => core.close() };
+  const streams = new ClientStreams(o);
+  const client: Record<string, unknown> = {
+    close: () => Promise.all([core.close(), streams.close()]).then(() => undefined),
+  };
   for (const name of Object.keys(o.endpoints)) {
-    const compiled = compileEndpoint(name, o.endpoints[name] as EndpointDefinition);
+    const def = o.endpoints[name] as EndpointDefinition;
+    if (isStreamResponse(def.response)) {
+      // sse()/ndjson() endpoints return an AsyncIterable of validated items (ClientStreams).
+      client[name] = streams.method(name, def);
+      continue;
+    }
+    const compiled = compileEndpoint(name, def);
     client[name] = (input?: CallInput) => core.call(compiled, input ?? NO_INPUT);
   }
   return client as Client<E>;

@@ -1,0 +1,97 @@
+/**
+ * The apps bench/contracts/main.ts measures, one per process: `node apps.ts <variant>` listens
+ * on a free port and sends `{ port }` over IPC.
+ *
+ * - `<framework>-hand`: the route written by hand with the same zod parses (params, query, body)
+ *   and a 400 on failure; Express with `express.json()`, Fastify with its own JSON parser.
+ * - `<framework>-served`: the same route from `serve(benchApi, ...)`, default options (response
+ *   validation on).
+ * - `sse`: `serve` streaming `Tick` events as fast as the connection takes them.
+ */
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import { serve as serveExpress } from '@trellis/core/express';
+import { serve as serveFastify } from '@trellis/core/fastify';
+import express5 from 'express';
+import Fastify from 'fastify';
+import { Body, benchApi, Params, Query } from './contract.js';
+
+const express4 = createRequire(import.meta.url)('express4') as typeof express5;
+const variant = process.argv[2] ?? '';
+
+const handlers = {
+  addItem: ({
+    params,
+    query,
+    body,
+  }: {
+    params: { shop: string };
+    query: { limit?: number | undefined };
+    body: { sku: string; qty: number };
+  }) => ({
+    status: 201 as const,
+    body: { shop: params.shop, sku: body.sku, qty: body.qty, limit: query.limit ?? 20 },
+  }),
+  ticks: () => ({
+    status: 200 as const,
+    body: (async function* () {
+      for (let n = 0; ; n++) yield { data: { n, at: n } };
+    })(),
+  }),
+};
+
+async function listenExpress(app: ReturnType<typeof express5>): Promise<number> {
+  return new Promise((resolve) => {
+    const server = app.listen(0, '127.0.0.1', () =>
+      resolve((server.address() as AddressInfo).port),
+    );
+  });
+}
+
+async function start(): Promise<number> {
+  const [framework, kind] = variant.split('-');
+  if (framework === 'express4' || framework === 'express5' || variant === 'sse') {
+    const express = framework === 'express4' ? express4 : express5;
+    const app = express();
+    if (kind === 'hand') {
+      app.post('/shops/:shop/items', express.json(), (req, res) => {
+        const p = Params.safeParse(req.params);
+        const q = Query.safeParse(req.query);
+        const b = Body.safeParse(req.body);
+        if (!p.success || !q.success || !b.success) {
+          res.status(400).json({ error: 'invalid request' });
+          return;
+        }
+        res
+          .status(201)
+          .json({ shop: p.data.shop, sku: b.data.sku, qty: b.data.qty, limit: q.data.limit ?? 20 });
+      });
+    } else {
+      app.use(serveExpress(benchApi, handlers));
+    }
+    return listenExpress(app);
+  }
+  const app = Fastify();
+  if (kind === 'hand') {
+    app.post('/shops/:shop/items', (request, reply) => {
+      const p = Params.safeParse(request.params);
+      const q = Query.safeParse(request.query);
+      const b = Body.safeParse(request.body);
+      if (!p.success || !q.success || !b.success) {
+        reply.code(400).send({ error: 'invalid request' });
+        return;
+      }
+      reply
+        .code(201)
+        .send({ shop: p.data.shop, sku: b.data.sku, qty: b.data.qty, limit: q.data.limit ?? 20 });
+    });
+  } else {
+    await app.register(serveFastify(benchApi, handlers));
+  }
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  return (app.server.address() as AddressInfo).port;
+}
+
+const port = await start();
+process.send?.({ port });
+process.on('disconnect', () => process.exit(0));

@@ -1,0 +1,206 @@
+/**
+ * Contracts: what serving a contract costs, and how fast the typed client reads SSE.
+ *
+ *   npx turbo run build --filter=@trellis/core && npx tsx bench/contracts/main.ts
+ *   TSX_TSCONFIG_PATH=tsconfig.paths.json npx tsx bench/contracts/main.ts   # from the sources
+ *   BENCH_ROUNDS=5 BENCH_SLICE_S=3 BENCH_TSREST=1 npx tsx bench/contracts/main.ts
+ *
+ * 1. A POST with params, query and body validation, served by `serve(benchApi, ...)` against the
+ *    same route written by hand with the same zod parses, on Express 4, Express 5 and Fastify.
+ *    Each app runs in its own process; autocannon (50 connections) loads one app at a time in
+ *    slices of BENCH_SLICE_S seconds (default 2), alternating hand/served and reversing the order
+ *    every round, BENCH_ROUNDS rounds (default 3). Ratio = served req/s ÷ hand req/s, the median
+ *    of the rounds. Target ≥ 0.95 (issue 19).
+ * 2. SSE: a served endpoint streams events as fast as the connection takes them; the typed client
+ *    (`createClient` with `sse(Tick)`) reads and validates them on one connection for
+ *    BENCH_SSE_S seconds (default 3). Target ≥ 50 000 events/s.
+ *
+ * 3. With BENCH_TSREST=1: the served contract on Express 4 against `@ts-rest/express` 3.52 serving
+ *    the same contract (Express 4, zod 3, `express.json()`, response validation on), installed at
+ *    run time into `.tmp/tsrest` (bench/contracts/tsrest.ts), never into the workspace. Target
+ *    ≥ 1.0×. The ratio also compares zod 3 with zod 4.
+ *
+ * The machine is shared: the figures are indicative, the ratios (same run, interleaved) are what
+ * to read.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { createClient } from '@trellis/core';
+import autocannon from 'autocannon';
+import { type BenchRow, median, writeResult } from '../report.js';
+import { BODY, benchApi, PATH } from './contract.js';
+import { prepareTsRest } from './tsrest.js';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SLICE_S = Number(process.env.BENCH_SLICE_S ?? 2);
+const SSE_S = Number(process.env.BENCH_SSE_S ?? 3);
+const CONNECTIONS = 50;
+
+interface App {
+  variant: string;
+  child: ChildProcess;
+  url: string;
+}
+
+async function start(variant: string, script?: string): Promise<App> {
+  const child = fork(script ?? join(import.meta.dirname, 'apps.ts'), [variant], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, NODE_ENV: 'production' },
+    ...(script !== undefined && { execArgv: [] }),
+  });
+  const [msg] = (await once(child, 'message')) as [{ port: number }];
+  return { variant, child, url: `http://127.0.0.1:${msg.port}` };
+}
+
+async function load(app: App, seconds: number): Promise<{ rps: number; non2xx: number }> {
+  const result = await autocannon({
+    url: app.url + PATH,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: BODY,
+    connections: CONNECTIONS,
+    duration: seconds,
+  });
+  return { rps: result.requests.average, non2xx: result.non2xx };
+}
+
+async function check(app: App): Promise<void> {
+  const res = await fetch(app.url + PATH, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: BODY,
+  });
+  if (res.status !== 201)
+    throw new Error(`${app.variant}: expected 201, got ${res.status} ${await res.text()}`);
+}
+
+const rows: BenchRow[] = [];
+const log = (line: string) => process.stdout.write(`${line}\n`);
+
+/** Interleaved slices of two apps; the median of `a ÷ b` over the rounds. */
+async function compare(label: string, a: App, b: App) {
+  await check(a);
+  await check(b);
+  // Warm-up: one short slice each.
+  await load(a, 1);
+  await load(b, 1);
+  const ratios: number[] = [];
+  const aRps: number[] = [];
+  const bRps: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? [b, a] : [a, b];
+    const got = new Map<App, number>();
+    for (const app of order) {
+      const r = await load(app, SLICE_S);
+      if (r.non2xx > 0) throw new Error(`${app.variant}: ${r.non2xx} non-2xx answers`);
+      got.set(app, r.rps);
+    }
+    const x = got.get(a) as number;
+    const y = got.get(b) as number;
+    aRps.push(x);
+    bRps.push(y);
+    ratios.push(x / y);
+    log(
+      `${label} round ${round + 1}: ${a.variant} ${x.toFixed(0)} req/s, ${b.variant} ${y.toFixed(0)} req/s, ratio ${(x / y).toFixed(3)}`,
+    );
+  }
+  return { ratio: median(ratios), a: median(aRps), b: median(bRps) };
+}
+
+for (const framework of ['express4', 'express5', 'fastify']) {
+  const hand = await start(`${framework}-hand`);
+  const served = await start(`${framework}-served`);
+  try {
+    const r = await compare(framework, served, hand);
+    rows.push({
+      name: `${framework}: served contract vs hand-written (params+query+body)`,
+      value: Math.round(r.a),
+      unit: 'req/s',
+      peer: `hand-written ${Math.round(r.b)} req/s`,
+      ratio: Number(r.ratio.toFixed(3)),
+      target: '≥ 0.95×',
+      pass: r.ratio >= 0.95,
+    });
+  } finally {
+    hand.child.kill();
+    served.child.kill();
+  }
+}
+
+if (process.env.BENCH_TSREST === '1') {
+  const script = prepareTsRest(log);
+  const tsrest = await start('tsrest-express4', script);
+  const served = await start('express4-served');
+  try {
+    const r = await compare('ts-rest', served, tsrest);
+    rows.push({
+      name: 'express4: served contract (zod 4) vs @ts-rest/express 3.52 (zod 3), same contract',
+      value: Math.round(r.a),
+      unit: 'req/s',
+      peer: `ts-rest ${Math.round(r.b)} req/s`,
+      ratio: Number(r.ratio.toFixed(3)),
+      target: '≥ 1.0×',
+      pass: r.ratio >= 1,
+    });
+  } finally {
+    tsrest.child.kill();
+    served.child.kill();
+  }
+}
+
+// SSE through the typed client, one connection.
+{
+  const app = await start('sse');
+  const client = createClient({ baseUrl: app.url, endpoints: { ticks: benchApi.ticks } });
+  try {
+    const read = async (seconds: number) => {
+      let count = 0;
+      const until = performance.now() + seconds * 1000;
+      for await (const e of client.ticks()) {
+        count++;
+        if ((count & 1023) === 0 && performance.now() >= until) break;
+        if (e.data.n < 0) throw new Error('impossible');
+      }
+      return count;
+    };
+    await read(1); // warm-up
+    const started = performance.now();
+    const count = await read(SSE_S);
+    const rate = count / ((performance.now() - started) / 1000);
+    log(
+      `sse: ${count} validated events in ${SSE_S} s through the typed client: ${rate.toFixed(0)} events/s`,
+    );
+    rows.push({
+      name: 'SSE through the typed client, one connection (validated events)',
+      value: Math.round(rate),
+      unit: 'events/s',
+      target: '≥ 50 000 events/s',
+      pass: rate >= 50_000,
+    });
+  } finally {
+    await client.close();
+    app.child.kill();
+  }
+}
+
+log('');
+for (const r of rows) {
+  log(
+    `${r.pass ? 'met ' : 'MISS'}  ${r.name}: ${r.value} ${r.unit}${r.ratio !== undefined ? `, ratio ${r.ratio} (${r.peer})` : ''}, target ${r.target}`,
+  );
+}
+writeResult({
+  area: 'contracts',
+  title: 'Served contracts and SSE through the typed client',
+  command: 'npx tsx bench/contracts/main.ts',
+  setup: `autocannon ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${SLICE_S} s per app, apps in their own processes, Node ${process.version}`,
+  rows,
+  notes: [
+    'Shared 2-core machine: absolute figures are indicative; ratios are same-run and interleaved.',
+    process.env.BENCH_TSREST === '1'
+      ? 'ts-rest: @ts-rest/express 3.52.1 with Express 4.22 and zod 3.25, installed into .tmp/tsrest at run time; the ratio also compares zod 3 with zod 4.'
+      : 'ts-rest not compared in this run (BENCH_TSREST=1 installs it into .tmp/tsrest and compares).',
+    'The served apps run with the default options (response validation on); the hand-written route validates params, query and body only.',
+  ],
+});

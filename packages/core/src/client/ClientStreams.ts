@@ -1,0 +1,452 @@
+import { StringDecoder } from 'node:string_decoder';
+import type { Dispatcher } from 'undici';
+import type { z } from 'zod';
+import { type Clock, systemClock } from '../Clock.js';
+import { DEADLINE_HEADER, getRequestContext } from '../context.js';
+import type { EndpointDefinition } from '../contract/endpoint.js';
+import type { StreamResponse } from '../contract/stream.js';
+import type { Balancer, Resolver } from '../discovery.js';
+import {
+  AbortedError,
+  type ConfigIssue,
+  ConnectError,
+  HttpError,
+  RequestValidationError,
+  ResponseValidationError,
+  ShutdownError,
+  TimeoutError,
+} from '../errors.js';
+import { type Logger, silentLogger } from '../Logger.js';
+import { toIssues } from '../options.js';
+import type { Policy } from '../Policy.js';
+import { parseProblem } from '../problem/Problem.js';
+import { isTrellisError } from '../TrellisError.js';
+import { MAX_DELAY_MS } from '../time/duration.js';
+import { sleep } from '../time/sleep.js';
+import { PathTemplate } from './PathTemplate.js';
+import { serializeQuery } from './query.js';
+import { NdjsonParser, SseParser } from './readStream.js';
+import { parseRetryAfter } from './retryAfter.js';
+import { roundRobinBalancer, ServiceTarget } from './ServiceTarget.js';
+import { StaticTarget, type Target } from './Upstream.js';
+
+/** What the stream side of a client needs from the client's (parsed) options. */
+export interface ClientStreamSettings {
+  readonly baseUrl?: string | undefined;
+  readonly service?: string | undefined;
+  readonly resolver?: Resolver | undefined;
+  readonly balancer?: Balancer | undefined;
+  readonly connections?: number | undefined;
+  readonly keepAliveTimeoutMs: number;
+  readonly headers?: Readonly<Record<string, string>> | undefined;
+  readonly policy?: Policy | undefined;
+  readonly timeoutMs: number;
+  readonly validateResponse: boolean | { readonly sampleRate: number };
+  readonly clock?: Clock | undefined;
+  readonly logger?: Logger | undefined;
+}
+
+type StreamInput = {
+  readonly params?: Readonly<Record<string, unknown>>;
+  readonly query?: unknown;
+  readonly body?: unknown;
+  readonly headers?: Readonly<Record<string, unknown>>;
+  readonly signal?: AbortSignal;
+  readonly timeoutMs?: number;
+  readonly idleTimeoutMs?: number;
+  readonly lastEventId?: string;
+};
+
+const DEFAULT_IDLE_MS = 60_000;
+const DEFAULT_SSE_RETRY_MS = 1_000;
+const MAX_LINE_BYTES = 1024 * 1024;
+/** Largest single item (SSE event or NDJSON line) the client buffers. */
+const MAX_ITEM_CHARS = 16 * 1024 * 1024;
+
+/**
+ * The streamed endpoints of a client (`sse(...)`/`ndjson(...)` responses): each method returns
+ * an `AsyncIterable` of validated items. Opening a stream (and every SSE reconnection, with
+ * `Last-Event-ID`) goes through the client's policy; once open, the whole-call `timeoutMs` stops
+ * and `idleTimeoutMs` (default 60 s) watches the gaps between chunks. Breaking out of the loop or
+ * aborting the signal closes the connection. Its pools open on first use and close with the
+ * client.
+ */
+export class ClientStreams {
+  readonly #settings: ClientStreamSettings;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #headers: Record<string, string>;
+  readonly #validateAll: boolean;
+  readonly #sampleRate: number;
+  #credit = 0;
+  #target: Target | undefined;
+  #closed = false;
+
+  constructor(settings: ClientStreamSettings) {
+    this.#settings = settings;
+    this.#clock = settings.clock ?? systemClock;
+    this.#logger = settings.logger ?? silentLogger;
+    this.#headers = {};
+    for (const [k, v] of Object.entries(settings.headers ?? {})) this.#headers[k.toLowerCase()] = v;
+    const v = settings.validateResponse;
+    this.#validateAll = v === true || (typeof v === 'object' && v.sampleRate >= 1);
+    this.#sampleRate = typeof v === 'object' ? v.sampleRate : v ? 1 : 0;
+  }
+
+  /** The client method for one streamed endpoint. */
+  method(name: string, def: EndpointDefinition): (input?: StreamInput) => AsyncIterable<unknown> {
+    const template = new PathTemplate(def.path, name);
+    const stream = def.response as StreamResponse;
+    return (input: StreamInput = {}) => ({
+      [Symbol.asyncIterator]: () =>
+        this.#iterate(name, def, template, stream, input)[Symbol.asyncIterator](),
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#target?.close();
+  }
+
+  #targetOf(): Target {
+    if (this.#target !== undefined) return this.#target;
+    const s = this.#settings;
+    const pool = { connections: s.connections, keepAliveTimeoutMs: s.keepAliveTimeoutMs };
+    this.#target =
+      s.baseUrl !== undefined
+        ? new StaticTarget(s.baseUrl, pool)
+        : new ServiceTarget(
+            s.service as string,
+            s.resolver as Resolver,
+            s.balancer ?? roundRobinBalancer(),
+            pool,
+            this.#logger,
+          );
+    return this.#target;
+  }
+
+  #shouldValidate(): boolean {
+    if (this.#validateAll) return true;
+    if (this.#sampleRate === 0) return false;
+    this.#credit += this.#sampleRate;
+    if (this.#credit < 1) return false;
+    this.#credit -= 1;
+    return true;
+  }
+
+  async *#iterate(
+    name: string,
+    def: EndpointDefinition,
+    template: PathTemplate,
+    stream: StreamResponse,
+    input: StreamInput,
+  ): AsyncGenerator<unknown> {
+    if (this.#closed) throw new ShutdownError('createClient: the client is closed');
+    checkStreamOptions(name, input);
+    const request = this.#prepare(name, def, template, stream, input);
+    const signal = input.signal;
+    const idleMs = input.idleTimeoutMs ?? DEFAULT_IDLE_MS;
+    const sse = stream.stream === 'sse';
+    let lastEventId = input.lastEventId;
+    let retryMs = DEFAULT_SSE_RETRY_MS;
+    for (;;) {
+      if (signal?.aborted) throw aborted(signal);
+      const headers = { ...request.headers };
+      if (sse && lastEventId !== undefined) headers['last-event-id'] = lastEventId;
+      const res = await this.#open(name, def, request.path, request.body, headers, input);
+      if (res === undefined) return; // SSE 204: the server says stop.
+      const items: unknown[] = [];
+      let failure: Error | undefined;
+      const parser = sse
+        ? new SseParser((e) => {
+            if (failure !== undefined) return;
+            const v = this.#item(name, stream.schema, e.data);
+            if (v instanceof Error) failure = v;
+            else
+              items.push({
+                data: v,
+                ...(e.id !== undefined && { id: e.id }),
+                ...(e.event !== undefined && { event: e.event }),
+              });
+          }, lastEventId)
+        : new NdjsonParser((line) => {
+            if (failure !== undefined) return;
+            const v = this.#item(name, stream.schema, line);
+            if (v instanceof Error) failure = v;
+            else items.push(v);
+          });
+      const decoder = new StringDecoder('utf8');
+      const body = res.body;
+      let idleError: TimeoutError | undefined;
+      const clock = this.#clock;
+      let timer = clock.setTimeout(onIdle, idleMs);
+      function onIdle() {
+        idleError = new TimeoutError(`${name}: no data for ${idleMs} ms`, { timeoutMs: idleMs });
+        discard(body);
+      }
+      const onAbort = () => discard(body);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      let ended = false;
+      let transportError: unknown;
+      try {
+        try {
+          for await (const chunk of body) {
+            clock.clearTimeout(timer);
+            timer = clock.setTimeout(onIdle, idleMs);
+            parser.push(decoder.write(chunk as Buffer));
+            if (parser.buffered > MAX_ITEM_CHARS) {
+              const message = `an item is longer than ${MAX_ITEM_CHARS} characters`;
+              failure = new ResponseValidationError(`${name}: invalid stream item: ${message}`, {
+                status: 200,
+                issues: [{ path: 'item', message }],
+                body: undefined,
+              });
+            }
+            if (parser instanceof SseParser) lastEventId = parser.lastEventId;
+            if (items.length > 0) {
+              for (const item of items.splice(0)) yield item;
+            }
+            if (failure !== undefined) throw failure;
+          }
+          parser.push(decoder.end());
+          if (parser instanceof NdjsonParser) parser.end();
+          for (const item of items.splice(0)) yield item;
+          if (failure !== undefined) throw failure;
+          ended = true;
+          if (idleError !== undefined) throw idleError;
+          if (signal?.aborted) throw aborted(signal);
+        } catch (err) {
+          if (idleError !== undefined) throw idleError;
+          if (signal?.aborted) throw aborted(signal);
+          if (err === failure) throw err;
+          if (isTrellisError(err) && !(err instanceof ConnectError)) throw err;
+          transportError = err;
+        }
+      } finally {
+        clock.clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        if (!body.destroyed) discard(body);
+      }
+      if (!sse) {
+        if (ended) return;
+        throw new ConnectError(
+          `${name}: the stream broke off: ${String((transportError as Error)?.message ?? transportError)}`,
+          {
+            target: this.#targetOf().name,
+            cause: transportError,
+          },
+        );
+      }
+      // SSE: reconnect after the server's `retry`, resuming from the last event id.
+      if (parser instanceof SseParser && parser.retryMs !== undefined) retryMs = parser.retryMs;
+      this.#logger.debug(
+        { endpoint: name, lastEventId, retryMs },
+        `${name}: the event stream ${ended ? 'ended' : 'broke off'}; reconnecting`,
+      );
+      await sleep(retryMs, { clock: this.#clock, ...(signal !== undefined && { signal }) });
+    }
+  }
+
+  /** Parses and (when sampled) validates one item; returns the error instead of throwing. */
+  #item(name: string, schema: z.ZodType, text: string): unknown {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      const message = `item is not valid JSON: ${(err as Error).message}`;
+      return new ResponseValidationError(`${name}: invalid stream item: ${message}`, {
+        status: 200,
+        issues: [{ path: 'item', message }],
+        body: text.slice(0, 200),
+      });
+    }
+    if (!this.#shouldValidate()) return value;
+    const r = schema.safeParse(value);
+    if (r.success) return r.data;
+    const issues = toIssues(r.error).map((i) => ({
+      path: i.path === '(root)' ? 'item' : `item.${i.path}`,
+      message: i.message,
+    }));
+    return new ResponseValidationError(
+      `${name}: invalid stream item: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+      { status: 200, issues, body: value, cause: r.error },
+    );
+  }
+
+  #prepare(
+    name: string,
+    def: EndpointDefinition,
+    template: PathTemplate,
+    stream: StreamResponse,
+    input: StreamInput,
+  ) {
+    const issues: ConfigIssue[] = [];
+    const parse = (part: string, schema: z.ZodType | undefined, value: unknown) => {
+      if (schema === undefined) return value;
+      const r = schema.safeParse(value);
+      if (r.success) return r.data;
+      for (const i of toIssues(r.error))
+        issues.push({ path: i.path === '(root)' ? part : `${part}.${i.path}`, message: i.message });
+      return value;
+    };
+    const params = parse('params', def.params, input.params) as Record<string, unknown> | undefined;
+    const query = parse('query', def.query, input.query);
+    const body = parse('body', def.body, input.body);
+    const hdrs = parse('headers', def.headers, input.headers ?? {}) as Record<string, unknown>;
+    if (issues.length > 0) {
+      throw new RequestValidationError(
+        `${name}: invalid request: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+        { issues },
+      );
+    }
+    const headers: Record<string, string> = { ...this.#headers, accept: stream.contentType };
+    for (const src of [input.headers, hdrs]) {
+      if (src === undefined) continue;
+      for (const [k, v] of Object.entries(src))
+        if (v !== undefined && v !== null) headers[k.toLowerCase()] = String(v);
+    }
+    let text: string | undefined;
+    if (body !== undefined) {
+      text = JSON.stringify(body);
+      headers['content-type'] ??= 'application/json';
+    }
+    const requestId = getRequestContext()?.requestId;
+    if (requestId !== undefined && headers['x-request-id'] === undefined)
+      headers['x-request-id'] = requestId;
+    return { path: template.build(params) + serializeQuery(query), body: text, headers };
+  }
+
+  /** Opens the stream (through the policy): resolves with a 2xx response, or undefined for SSE 204. */
+  #open(
+    name: string,
+    def: EndpointDefinition,
+    path: string,
+    body: string | undefined,
+    headers: Record<string, string>,
+    input: StreamInput,
+  ): Promise<Dispatcher.ResponseData | undefined> {
+    const budget = input.timeoutMs ?? this.#settings.timeoutMs;
+    const attempt = async (attemptSignal: AbortSignal | undefined) => {
+      if (this.#closed) throw new ShutdownError('createClient: the client is closed');
+      const lease = await this.#targetOf().acquire(undefined);
+      const upstream = lease.upstream;
+      const controller = new AbortController();
+      const timer = this.#clock.setTimeout(
+        () =>
+          controller.abort(
+            new TimeoutError(`${name}: the stream did not open within ${budget} ms`, {
+              timeoutMs: budget,
+            }),
+          ),
+        budget,
+      );
+      const onAbort = () => controller.abort(aborted(attemptSignal as AbortSignal));
+      attemptSignal?.addEventListener('abort', onAbort, { once: true });
+      const started = this.#clock.now();
+      try {
+        const res = await upstream.pool.request({
+          origin: upstream.origin,
+          path: upstream.prefix + path,
+          method: def.method,
+          headers: { ...headers, [DEADLINE_HEADER]: String(budget) },
+          body,
+          signal: controller.signal,
+          // The idle timeout watches the body; undici's own would cut long quiet streams.
+          bodyTimeout: 0,
+        });
+        lease.pick?.done({ ok: res.statusCode < 500, durationMs: this.#clock.now() - started });
+        if (res.statusCode === 204 && def.method !== 'HEAD') {
+          discard(res.body);
+          return undefined;
+        }
+        if (res.statusCode < 200 || res.statusCode > 299) {
+          const text = await readLimited(res.body);
+          let parsed: unknown = text;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            // not JSON: keep the text
+          }
+          const type = res.headers['content-type'];
+          const problem = parseProblem(typeof type === 'string' ? type : undefined, parsed);
+          throw new HttpError(`${name}: upstream answered ${res.statusCode}`, {
+            status: res.statusCode,
+            headers: res.headers,
+            body: parsed,
+            retryAfterMs: parseRetryAfter(res.headers['retry-after']),
+            retryable: res.statusCode === 502 || res.statusCode === 503 || res.statusCode === 504,
+            ...(problem !== undefined && { problem }),
+          });
+        }
+        return res;
+      } catch (err) {
+        lease.pick?.done({ ok: false, durationMs: this.#clock.now() - started });
+        if (isTrellisError(err)) throw err;
+        const reason = controller.signal.reason;
+        if (controller.signal.aborted && isTrellisError(reason)) throw reason;
+        throw new ConnectError(
+          `${name}: could not open the stream: ${(err as Error)?.message ?? String(err)}`,
+          {
+            target: upstream.origin,
+            cause: err,
+          },
+        );
+      } finally {
+        this.#clock.clearTimeout(timer);
+        attemptSignal?.removeEventListener('abort', onAbort);
+      }
+    };
+    const policy = this.#settings.policy;
+    if (policy === undefined) return attempt(input.signal);
+    return policy.execute(
+      (ctx) => attempt(ctx.signal),
+      input.signal !== undefined ? { signal: input.signal } : {},
+    );
+  }
+}
+
+function aborted(signal: AbortSignal): AbortedError {
+  return new AbortedError('createClient: the stream was aborted', { cause: signal.reason });
+}
+
+async function readLimited(body: Dispatcher.ResponseData['body']): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_LINE_BYTES) {
+      discard(body);
+      break;
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Closes a response body we no longer read (undici reports that as an error: ignore it). */
+function discard(body: Dispatcher.ResponseData['body']): void {
+  body.on('error', () => {});
+  body.destroy();
+}
+
+/** Per-call stream options: a bad one is the caller's mistake, named before any I/O. */
+function checkStreamOptions(name: string, input: StreamInput): void {
+  const issues: ConfigIssue[] = [];
+  const ms = input.idleTimeoutMs;
+  if (ms !== undefined && !(typeof ms === 'number' && ms > 0 && ms <= MAX_DELAY_MS)) {
+    issues.push({
+      path: 'idleTimeoutMs',
+      message: `expected a number of milliseconds in (0, ${MAX_DELAY_MS}]`,
+    });
+  }
+  const id = input.lastEventId;
+  if (id !== undefined && (typeof id !== 'string' || /[\r\n\0]/.test(id))) {
+    issues.push({ path: 'lastEventId', message: 'must be a string without CR, LF or NUL' });
+  }
+  if (issues.length > 0) {
+    throw new RequestValidationError(
+      `${name}: invalid request: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+      { issues },
+    );
+  }
+}
