@@ -4,6 +4,7 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createAdminHandler } from './admin/createAdminHandler.js';
 import type { Health } from './health/createHealth.js';
 import { parseOptions } from './options.js';
 import { type AdapterOptions, adapterOptionsSchema } from './server/adapterOptions.js';
@@ -202,8 +203,14 @@ export function trellis(options: TrellisExpressOptions = {}): TrellisExpressMidd
     ...(opts.echoRequestId !== undefined && { echoRequestId: opts.echoRequestId }),
     routeOf,
   });
+  const admin = opts.admin && createAdminHandler(opts.admin);
   /** Answers the observability endpoints; true when it did. */
   const serve = (req: IncomingMessage, res: ServerResponse, observed: ObservedRequest) => {
+    if (admin?.matches(req.url ?? '')) {
+      observed.route = `${admin.basePath}/*`;
+      admin(req, res);
+      return true;
+    }
     if (!answer(req, res)) return false;
     const url = req.url ?? '';
     const q = url.indexOf('?');

@@ -6,6 +6,7 @@
  */
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { type AdminHandler, createAdminHandler } from './admin/createAdminHandler.js';
 import type { Health, HealthReport } from './health/createHealth.js';
 import type { Metrics } from './metrics/createMetrics.js';
 import { parseOptions } from './options.js';
@@ -30,12 +31,14 @@ const plugin: FastifyPluginCallback<TrellisFastifyOptions> = (fastify, options, 
   let base: string;
   let observer: ReturnType<typeof createRequestObserver>;
   let echo: boolean;
+  let admin: AdminHandler | undefined;
   try {
     const opts = parseOptions(adapterOptionsSchema.loose(), options, 'trellis (fastify)');
     health = opts.health;
     metrics = opts.metrics;
     base = opts.basePath ?? '';
     echo = opts.echoRequestId ?? false;
+    admin = opts.admin && createAdminHandler(opts.admin);
     observer = createRequestObserver({
       ...(metrics && { metrics }),
       // Echoed below through Fastify's reply headers: a raw setHeader() before Fastify's
@@ -54,6 +57,16 @@ const plugin: FastifyPluginCallback<TrellisFastifyOptions> = (fastify, options, 
     if (echo) reply.header(REQUEST_ID_HEADER, observed.requestId);
     observer.run(observed, next);
   });
+
+  if (admin) {
+    const a = admin;
+    const serveAdmin = (request: FastifyRequest, reply: FastifyReply) => {
+      reply.hijack();
+      a(request.raw, reply.raw);
+    };
+    fastify.all(a.basePath, serveAdmin);
+    fastify.all(`${a.basePath}/*`, serveAdmin);
+  }
 
   if (metrics) {
     const m = metrics;

@@ -1,3 +1,4 @@
+export * from './admin/index.js';
 export { type Clock, type ClockTimer, systemClock } from './Clock.js';
 export * from './client/index.js';
 export {
@@ -20,6 +21,10 @@ export type {
 export { Emitter, type Event } from './Event.js';
 export {
   AbortedError,
+  AdminClosingError,
+  AdminMethodError,
+  AdminNotFoundError,
+  AdminUnauthorizedError,
   ConfigError,
   type ConfigIssue,
   ConnectError,
@@ -30,6 +35,7 @@ export {
   ResponseValidationError,
   ShedError,
   ShutdownError,
+  StatusNameTakenError,
   TimeoutError,
 } from './errors.js';
 export * from './faults/index.js';
@@ -40,6 +46,7 @@ export { formatPath, parseOptions, toIssues } from './options.js';
 export { type ExecuteOptions, noopPolicy, type Policy, type PolicyContext } from './Policy.js';
 export * from './problem/index.js';
 export * from './server/index.js';
+export * from './status/index.js';
 export {
   defineError,
   type ErrorSpec,

@@ -9,16 +9,21 @@ import {
   remainingMs,
   systemClock,
   TimeoutError,
+  type StatusRegistryLike,
+  statusField,
 } from '@trellis/core';
 import { z } from 'zod';
 import { abortedError, type BaseContext, type Task, toContext } from './CallContext.js';
 import { clockSchema } from './clockOption.js';
+import { bulkheadSource } from './statusSources.js';
 import { BulkheadRejectedError } from './errors.js';
 
 const schema = z.strictObject({
   limit: z.number().int().min(1),
   queue: z.number().int().min(0).default(0),
   clock: clockSchema.optional(),
+  name: z.string().min(1).optional(),
+  status: statusField.optional(),
 });
 
 export interface BulkheadOptions {
@@ -27,6 +32,10 @@ export interface BulkheadOptions {
   /** Calls that may wait for a slot (FIFO). Default 0: reject at once when full. */
   queue?: number;
   clock?: Clock;
+  /** The name it registers under with `status`. Default `bulkhead`. */
+  name?: string;
+  /** Registers the bulkhead with this status registry (`close()` unregisters). */
+  status?: StatusRegistryLike;
 }
 
 export interface BulkheadRejectEvent {
@@ -67,6 +76,14 @@ export class BulkheadPolicy implements Policy {
     this.limit = o.limit;
     this.queueLimit = o.queue;
     this.#clock = o.clock ?? systemClock;
+    this.#unregister = o.status?.register(o.name ?? 'bulkhead', bulkheadSource(this));
+  }
+
+  #unregister: (() => void) | undefined;
+
+  /** Unregisters from the status registry. */
+  close(): void {
+    this.#unregister?.();
   }
 
   /** Calls running now. */

@@ -7,12 +7,15 @@ import {
   type Policy,
   parseOptions,
   ShutdownError,
+  type StatusRegistryLike,
+  statusField,
   systemClock,
 } from '@trellis/core';
 import { z } from 'zod';
 import { type Task, toContext } from './CallContext.js';
 import { clockSchema, fnSchema } from './clockOption.js';
 import { CircuitOpenError } from './errors.js';
+import { breakerSource } from './statusSources.js';
 import { spanEvent } from './tracing.js';
 
 export type CircuitState = 'closed' | 'open' | 'half-open';
@@ -69,6 +72,7 @@ export const breakerSchema = z
     isFailure: fnSchema<(err: unknown) => boolean>().optional(),
     initialState: snapshotSchema.optional(),
     clock: clockSchema.optional(),
+    status: statusField.optional(),
   })
   .refine((o) => o.slowCallRateThreshold === undefined || o.slowCallDurationMs !== undefined, {
     message: 'is required with slowCallRateThreshold',
@@ -111,6 +115,8 @@ export interface CircuitBreakerOptions {
   isFailure?: (err: unknown) => boolean;
   initialState?: CircuitSnapshot;
   clock?: Clock;
+  /** Registers the breaker (as `name`, default `breaker`) with this status registry. */
+  status?: StatusRegistryLike;
 }
 
 /** Parsed options, shared by many breakers (keyed breakers parse once). Internal. */
@@ -211,6 +217,7 @@ export class CircuitBreakerPolicy implements Policy {
   #onHalfOpen: Emitter<StateChangeEvent> | undefined;
   #onClose: Emitter<StateChangeEvent> | undefined;
   #onCall: Emitter<CallResult> | undefined;
+  #unregister: (() => void) | undefined;
 
   constructor(options: CircuitBreakerOptions | ResolvedBreakerOptions = {}, hook?: TransitionHook) {
     const o = hook
@@ -232,6 +239,7 @@ export class CircuitBreakerPolicy implements Policy {
         this.#halfOpenAt = this.#clock.now() + (init.halfOpenInMs ?? o.halfOpenAfterMs);
       } else this.#state = init.state;
     }
+    this.#unregister = o.status?.register(o.name ?? 'breaker', breakerSource(this));
   }
 
   /** The current state; reading it performs a due open → half-open transition. */
@@ -481,6 +489,7 @@ export class CircuitBreakerPolicy implements Policy {
   /** Drops every listener; later calls reject with `ShutdownError`. The breaker owns no timers. */
   close(): void {
     this.#closed = true;
+    this.#unregister?.();
     this.#onStateChange?.clear();
     this.#onOpen?.clear();
     this.#onHalfOpen?.clear();

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { AdminOptions } from '../admin/createAdminHandler.js';
 import type { Health } from '../health/createHealth.js';
 import type { Metrics } from '../metrics/createMetrics.js';
 import type { ServerTracing } from '../tracing/createServerTracing.js';
@@ -52,6 +53,12 @@ export interface AdapterOptions {
   echoRequestId?: boolean;
   /** Prefix for the observability paths, e.g. `/_internal`. Default none. */
   basePath?: string;
+  /**
+   * Serves the admin API and status page (`/admin/`) on the app's own listener. A `token` is
+   * required here: the app's listener is not an admin listener of its own (see
+   * `createAdminServer` for that).
+   */
+  admin?: AdminOptions;
 }
 
 /** The options both framework adapters take, validated the same way. */
@@ -63,5 +70,11 @@ export const adapterOptionsSchema = z
     requestContext: z.boolean().optional(),
     echoRequestId: z.boolean().optional(),
     basePath: basePathField.optional(),
+    admin: z
+      .custom<AdminOptions>(
+        (v) => typeof v === 'object' && v !== null && 'status' in v,
+        'must be admin options: { status, token }',
+      )
+      .optional(),
   })
   .strict();

@@ -1,0 +1,19 @@
+export {
+  createStatusRegistry,
+  STATUS_NAME,
+  type StatusDocument,
+  type StatusEntry,
+  type StatusRegistry,
+  type StatusRegistryOptions,
+} from './createStatusRegistry.js';
+export type {
+  InstanceStatus,
+  StatusEvent,
+  StatusEventInit,
+  StatusKind,
+  StatusRegistrable,
+  StatusRegistryLike,
+  StatusSeverity,
+  StatusSource,
+} from './StatusSource.js';
+export { statusField } from './statusField.js';
