@@ -113,7 +113,7 @@ button + button { margin-left: 6px; }
   <h1>Trellis <span class="svc" id="svc"></span></h1>
   <span class="pill connecting" id="conn">connecting</span>
   <div class="spacer"></div>
-  <form id="auth" autocomplete="off"><input id="token" type="password" placeholder="admin bearer token" aria-label="admin bearer token"><button class="primary" type="submit">Connect</button></form>
+  <form id="auth" autocomplete="off"><input id="token" type="password" autocomplete="current-password" placeholder="admin bearer token" aria-label="admin bearer token"><button class="primary" type="submit">Connect</button></form>
   <span class="meta" id="updated"></span>
 </header>
 <main>
@@ -292,7 +292,7 @@ button + button { margin-left: 6px; }
     return '<div class="tile" data-instance="' + esc(i.id) + '" data-state="' + st + '">'
       + '<div class="top"><span class="id" title="' + esc(i.id) + '">' + esc(i.id) + '</span>' + chip(st) + '</div>'
       + '<div class="url" title="' + esc(i.url) + '">' + esc(i.url) + '</div>'
-      + '<div class="nums"><span><b>' + fmtMs(i.latencyMs) + '</b></span><span><b>' + fmtRate(rate) + '</b></span><span><b>' + (i.inflight || 0) + '</b> in flight</span></div>'
+      + '<div class="nums"><span title="latency (peak EWMA or last)"><b>' + fmtMs(i.latencyMs) + '</b></span><span title="requests per second"><b>' + fmtRate(rate) + '</b> req</span><span><b>' + (i.inflight || 0) + '</b> in flight</span></div>'
       + (why ? '<div class="why">' + esc(why) + '</div>' : '')
       + (s().closing ? '' : '<div class="actions">' + btn + '</div>') + '</div>';
   }

@@ -243,7 +243,7 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
     if (segments[0] === 'breakers' && segments.length >= 3 && (action === 'isolate' || action === 'reset')) {
       if (method !== 'POST') return methodNotAllowed(req, res, 'POST');
       const name = segments.slice(1, -1).join('/');
-      const source = status.get(name);
+      const source = status.get(name, 'breaker');
       if (source === undefined || typeof source[action] !== 'function') {
         fail(req, res, new AdminNotFoundError(`no breaker named ${JSON.stringify(name)}`));
         return;
@@ -264,7 +264,7 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
       if (method !== 'POST') return methodNotAllowed(req, res, 'POST');
       const service = segments.slice(1, at).join('/');
       const id = segments[at + 1] as string;
-      const source = status.get(service);
+      const source = status.get(service, 'service') ?? status.get(service, 'upstream');
       if (source === undefined || typeof source[action] !== 'function') {
         fail(req, res, new AdminNotFoundError(`no service named ${JSON.stringify(service)}`));
         return;
@@ -307,7 +307,7 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
       severity: 'warn',
       message: `${action}${instance === undefined ? '' : ` ${instance}`} by ${who}`,
       data: { action, who, ...(instance !== undefined && { instance }) },
-    });
+    }, source.kind);
     sendJson(res, 200, { action, target, who, status: source.snapshot() });
   }
 

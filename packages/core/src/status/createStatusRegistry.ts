@@ -50,11 +50,12 @@ export interface StatusRegistryOptions {
 export interface StatusRegistry extends StatusRegistryLike {
   /**
    * Registers `source` under `name` and returns the function that unregisters it (components
-   * call it from their `close()`). Throws `StatusNameTakenError` when the name is taken.
+   * call it from their `close()`). Names are unique per kind (a service and its breaker may
+   * share one); throws `StatusNameTakenError` when the name is taken.
    */
   register(name: string, source: StatusSource): () => void;
-  /** The entry registered under `name`. */
-  get(name: string): StatusSource | undefined;
+  /** The entry registered under `name` (of `kind`, when given; otherwise the first kind found). */
+  get(name: string, kind?: string): StatusSource | undefined;
   /** Every registered name. */
   names(): string[];
   /** Everything registered, at one moment. A source whose snapshot throws shows `error`. */
@@ -62,7 +63,7 @@ export interface StatusRegistry extends StatusRegistryLike {
   /** Every event of every registered component, plus the registry's own (`shutdown`, ...). */
   readonly onEvent: Event<StatusEvent>;
   /** Reports an event on behalf of `source` (e.g. shutdown steps from your own code). */
-  emit(source: string, event: StatusEventInit): void;
+  emit(source: string, event: StatusEventInit, kind?: string): void;
   /** True once `close()` was called. */
   readonly closing: boolean;
   /** True once `close()` has run (event streams are over). */
@@ -128,7 +129,10 @@ function kindRank(kind: string): number {
 export function createStatusRegistry(options: StatusRegistryOptions = {}): StatusRegistry {
   const opts = parseOptions(optionsSchema, options, 'createStatusRegistry');
   const now = opts.now ?? Date.now;
-  const entries = new Map<string, { source: StatusSource; off: (() => void) | undefined }>();
+  const entries = new Map<
+    string,
+    { name: string; source: StatusSource; off: (() => void) | undefined }
+  >();
   const events = new Emitter<StatusEvent>();
   const closeEmitter = new Emitter<void>();
   const recent: StatusEvent[] = [];
@@ -161,27 +165,32 @@ export function createStatusRegistry(options: StatusRegistryOptions = {}): Statu
           { name: String(name) },
         );
       }
-      if (entries.has(name)) {
+      const kind = source.kind;
+      const key = `${kind}\u0000${name}`;
+      if (entries.has(key)) {
         throw new StatusNameTakenError(
-          `status: "${name}" is registered already; give each component its own name`,
+          `status: a ${kind} named "${name}" is registered already; give each component its own name`,
           { name },
         );
       }
-      const kind = source.kind;
       const off = source.events?.((e) => emit(name, kind, e));
-      const entry = { source, off };
-      entries.set(name, entry);
+      const entry = { name, source, off };
+      entries.set(key, entry);
       return () => {
-        if (entries.get(name) !== entry) return;
-        entries.delete(name);
+        if (entries.get(key) !== entry) return;
+        entries.delete(key);
         entry.off?.();
       };
     },
-    get: (name) => entries.get(name)?.source,
-    names: () => [...entries.keys()],
+    get(name, kind) {
+      if (kind !== undefined) return entries.get(`${kind}\u0000${name}`)?.source;
+      for (const e of entries.values()) if (e.name === name) return e.source;
+      return undefined;
+    },
+    names: () => [...entries.values()].map((e) => e.name),
     snapshot() {
       const components: StatusEntry[] = [];
-      for (const [name, { source }] of entries) {
+      for (const { name, source } of entries.values()) {
         let fields: Record<string, unknown>;
         try {
           fields = source.snapshot();
@@ -200,8 +209,8 @@ export function createStatusRegistry(options: StatusRegistryOptions = {}): Statu
       };
     },
     onEvent: events.event,
-    emit(source, event) {
-      emit(source, entries.get(source)?.source.kind ?? 'service', event);
+    emit(source, event, kind) {
+      emit(source, kind ?? registry.get(source)?.kind ?? 'service', event);
     },
     get closing() {
       return closing || (opts.health !== undefined && shuttingDown.has(opts.health.state));
