@@ -88,6 +88,12 @@ export interface TrellisBalancer extends Balancer {
   inflight(id: string): number;
   /** Instance ids the balancer currently keeps state for (bounded: see `retainMs`). */
   readonly trackedIds: number;
+  /** Ejects an instance by hand until `restore(id)` (reason `manual`); false for unknown ids. */
+  eject(id: string): boolean;
+  /** Ends an instance's ejection now; false for unknown ids. */
+  restore(id: string): boolean;
+  /** Unregisters from the status registry (the balancer owns no timers). */
+  close(): void;
 }
 
 const outlierSchema = z

@@ -7,16 +7,16 @@ import {
   type Policy,
   parseOptions,
   remainingMs,
-  systemClock,
-  TimeoutError,
   type StatusRegistryLike,
   statusField,
+  systemClock,
+  TimeoutError,
 } from '@trellis/core';
 import { z } from 'zod';
 import { abortedError, type BaseContext, type Task, toContext } from './CallContext.js';
 import { clockSchema } from './clockOption.js';
-import { bulkheadSource } from './statusSources.js';
 import { BulkheadRejectedError } from './errors.js';
+import { bulkheadSource } from './statusSources.js';
 
 const schema = z.strictObject({
   limit: z.number().int().min(1),

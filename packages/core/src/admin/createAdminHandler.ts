@@ -68,7 +68,10 @@ export const adminOptionsSchema = z.strictObject({
     .union([
       tokenField,
       z
-        .record(z.string().regex(/^[\w.@:-]{1,100}$/, 'principal names: letters, digits, _ . @ : -'), tokenField)
+        .record(
+          z.string().regex(/^[\w.@:-]{1,100}$/, 'principal names: letters, digits, _ . @ : -'),
+          tokenField,
+        )
         .refine((r) => Object.keys(r).length > 0, 'give at least one token'),
     ])
     .optional(),
@@ -157,13 +160,14 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
   const matches = (url: string): boolean =>
     url === base || url.startsWith(`${base}/`) || url.startsWith(`${base}?`);
 
-  const fail = (req: IncomingMessage, res: ServerResponse, err: unknown, headers?: Record<string, string>) => {
+  const fail = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    err: unknown,
+    headers?: Record<string, string>,
+  ) => {
     const requestId = req.headers['x-request-id'];
-    writeProblem(
-      res,
-      problemOf(err, typeof requestId === 'string' ? { requestId } : {}),
-      headers,
-    );
+    writeProblem(res, problemOf(err, typeof requestId === 'string' ? { requestId } : {}), headers);
   };
 
   const handler = ((req: IncomingMessage, res: ServerResponse) => {
@@ -194,7 +198,10 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
     const rest = path.slice(base.length);
     // The page holds no data (it asks for the token and fetches with it), so it is served as is.
     if (rest === '/' || rest === '/index.html') {
-      if (!read) return methodNotAllowed(req, res, 'GET, HEAD');
+      if (!read) {
+        methodNotAllowed(req, res, 'GET, HEAD');
+        return;
+      }
       res.statusCode = 200;
       res.setHeader('content-type', 'text/html; charset=utf-8');
       res.setHeader('cache-control', 'no-store');
@@ -230,28 +237,49 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
       return;
     }
     if (segments.length === 1 && segments[0] === 'status') {
-      if (!read) return methodNotAllowed(req, res, 'GET, HEAD');
+      if (!read) {
+        methodNotAllowed(req, res, 'GET, HEAD');
+        return;
+      }
       sendJson(res, 200, status.snapshot());
       return;
     }
     if (segments.length === 1 && segments[0] === 'events') {
-      if (!read) return methodNotAllowed(req, res, 'GET, HEAD');
+      if (!read) {
+        methodNotAllowed(req, res, 'GET, HEAD');
+        return;
+      }
       openStream(req, res);
       return;
     }
     const action = segments.at(-1);
-    if (segments[0] === 'breakers' && segments.length >= 3 && (action === 'isolate' || action === 'reset')) {
-      if (method !== 'POST') return methodNotAllowed(req, res, 'POST');
+    if (
+      segments[0] === 'breakers' &&
+      segments.length >= 3 &&
+      (action === 'isolate' || action === 'reset')
+    ) {
+      if (method !== 'POST') {
+        methodNotAllowed(req, res, 'POST');
+        return;
+      }
       const name = segments.slice(1, -1).join('/');
       const source = status.get(name, 'breaker');
       if (source === undefined || typeof source[action] !== 'function') {
         fail(req, res, new AdminNotFoundError(`no breaker named ${JSON.stringify(name)}`));
         return;
       }
-      control(req, res, who, action, name, () => {
-        source[action]?.();
-        return true;
-      }, source);
+      control(
+        req,
+        res,
+        who,
+        action,
+        name,
+        () => {
+          source[action]?.();
+          return true;
+        },
+        source,
+      );
       return;
     }
     const at = segments.lastIndexOf('instances');
@@ -261,7 +289,10 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
       at === segments.length - 3 &&
       (action === 'eject' || action === 'restore')
     ) {
-      if (method !== 'POST') return methodNotAllowed(req, res, 'POST');
+      if (method !== 'POST') {
+        methodNotAllowed(req, res, 'POST');
+        return;
+      }
       const service = segments.slice(1, at).join('/');
       const id = segments[at + 1] as string;
       const source = status.get(service, 'service') ?? status.get(service, 'upstream');
@@ -269,7 +300,16 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
         fail(req, res, new AdminNotFoundError(`no service named ${JSON.stringify(service)}`));
         return;
       }
-      control(req, res, who, action, `${service}/${id}`, () => source[action]?.(id) === true, source, id);
+      control(
+        req,
+        res,
+        who,
+        action,
+        `${service}/${id}`,
+        () => source[action]?.(id) === true,
+        source,
+        id,
+      );
       return;
     }
     fail(req, res, new AdminNotFoundError(`no admin path ${JSON.stringify(path.slice(0, 200))}`));
@@ -292,28 +332,54 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
     req.resume(); // the body is not used; drain it so the connection can be reused
     const peer = req.socket.remoteAddress ?? 'unknown';
     if (status.closing) {
-      logger.warn({ admin: { who, peer, action, target, applied: false } }, `admin: ${action} ${target} refused: the service is shutting down`);
-      fail(req, res, new AdminClosingError(`the service is shutting down; ${action} was not applied`));
+      logger.warn(
+        { admin: { who, peer, action, target, applied: false } },
+        `admin: ${action} ${target} refused: the service is shutting down`,
+      );
+      fail(
+        req,
+        res,
+        new AdminClosingError(`the service is shutting down; ${action} was not applied`),
+      );
       return;
     }
     if (!apply()) {
-      fail(req, res, new AdminNotFoundError(`no instance ${JSON.stringify(instance)} in ${JSON.stringify(target.slice(0, target.length - (instance?.length ?? 0) - 1))}`));
+      fail(
+        req,
+        res,
+        new AdminNotFoundError(
+          `no instance ${JSON.stringify(instance)} in ${JSON.stringify(target.slice(0, target.length - (instance?.length ?? 0) - 1))}`,
+        ),
+      );
       return;
     }
     logger.warn({ admin: { who, peer, action, target } }, `admin: ${who} ${action} ${target}`);
-    const name = instance === undefined ? target : target.slice(0, target.length - instance.length - 1);
-    status.emit(name, {
-      type: 'control',
-      severity: 'warn',
-      message: `${action}${instance === undefined ? '' : ` ${instance}`} by ${who}`,
-      data: { action, who, ...(instance !== undefined && { instance }) },
-    }, source.kind);
+    const name =
+      instance === undefined ? target : target.slice(0, target.length - instance.length - 1);
+    status.emit(
+      name,
+      {
+        type: 'control',
+        severity: 'warn',
+        message: `${action}${instance === undefined ? '' : ` ${instance}`} by ${who}`,
+        data: { action, who, ...(instance !== undefined && { instance }) },
+      },
+      source.kind,
+    );
     sendJson(res, 200, { action, target, who, status: source.snapshot() });
   }
 
   function openStream(req: IncomingMessage, res: ServerResponse): void {
     if (streams.size >= opts.maxStreams) {
-      fail(req, res, new ShedError(`at most ${opts.maxStreams} event streams`, { reason: 'admin-streams', retryAfterMs: 5000 }), { 'retry-after': '5' });
+      fail(
+        req,
+        res,
+        new ShedError(`at most ${opts.maxStreams} event streams`, {
+          reason: 'admin-streams',
+          retryAfterMs: 5000,
+        }),
+        { 'retry-after': '5' },
+      );
       return;
     }
     res.writeHead(200, {

@@ -1,10 +1,15 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
-import { parseOptions } from '../options.js';
-import { writeProblem, problemOf } from '../problem/Problem.js';
 import { AdminNotFoundError } from '../errors.js';
-import { type AdminHandler, type AdminOptions, adminOptionsSchema, createAdminHandler } from './createAdminHandler.js';
+import { parseOptions } from '../options.js';
+import { problemOf, writeProblem } from '../problem/Problem.js';
+import {
+  type AdminHandler,
+  type AdminOptions,
+  adminOptionsSchema,
+  createAdminHandler,
+} from './createAdminHandler.js';
 
 export interface AdminServerOptions extends Omit<AdminOptions, 'unauthenticated'> {
   /** Interface to listen on. Default `127.0.0.1` (loopback only). */
@@ -51,7 +56,11 @@ export function createAdminServer(options: AdminServerOptions): AdminServer {
       res.statusCode = 302;
       res.setHeader('location', `${base}/`);
       res.end();
-    } else writeProblem(res, problemOf(new AdminNotFoundError(`not found; the status page is at ${base}/`)));
+    } else
+      writeProblem(
+        res,
+        problemOf(new AdminNotFoundError(`not found; the status page is at ${base}/`)),
+      );
   });
   return {
     handler,

@@ -4,4 +4,8 @@ export {
   adminOptionsSchema,
   createAdminHandler,
 } from './createAdminHandler.js';
-export { type AdminServer, type AdminServerOptions, createAdminServer } from './createAdminServer.js';
+export {
+  type AdminServer,
+  type AdminServerOptions,
+  createAdminServer,
+} from './createAdminServer.js';
