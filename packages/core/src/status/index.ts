@@ -17,3 +17,4 @@ export type {
   StatusSource,
 } from './StatusSource.js';
 export { statusField } from './statusField.js';
+export { statusMetricNames, statusMetrics } from './statusMetrics.js';
