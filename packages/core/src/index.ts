@@ -40,8 +40,8 @@ export {
 } from './errors.js';
 export * from './faults/index.js';
 export * from './health/index.js';
-export * from './logging/index.js';
 export { type Logger, silentLogger } from './Logger.js';
+export * from './logging/index.js';
 export * from './metrics/index.js';
 export { formatPath, parseOptions, toIssues } from './options.js';
 export { type ExecuteOptions, noopPolicy, type Policy, type PolicyContext } from './Policy.js';

@@ -4,7 +4,9 @@ import {
   Emitter,
   type Event,
   type ExecuteOptions,
+  INSTRUMENT_POLICY,
   type Policy,
+  type PolicyInstrumentation,
   parseOptions,
   remainingMs,
   type StatusRegistryLike,
@@ -16,6 +18,7 @@ import { z } from 'zod';
 import { abortedError, type BaseContext, type Task, toContext } from './CallContext.js';
 import { clockSchema } from './clockOption.js';
 import { BulkheadRejectedError } from './errors.js';
+import { instrument } from './instrument.js';
 import { bulkheadSource } from './statusSources.js';
 
 const schema = z.strictObject({
@@ -64,6 +67,11 @@ interface Waiter {
  * ```
  */
 export class BulkheadPolicy implements Policy {
+  /** Lets a typed client given `metrics` instrument this policy (see `instrument()`). */
+  [INSTRUMENT_POLICY](target: PolicyInstrumentation): void {
+    instrument(this, target);
+  }
+
   readonly limit: number;
   readonly queueLimit: number;
   readonly #clock: Clock;

@@ -4,7 +4,9 @@ import {
   Emitter,
   type Event,
   type ExecuteOptions,
+  INSTRUMENT_POLICY,
   type Policy,
+  type PolicyInstrumentation,
   parseOptions,
   ShutdownError,
   type StatusRegistryLike,
@@ -15,6 +17,7 @@ import { z } from 'zod';
 import { type Task, toContext } from './CallContext.js';
 import { clockSchema, fnSchema } from './clockOption.js';
 import { CircuitOpenError } from './errors.js';
+import { instrument } from './instrument.js';
 import { breakerSource } from './statusSources.js';
 import { spanEvent } from './tracing.js';
 
@@ -190,6 +193,11 @@ class Permit implements BreakerPermit {
  * ```
  */
 export class CircuitBreakerPolicy implements Policy {
+  /** Lets a typed client given `metrics` instrument this policy (see `instrument()`). */
+  [INSTRUMENT_POLICY](target: PolicyInstrumentation): void {
+    instrument(this, target);
+  }
+
   readonly name: string | undefined;
   readonly #o: ResolvedBreakerOptions;
   readonly #clock: Clock;

@@ -3,12 +3,15 @@ import {
   Emitter,
   type Event,
   type ExecuteOptions,
+  INSTRUMENT_POLICY,
   type Policy,
+  type PolicyInstrumentation,
   parseOptions,
 } from '@trellis/core';
 import { z } from 'zod';
 import { type Task, toContext } from './CallContext.js';
 import { fnSchema } from './clockOption.js';
+import { instrument } from './instrument.js';
 
 export interface FallbackOptions {
   /**
@@ -37,6 +40,11 @@ const defaultWhen = (err: unknown): boolean => !(err instanceof AbortedError);
  * ```
  */
 export class FallbackPolicy<F = unknown> implements Policy {
+  /** Lets a typed client given `metrics` instrument this policy (see `instrument()`). */
+  [INSTRUMENT_POLICY](target: PolicyInstrumentation): void {
+    instrument(this, target);
+  }
+
   readonly #value: F | ((err: unknown) => F | PromiseLike<F>);
   readonly #when: (err: unknown) => boolean;
   #onFallback: Emitter<unknown> | undefined;

@@ -2,8 +2,10 @@ import {
   Emitter,
   type Event,
   type ExecuteOptions,
+  INSTRUMENT_POLICY,
   type Logger,
   type Policy,
+  type PolicyInstrumentation,
   parseOptions,
   ShutdownError,
   silentLogger,
@@ -17,6 +19,7 @@ import {
 import { z } from 'zod';
 import { type Task, toContext } from './CallContext.js';
 import { RateLimitedError } from './errors.js';
+import { instrument } from './instrument.js';
 
 /** The part of an ioredis client the Redis store needs (pass an ioredis `Redis` instance). */
 export interface RedisClientLike {
@@ -114,6 +117,11 @@ export interface StoreErrorEvent {
  * ```
  */
 export class RateLimitPolicy implements Policy {
+  /** Lets a typed client given `metrics` instrument this policy (see `instrument()`). */
+  [INSTRUMENT_POLICY](target: PolicyInstrumentation): void {
+    instrument(this, target);
+  }
+
   readonly points: number;
   readonly durationMs: number;
   readonly #o: z.output<typeof schema>;

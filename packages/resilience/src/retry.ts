@@ -3,8 +3,10 @@ import {
   Emitter,
   type Event,
   type ExecuteOptions,
+  INSTRUMENT_POLICY,
   isTrellisError,
   type Policy,
+  type PolicyInstrumentation,
   parseOptions,
   remainingMs,
   systemClock,
@@ -19,6 +21,7 @@ import {
   toContext,
 } from './CallContext.js';
 import { clockSchema, fnSchema } from './clockOption.js';
+import { instrument } from './instrument.js';
 import { RetryBudget } from './RetryBudget.js';
 import { sleep } from './sleep.js';
 import { spanEvent } from './tracing.js';
@@ -119,6 +122,11 @@ function retryAfterOf(err: unknown): number | undefined {
  * ```
  */
 export class RetryPolicy<R = unknown> implements Policy {
+  /** Lets a typed client given `metrics` instrument this policy (see `instrument()`). */
+  [INSTRUMENT_POLICY](target: PolicyInstrumentation): void {
+    instrument(this, target);
+  }
+
   readonly maxAttempts: number;
   readonly #o: z.output<typeof schema>;
   readonly #clock: Clock;

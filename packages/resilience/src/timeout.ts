@@ -4,7 +4,9 @@ import {
   Emitter,
   type Event,
   type ExecuteOptions,
+  INSTRUMENT_POLICY,
   type Policy,
+  type PolicyInstrumentation,
   parseOptions,
   remainingMs,
   runWithContext,
@@ -14,6 +16,7 @@ import {
 import { z } from 'zod';
 import { BaseContext, invoke, type Task, toContext } from './CallContext.js';
 import { clockSchema } from './clockOption.js';
+import { instrument } from './instrument.js';
 
 const schema = z.strictObject({
   ms: z.number().positive().finite(),
@@ -113,6 +116,11 @@ class TimeoutContext<T> extends BaseContext {
  * ```
  */
 export class TimeoutPolicy implements Policy {
+  /** Lets a typed client given `metrics` instrument this policy (see `instrument()`). */
+  [INSTRUMENT_POLICY](target: PolicyInstrumentation): void {
+    instrument(this, target);
+  }
+
   readonly ms: number;
   readonly #clock: Clock;
   readonly #propagate: boolean;

@@ -27,6 +27,9 @@ import {
 import { type Logger, silentLogger } from '../Logger.js';
 import { parseOptions, toIssues } from '../options.js';
 import type { Policy, PolicyContext } from '../Policy.js';
+import { INSTRUMENT_POLICY, isInstrumentable } from '../status/instrumentPolicy.js';
+import type { StatusRegistryLike } from '../status/StatusSource.js';
+import { statusField } from '../status/statusField.js';
 import { isTrellisError } from '../TrellisError.js';
 import { ClientMetrics } from './ClientMetrics.js';
 import { Exchange } from './Exchange.js';
@@ -59,6 +62,16 @@ export interface ClientOptionsBase<E extends EndpointMap> {
   readonly metrics?:
     | Registry<RegistryContentType>
     | { readonly registry: Registry<RegistryContentType> };
+  /**
+   * With `metrics`: instrument the `policy` too (breaker state and calls, retries and give-ups,
+   * bulkhead, timeouts: `@trellis/resilience` policies), labelled with the client's `name`.
+   * Default true; false leaves the policy alone (e.g. you called `instrument()` yourself).
+   */
+  readonly instrumentPolicy?: boolean;
+  /** The client's name in metrics and the status registry. Default the service, or the baseUrl's host. */
+  readonly name?: string;
+  /** Registers the client (kind `client`: its target and endpoints) with this status registry. */
+  readonly status?: StatusRegistryLike;
   /** Where CLIENT spans go; default the global OpenTelemetry tracer provider (no-op without SDK). */
   readonly tracerProvider?: TracerProvider;
   readonly logger?: Logger;
@@ -174,6 +187,9 @@ const optionsSchema = z
         'must be a prom-client Registry or { registry }',
       )
       .optional(),
+    instrumentPolicy: z.boolean().default(true),
+    name: z.string().min(1).max(200).optional(),
+    status: statusField.optional(),
     tracerProvider: z
       .custom<TracerProvider>(
         (v) =>
@@ -342,14 +358,32 @@ class ClientCore {
     this.#validateAll = v === true || (typeof v === 'object' && v.sampleRate >= 1);
     this.#sampleRate = typeof v === 'object' ? v.sampleRate : v ? 1 : 0;
     const m = o.metrics;
+    const name =
+      o.name ?? o.service ?? (o.baseUrl === undefined ? 'client' : new URL(o.baseUrl).host);
     if (m !== undefined) {
-      this.#metrics = new ClientMetrics('getSingleMetric' in m ? m : m.registry);
+      const registry = 'getSingleMetric' in m ? m : m.registry;
+      this.#metrics = new ClientMetrics(registry);
+      if (o.instrumentPolicy && isInstrumentable(o.policy)) {
+        o.policy[INSTRUMENT_POLICY]({ registry, name });
+      }
     }
+    this.#unregister = o.status?.register(name, {
+      kind: 'client',
+      snapshot: () => ({
+        ...(o.service !== undefined && { service: o.service }),
+        ...(o.baseUrl !== undefined && { baseUrl: o.baseUrl }),
+        endpoints: Object.keys(o.endpoints),
+        closed: this.#closed,
+      }),
+    });
     this.#tracer = (o.tracerProvider ?? trace).getTracer('@trellis/core');
   }
 
+  #unregister: (() => void) | undefined;
+
   close(): Promise<void> {
     this.#closed = true;
+    this.#unregister?.();
     this.#closing ??= this.#target.close();
     return this.#closing;
   }

@@ -6,6 +6,12 @@ export {
   type StatusRegistry,
   type StatusRegistryOptions,
 } from './createStatusRegistry.js';
+export {
+  INSTRUMENT_POLICY,
+  type InstrumentablePolicy,
+  isInstrumentable,
+  type PolicyInstrumentation,
+} from './instrumentPolicy.js';
 export type {
   InstanceStatus,
   StatusEvent,
