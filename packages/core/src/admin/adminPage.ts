@@ -216,7 +216,12 @@ button + button { margin-left: 6px; }
     });
     (s.events || []).forEach(function (e) { events.set(e.seq, e); });
     snap = s;
+    var t0 = performance.now();
     render();
+    // Read by bench/ops: how long the last snapshot took to render, and when the first one did.
+    var root = document.documentElement;
+    root.setAttribute('data-render-ms', (performance.now() - t0).toFixed(2));
+    if (!root.hasAttribute('data-first-render-ms')) root.setAttribute('data-first-render-ms', performance.now().toFixed(1));
   }
 
   function tileState(inst) {
