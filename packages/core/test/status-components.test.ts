@@ -8,6 +8,7 @@ import {
   instrument,
   keyedCircuitBreaker,
   pipeline,
+  rateLimit,
   retry,
   retryBudget,
 } from '@trellis/resilience';
@@ -24,7 +25,7 @@ import { createTestClock } from '../src/testing/index.js';
 import { json, startServer } from './clientServer.js';
 
 describe('status registration', () => {
-  it('breakers, keyed breakers, budgets and bulkheads register by name; close() unregisters', () => {
+  it('breakers, keyed breakers, budgets, bulkheads and rate limits register; close() unregisters', async () => {
     const status = createStatusRegistry();
     const events: StatusEvent[] = [];
     status.onEvent((e) => events.push(e));
@@ -34,12 +35,14 @@ describe('status registration', () => {
     keyed.get('10.0.0.2:80');
     const budget = retryBudget({ name: 'payments', status, ratio: 0, minRetriesPerSecond: 0.1 });
     const pool = bulkhead({ name: 'db', limit: 2, status });
+    const limit = rateLimit({ name: 'api', points: 1, status });
     expect(status.snapshot().components.map((c) => `${c.kind}:${c.name}`)).toEqual([
       'breaker:payments',
       'breaker:per-host/10.0.0.1:80',
       'breaker:per-host/10.0.0.2:80',
       'budget:payments',
       'bulkhead:db',
+      'rateLimit:api',
     ]);
     expect(() => circuitBreaker({ name: 'payments', status })).toThrow(StatusNameTakenError);
 
@@ -68,6 +71,14 @@ describe('status registration', () => {
       maxQueue: 0,
     });
 
+    await limit.consume('k');
+    await limit.consume('k');
+    expect(status.get('api', 'rateLimit')?.snapshot()).toEqual({
+      limitPerWindow: 1,
+      windowMs: 1000,
+      rejected: 1,
+    });
+    limit.close();
     keyed.delete('10.0.0.1:80');
     breaker.close();
     budget.close();

@@ -8,7 +8,9 @@ import {
   type PolicyInstrumentation,
   parseOptions,
   ShutdownError,
+  type StatusRegistryLike,
   silentLogger,
+  statusField,
 } from '@trellis/core';
 import {
   type RateLimiterAbstract,
@@ -20,6 +22,7 @@ import { z } from 'zod';
 import { type Task, toContext } from './CallContext.js';
 import { RateLimitedError } from './errors.js';
 import { instrument } from './instrument.js';
+import { rateLimitSource } from './statusSources.js';
 
 /** The part of an ioredis client the Redis store needs (pass an ioredis `Redis` instance). */
 export interface RedisClientLike {
@@ -51,6 +54,8 @@ const schema = z
     onStoreError: z.enum(['open', 'closed']).default('open'),
     storeTimeoutMs: z.number().positive().finite().default(500),
     logger: loggerSchema.optional(),
+    name: z.string().min(1).optional(),
+    status: statusField.optional(),
   })
   .refine((o) => o.store === undefined || (o.durationMs >= 1000 && o.durationMs % 1000 === 0), {
     message: 'must be whole seconds (a multiple of 1000) with the Redis store',
@@ -58,6 +63,10 @@ const schema = z
   });
 
 export interface RateLimitOptions {
+  /** The name it registers under with `status`. Default `rate-limit`. */
+  name?: string;
+  /** Registers the limit (points, window, rejections) with this status registry. */
+  status?: StatusRegistryLike;
   /** Points (calls, by default) allowed per key per window. */
   points: number;
   /** The window, ms. Default 1000. Whole seconds with the Redis store. */
@@ -146,6 +155,7 @@ export class RateLimitPolicy implements Policy {
           useRedisPackage: false,
         })
       : new RateLimiterMemory(common);
+    this.#unregister = o.status?.register(o.name ?? 'rate-limit', rateLimitSource(this));
   }
 
   /** Fires when the store failed and the limiter answered per `onStoreError`. */
@@ -235,9 +245,12 @@ export class RateLimitPolicy implements Policy {
    * Stops the limiter: drops the memory store and its expiry timers, and every listener. A Redis
    * client passed in stays open (it is yours).
    */
+  #unregister: (() => void) | undefined;
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#unregister?.();
     this.#onStoreError.clear();
     this.#onReject.clear();
     // rate-limiter-flexible keeps one unref'd expiry timer per key in memory and has no close().

@@ -2,6 +2,7 @@ import type { StatusEventInit, StatusSource } from '@trellis/core';
 import type { BulkheadPolicy } from './bulkhead.js';
 import type { CircuitBreakerPolicy, StateChangeEvent } from './circuitBreaker.js';
 import type { RetryBudget } from './RetryBudget.js';
+import type { RateLimitPolicy } from './rateLimit.js';
 
 /** A breaker's state change as a status event. */
 export function breakerEvent({ from, to, reason }: StateChangeEvent): StatusEventInit {
@@ -62,6 +63,29 @@ export function bulkheadSource(bulkhead: BulkheadPolicy): StatusSource {
           severity: 'warn',
           message: `full: ${running} running, ${queued} queued`,
           data: { running, queued },
+        }),
+      ),
+  };
+}
+
+/**
+ * A rate limit as a status entry: points per window and rejections so far. Rejections are not
+ * events (a limit under attack would flood the timeline); the page shows the count.
+ */
+export function rateLimitSource(limit: RateLimitPolicy): StatusSource {
+  let rejected = 0;
+  limit.onReject(() => {
+    rejected++;
+  });
+  return {
+    kind: 'rateLimit',
+    snapshot: () => ({ limitPerWindow: limit.points, windowMs: limit.durationMs, rejected }),
+    events: (listener) =>
+      limit.onStoreError(() =>
+        listener({
+          type: 'store-error',
+          severity: 'warn',
+          message: 'rate limit store (Redis) failed; answered per onStoreError',
         }),
       ),
   };

@@ -400,6 +400,9 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
     const interval = setInterval(sendSnapshot, opts.snapshotIntervalMs);
     interval.unref();
     const offEvent = status.onEvent((e) => {
+      // A reader that cannot keep up misses events too; the next snapshot carries the recent
+      // ones, so the page's timeline catches up. Memory stays bounded either way.
+      if (res.writableNeedDrain) return;
       res.write(`event: status\nid: ${e.seq}\ndata: ${JSON.stringify(e)}\n\n`);
       // A fresh picture soon after a change, but at most one per 100 ms.
       pending ??= setTimeout(sendSnapshot, 100);
