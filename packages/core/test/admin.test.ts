@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
+import fc from 'fast-check';
 import Fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { trellis as expressTrellis } from '../src/express.js';
@@ -63,6 +64,10 @@ function serviceSource() {
   };
 }
 
+function urlOptions(u: URL) {
+  return { host: u.hostname, port: u.port, path: u.pathname + u.search };
+}
+
 interface Answer {
   status: number;
   headers: Record<string, string | string[] | undefined>;
@@ -76,7 +81,12 @@ function call(
   headers: Record<string, string> = {},
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request(new URL(path, base), { method, headers }, (res) => {
+    // A path starting with "/" is sent as is (no dot-segment removal by URL).
+    const u = new URL(base);
+    const target = path.startsWith('/')
+      ? { host: u.hostname, port: u.port, path, method, headers }
+      : { ...urlOptions(new URL(path, base)), method, headers };
+    const req = request(target, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c) => {
@@ -232,6 +242,61 @@ describe('admin API on its own listener', () => {
     const text = chunks.join('');
     expect(text).toContain('"type":"shutdown"');
     expect(text.trimEnd().endsWith('data: {"reason":"shutdown"}')).toBe(true);
+  });
+
+  it('answers any path, method and Authorization header with JSON, never a crash or a hang', async () => {
+    const { status, url } = await ownListener({ token: TOKEN });
+    status.register('payments', fakeBreaker().source);
+    const segment = fc.oneof(
+      fc.constantFrom(
+        'status',
+        'events',
+        'breakers',
+        'services',
+        'instances',
+        'payments',
+        'isolate',
+        '..',
+        '%2e%2e',
+        '%',
+        '%zz',
+        '%00',
+        '',
+      ),
+      fc.stringMatching(/^[\w.~%:@!$&'()*+,;=-]{0,12}$/),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(segment, { maxLength: 6 }),
+        fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH'),
+        fc.constantFrom(
+          undefined,
+          `Bearer ${TOKEN}`,
+          'Bearer',
+          'Bearer  x',
+          `Basic ${TOKEN}`,
+          `Bearer ${'a'.repeat(3000)}`,
+        ),
+        async (segments, method, auth) => {
+          const path = `/admin/${segments.join('/')}`;
+          // GET /events with the token is the stream: it never ends by itself.
+          if (auth === `Bearer ${TOKEN}` && method === 'GET' && path === '/admin/events') return;
+          const a = await call(
+            url,
+            method,
+            path,
+            auth === undefined ? {} : { authorization: auth },
+          );
+          expect([200, 308, 401, 404, 405]).toContain(a.status);
+          if (a.status >= 400) {
+            expect(a.headers['content-type']).toBe('application/problem+json');
+            expect(JSON.parse(a.body).status).toBe(a.status);
+          }
+          if (a.status === 200 && path !== '/admin/') expect(auth).toBe(`Bearer ${TOKEN}`);
+        },
+      ),
+      { seed: 21, numRuns: 150 },
+    );
   });
 
   it('needs the bearer token when one is set: 401 without, 401 wrong, 200 right', async () => {
