@@ -86,4 +86,28 @@ describe.skipIf(!have)('status page in Chromium', () => {
       await demo.close();
     }
   });
+
+  it('asks for the bearer token when one is set, then connects and controls with it', async () => {
+    const token = 'page-token-0123456789abcdef';
+    const demo = await startAdminDemo({ token });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1200, height: 700 } });
+      await page.goto(demo.url);
+      await page.waitForSelector('.pill.unauthorized');
+      await page.fill('#token', 'wrong-token-0123456789');
+      await page.click('#auth button');
+      await page.waitForSelector('.pill.unauthorized');
+      await page.fill('#token', token);
+      await page.click('#auth button');
+      await page.waitForSelector('.pill.live');
+      await page.waitForSelector('[data-breaker="inventory"][data-state="closed"]');
+      await page.click('[data-action="isolate"][data-breaker="inventory"]');
+      await page.waitForSelector('[data-breaker="inventory"][data-isolated="true"]');
+      expect(demo.breaker.isolated).toBe(true);
+      await page.waitForSelector('[data-event="control"]');
+      expect(await page.textContent('[data-event="control"] .msg')).toBe('isolate by token');
+    } finally {
+      await demo.close();
+    }
+  });
 });
