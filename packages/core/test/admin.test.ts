@@ -58,8 +58,12 @@ function serviceSource() {
     source: {
       kind: 'service',
       snapshot: () => ({ instances: [{ id: 'a:1', ejected: ejected.has('a:1') }] }),
-      eject: (id: string) => (id === 'a:1' ? (ejected.add(id), true) : false),
-      restore: (id: string) => (id === 'a:1' ? (ejected.delete(id), true) : false),
+      eject: (id: string) => {
+        if (id !== 'a:1') return false;
+        ejected.add(id);
+        return true;
+      },
+      restore: (id: string) => ejected.delete(id),
     },
   };
 }

@@ -1,7 +1,7 @@
 // Components of @trellis/resilience and @trellis/discovery register with a status registry and
 // a typed client given metrics instruments its own policy (core imports neither package; these
 // are dev-time checks of the StatusSource and INSTRUMENT_POLICY contracts).
-import { roundRobin, staticDiscovery } from '@trellis/discovery';
+import { roundRobin } from '@trellis/discovery';
 import {
   bulkhead,
   circuitBreaker,

@@ -130,7 +130,10 @@ const instrumented = new WeakMap<Policy, WeakSet<Registry>>();
 
 function attach(policy: Policy, registry: Registry, name: string): void {
   let seen = instrumented.get(policy);
-  if (seen === undefined) instrumented.set(policy, (seen = new WeakSet()));
+  if (seen === undefined) {
+    seen = new WeakSet();
+    instrumented.set(policy, seen);
+  }
   if (seen.has(registry)) return;
   seen.add(registry);
   if (policy instanceof PipelinePolicy) {
