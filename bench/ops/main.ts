@@ -9,6 +9,10 @@
  *     `data-render-ms` attribute the page sets), and the time from navigation to the first
  *     rendered snapshot. Target 100 ms.
  *
+ *   - Per-call cost of registration: a breaker's execute() and a balancer's pick()+done() with
+ *     and without a status registry (with an event stream's listener attached), interleaved in
+ *     10 rounds of 200 000 calls, alternating which goes first; median ns per call. Expect no difference beyond noise.
+ *
  * Figures are indicative: the machine's CPUs are shared with other work, and the run is short.
  *
  *   npx tsx --tsconfig tsconfig.paths.json bench/ops/main.ts
@@ -122,6 +126,52 @@ for (const c of closers) c();
 status.close();
 agent.destroy();
 
+// Per-call cost with and without a registry.
+async function perCall(): Promise<Record<string, number>> {
+  const reg = createStatusRegistry();
+  reg.onEvent(() => {}); // as if a stream listened
+  const plainBreaker = circuitBreaker();
+  const regBreaker = circuitBreaker({ name: 'cost', status: reg });
+  const plainLb = peakEwma();
+  const regLb = peakEwma({ name: 'cost', status: reg });
+  const list = Array.from({ length: 10 }, (_, i) => ({ id: `i${i}`, url: `http://i${i}` }));
+  const fn = () => 1;
+  const N = 200_000;
+  const runs: Record<string, number[]> = {
+    'breaker plain': [],
+    'breaker registered': [],
+    'balancer plain': [],
+    'balancer registered': [],
+  };
+  const timeBreaker = async (b: typeof plainBreaker) => {
+    const t = performance.now();
+    for (let i = 0; i < N; i++) await b.execute(fn);
+    return ((performance.now() - t) * 1e6) / N;
+  };
+  const timeLb = (lb: typeof plainLb) => {
+    const t = performance.now();
+    for (let i = 0; i < N; i++) lb.pick(list)?.done({ ok: true, durationMs: 3 });
+    return ((performance.now() - t) * 1e6) / N;
+  };
+  for (let round = 0; round < 10; round++) {
+    // Alternate which goes first, so warm-up and GC drift do not favour one side.
+    const order = round % 2 === 0 ? [false, true] : [true, false];
+    for (const registered of order) {
+      const b = registered ? regBreaker : plainBreaker;
+      runs[registered ? 'breaker registered' : 'breaker plain']?.push(await timeBreaker(b));
+    }
+    for (const registered of order) {
+      const lb = registered ? regLb : plainLb;
+      runs[registered ? 'balancer registered' : 'balancer plain']?.push(timeLb(lb));
+    }
+  }
+  regBreaker.close();
+  regLb.close();
+  reg.close();
+  return Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, quantile(v.slice(2), 0.5)]));
+}
+const cost = await perCall();
+
 const f = (n: number) => n.toFixed(1);
 console.log(`bench/ops (indicative: shared CPU), Node ${process.version}`);
 console.log(
@@ -134,3 +184,5 @@ console.log(
   `page render()       median ${f(quantile(renders, 0.5))} ms  max ${f(Math.max(...renders))} ms  (target 100 ms; ${tiles} tiles, ${rows} breaker rows)`,
 );
 console.log(`navigation to first rendered snapshot ${f(first)} ms`);
+for (const [k, v] of Object.entries(cost))
+  console.log(`per call: ${k.padEnd(20)} ${f(v)} ns (median of rounds 3-10)`);
