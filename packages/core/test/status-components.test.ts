@@ -1,6 +1,8 @@
 // Components of @trellis/resilience and @trellis/discovery register with a status registry and
 // a typed client given metrics instruments its own policy (core imports neither package; these
 // are dev-time checks of the StatusSource and INSTRUMENT_POLICY contracts).
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { roundRobin } from '@trellis/discovery';
 import {
   bulkhead,
@@ -12,14 +14,20 @@ import {
   retry,
   retryBudget,
 } from '@trellis/resilience';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
 import {
+  createAdminHandler,
   createClient,
   createMetrics,
   createStatusRegistry,
+  type RequestLogFields,
+  requestContextMixin,
+  type StatusDocument,
   type StatusEvent,
   StatusNameTakenError,
+  type StatusRegistryLike,
+  type StatusSource,
 } from '../src/index.js';
 import { createTestClock } from '../src/testing/index.js';
 import { json, startServer } from './clientServer.js';
@@ -222,5 +230,22 @@ describe('createStatusRegistry', () => {
     expect(closed).toBe(1);
     expect(status.closing).toBe(true);
     expect(status.snapshot().events.at(-1)?.type).toBe('shutdown');
+  });
+});
+
+describe('status types', () => {
+  it('keeps the public shapes', () => {
+    const status = createStatusRegistry();
+    expectTypeOf(status.snapshot()).toEqualTypeOf<StatusDocument>();
+    expectTypeOf(status.register).parameter(1).toEqualTypeOf<StatusSource>();
+    expectTypeOf(status.register).returns.toEqualTypeOf<() => void>();
+    expectTypeOf<StatusSource['kind']>().toExtend<string>();
+    expectTypeOf(createAdminHandler).returns.toExtend<
+      (req: IncomingMessage, res: ServerResponse) => void
+    >();
+    expectTypeOf(requestContextMixin()).toEqualTypeOf<RequestLogFields>();
+    // A registry is what every component's `status` option takes.
+    expectTypeOf(status).toExtend<StatusRegistryLike>();
+    status.close();
   });
 });
