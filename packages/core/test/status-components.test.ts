@@ -14,11 +14,12 @@ import {
   retry,
   retryBudget,
 } from '@trellis/resilience';
-import { describe, expect, expectTypeOf, it } from 'vitest';
+import { describe, expect, expectTypeOf, it, vi } from 'vitest';
 import { z } from 'zod';
 import {
   createAdminHandler,
   createClient,
+  createHealth,
   createMetrics,
   createStatusRegistry,
   type RequestLogFields,
@@ -230,6 +231,44 @@ describe('createStatusRegistry', () => {
     expect(closed).toBe(1);
     expect(status.closing).toBe(true);
     expect(status.snapshot().events.at(-1)?.type).toBe('shutdown');
+  });
+});
+
+describe('the health entry', () => {
+  it('shows check results and reports a check that changes status', async () => {
+    let up = true;
+    let t = 0;
+    const health = createHealth({
+      signals: false,
+      checks: { db: { check: () => up, critical: true } },
+    });
+    const status = createStatusRegistry({ health, now: () => t, healthRefreshMs: 1000 });
+    const events: StatusEvent[] = [];
+    status.onEvent((e) => events.push(e));
+    const checksOf = () =>
+      status.snapshot().components.find((c) => c.kind === 'health')?.checks as Record<
+        string,
+        string
+      >;
+    await vi.waitFor(() => expect(checksOf()).toEqual({ 'db:responseTime': 'pass' }));
+    up = false;
+    t = 500; // within healthRefreshMs: no new run
+    checksOf();
+    await new Promise((r) => setImmediate(r));
+    expect(checksOf()).toEqual({ 'db:responseTime': 'pass' });
+    t = 1500;
+    await vi.waitFor(() => expect(checksOf()).toEqual({ 'db:responseTime': 'fail' }));
+    expect(events).toMatchObject([
+      {
+        source: 'health',
+        kind: 'health',
+        type: 'check',
+        severity: 'error',
+        message: 'db:responseTime: pass -> fail',
+      },
+    ]);
+    status.close();
+    health.close();
   });
 });
 

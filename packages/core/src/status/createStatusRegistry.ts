@@ -44,6 +44,8 @@ export interface StatusRegistryOptions {
    * (ending the event streams) when it reaches `stopped`.
    */
   health?: Health;
+  /** How often the health entry re-runs `health.report()` for its check results. Default 5000 ms. */
+  healthRefreshMs?: number;
 }
 
 /** The live registry of a service's components; see {@link createStatusRegistry}. */
@@ -85,6 +87,7 @@ const optionsSchema = z.strictObject({
       'must be a Health from createHealth()',
     )
     .optional(),
+  healthRefreshMs: z.number().int().min(100).max(3_600_000).default(5000),
 });
 
 const shuttingDown = new Set(['draining', 'stopping', 'stopped']);
@@ -235,11 +238,50 @@ export function createStatusRegistry(options: StatusRegistryOptions = {}): Statu
   };
   const health = opts.health;
   if (health !== undefined) {
+    // Check results come from health.report(), run in the background at most every
+    // `healthRefreshMs` when a snapshot is taken (a snapshot is synchronous and must stay
+    // cheap); a check whose status changes is reported as an event.
+    let checks: Record<string, string> = {};
+    let refreshedAt = Number.NEGATIVE_INFINITY;
+    let refreshing = false;
+    let onCheck: ((e: StatusEventInit) => void) | undefined;
+    const refresh = () => {
+      if (refreshing || now() - refreshedAt < opts.healthRefreshMs || closing) return;
+      refreshing = true;
+      refreshedAt = now();
+      health.report().then(
+        (report) => {
+          refreshing = false;
+          const next: Record<string, string> = {};
+          for (const [key, outcomes] of Object.entries(report.body.checks ?? {})) {
+            const status = outcomes[0]?.status ?? 'pass';
+            next[key] = status;
+            const before = checks[key];
+            if (before !== undefined && before !== status) {
+              onCheck?.({
+                type: 'check',
+                severity: status === 'fail' ? 'error' : status === 'warn' ? 'warn' : 'info',
+                message: `${key}: ${before} -> ${status}`,
+                data: { check: key, from: before, to: status },
+              });
+            }
+          }
+          checks = next;
+        },
+        () => {
+          refreshing = false;
+        },
+      );
+    };
     registry.register('health', {
       kind: 'health',
-      snapshot: () => ({ state: health.state, inFlight: health.inFlight }),
-      events: (listener) =>
-        health.onStateChange(({ from, to }) => {
+      snapshot: () => {
+        refresh();
+        return { state: health.state, inFlight: health.inFlight, checks };
+      },
+      events: (listener) => {
+        onCheck = listener;
+        const off = health.onStateChange(({ from, to }) => {
           listener({
             type: shuttingDown.has(to) ? 'shutdown' : 'state-change',
             severity: shuttingDown.has(to) ? 'warn' : 'info',
@@ -247,8 +289,14 @@ export function createStatusRegistry(options: StatusRegistryOptions = {}): Statu
             data: { from, to },
           });
           if (to === 'stopped') queueMicrotask(() => registry.close());
-        }),
+        });
+        return () => {
+          onCheck = undefined;
+          off();
+        };
+      },
     });
+    refresh();
   }
   return registry;
 }
