@@ -6,7 +6,12 @@ import type { AddressInfo } from 'node:net';
 import { roundRobin, staticDiscovery } from '@trellis/discovery';
 import { bulkhead, circuitBreaker, pipeline, retryBudget } from '@trellis/resilience';
 import { z } from 'zod';
-import { createAdminServer, createClient, createStatusRegistry } from '../src/index.js';
+import {
+  createAdminServer,
+  createClient,
+  createHealth,
+  createStatusRegistry,
+} from '../src/index.js';
 
 export interface Upstream {
   url: string;
@@ -42,7 +47,11 @@ async function upstream(name: string): Promise<Upstream> {
 }
 
 export async function startAdminDemo(options: { token?: string } = {}) {
-  const status = createStatusRegistry({ service: 'orders' });
+  const health = createHealth({
+    signals: false,
+    checks: { database: { check: () => true, critical: true }, cache: { check: () => true } },
+  });
+  const status = createStatusRegistry({ service: 'orders', health, healthRefreshMs: 200 });
   const a = await upstream('a');
   const b = await upstream('b');
   const discovery = staticDiscovery({ services: { inventory: [a.url, b.url] } });
@@ -98,6 +107,7 @@ export async function startAdminDemo(options: { token?: string } = {}) {
       await a.close();
       await b.close();
       status.close();
+      health.close();
     },
   };
 }

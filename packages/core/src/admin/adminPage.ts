@@ -95,6 +95,11 @@ button + button { margin-left: 6px; }
 .timeline .warn .dot, .timeline li.warn .dot { background: #f59e0b; } .timeline li.error .dot { background: var(--bad); } .timeline li.info .dot { background: var(--accent); }
 .timeline .src { font-family: var(--mono); font-weight: 600; font-size: 12px; }
 .timeline .msg { color: #374151; overflow-wrap: anywhere; }
+.checks { display: flex; flex-wrap: wrap; gap: 8px 16px; font-size: 12.5px; }
+.check { display: inline-flex; align-items: center; gap: 6px; font-family: var(--mono); }
+.chip.pass { color: var(--ok); background: var(--ok-bg); border: 1px solid #bbf7d0; }
+.chip.warn { color: var(--warn); background: var(--warn-bg); border: 1px solid #fde68a; }
+.chip.fail { color: var(--bad); background: var(--bad-bg); border: 1px solid #fecaca; }
 .kv { display: grid; grid-template-columns: auto 1fr; gap: 2px 12px; font-size: 12px; }
 .kv dt { color: var(--muted); } .kv dd { margin: 0; font-family: var(--mono); overflow-wrap: anywhere; }
 .comp + .comp { margin-top: 12px; padding-top: 12px; border-top: 1px solid #f1f2f4; }
@@ -122,7 +127,7 @@ button + button { margin-left: 6px; }
     <section class="panel"><h2>Services and instances <span class="count" id="svc-count"></span></h2><div id="services"></div></section>
     <section class="panel" id="routes-panel" hidden><h2>Routes and upstreams <span class="count" id="route-count"></span></h2><div id="routes"></div></section>
     <section class="panel"><h2>Circuit breakers <span class="count" id="breaker-count"></span></h2><div id="breakers"></div></section>
-    <section class="panel" id="other-panel" hidden><h2>Other components</h2><div class="body" id="other"></div></section>
+    <section class="panel" id="other-panel" hidden><h2>Health and other components</h2><div class="body" id="other"></div></section>
   </div>
   <div>
     <section class="panel"><h2>Budgets, bulkheads and limits</h2><div id="gauges"></div></section>
@@ -276,11 +281,21 @@ button + button { margin-left: 6px; }
     }));
     $('other-panel').hidden = other.length === 0;
     $('other').innerHTML = other.map(function (c) {
-      return '<div class="comp" data-component="' + esc(c.name) + '"><div class="title">' + esc(c.name) + ' <span class="gauge"><span class="kind">' + esc(c.kind) + '</span></span></div>' + kv(c) + '</div>';
+      var body = c.kind === 'health' ? renderHealth(c) : kv(c);
+      return '<div class="comp" data-component="' + esc(c.name) + '"><div class="title">' + esc(c.name) + ' <span class="gauge"><span class="kind">' + esc(c.kind) + '</span></span></div>' + body + '</div>';
     }).join('');
     renderTimeline();
   }
 
+  function renderHealth(c) {
+    var st = c.state === 'ready' ? 'healthy' : c.state === 'starting' ? 'half-open' : 'open';
+    var checks = c.checks || {};
+    var chips = Object.keys(checks).map(function (k) {
+      var v = checks[k];
+      return '<span class="check" data-check="' + esc(k) + '">' + chip(v === 'pass' ? 'pass' : v) + ' <span>' + esc(k) + '</span></span>';
+    }).join('');
+    return '<div class="checks"><span class="check">' + chip(c.state).replace('chip ' + esc(c.state), 'chip ' + st) + ' <span>' + (c.inFlight || 0) + ' in flight</span></span>' + chips + '</div>';
+  }
   function renderService(c) {
     var insts = c.instances || [];
     var sub = [c.balancer, insts.length + (insts.length === 1 ? ' instance' : ' instances')].filter(Boolean).join(' · ');
