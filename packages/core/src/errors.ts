@@ -195,3 +195,50 @@ export const PayloadTooLargeError = defineError<{ readonly limit: number }>({
   fault: 'caller',
 });
 export type PayloadTooLargeError = InstanceType<typeof PayloadTooLargeError>;
+export const StatusNameTakenError = defineError<{ readonly name: string }>({
+  code: 'TRELLIS_STATUS_NAME',
+  name: 'StatusNameTakenError',
+  description:
+    'A component tried to register with a status registry under a name that is invalid or registered already. Give each component its own `name` (keyed breakers register as `name/key`).',
+});
+export type StatusNameTakenError = InstanceType<typeof StatusNameTakenError>;
+
+export const AdminUnauthorizedError = defineError({
+  code: 'TRELLIS_ADMIN_UNAUTHORIZED',
+  name: 'AdminUnauthorizedError',
+  description:
+    'An admin API request carried no bearer token, or a wrong one. The answer is 401 with `WWW-Authenticate: Bearer`.',
+  status: 401,
+  fault: 'caller',
+});
+export type AdminUnauthorizedError = InstanceType<typeof AdminUnauthorizedError>;
+
+export const AdminNotFoundError = defineError({
+  code: 'TRELLIS_ADMIN_NOT_FOUND',
+  name: 'AdminNotFoundError',
+  description:
+    'The admin API knows no such path, breaker, service or instance (or the named entry has no such control).',
+  status: 404,
+  fault: 'caller',
+});
+export type AdminNotFoundError = InstanceType<typeof AdminNotFoundError>;
+
+export const AdminMethodError = defineError({
+  code: 'TRELLIS_ADMIN_METHOD',
+  name: 'AdminMethodError',
+  description:
+    'The admin API path exists but not for this method (reads are GET, controls are POST). The answer carries `Allow`.',
+  status: 405,
+  fault: 'caller',
+});
+export type AdminMethodError = InstanceType<typeof AdminMethodError>;
+
+export const AdminClosingError = defineError({
+  code: 'TRELLIS_ADMIN_CLOSING',
+  name: 'AdminClosingError',
+  description:
+    'A control action (isolate, reset, eject, restore) arrived while the service shuts down; it was not applied.',
+  status: 409,
+  fault: 'caller',
+});
+export type AdminClosingError = InstanceType<typeof AdminClosingError>;

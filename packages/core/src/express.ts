@@ -4,6 +4,7 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createAdminHandler } from './admin/createAdminHandler.js';
 import type { Health } from './health/createHealth.js';
 import { parseOptions } from './options.js';
 import { type AdapterOptions, adapterOptionsSchema } from './server/adapterOptions.js';
@@ -233,8 +234,14 @@ export function trellis(options: TrellisExpressOptions = {}): TrellisExpressMidd
       routeOf: (req, res) => observationOf(res)?.route ?? routeOf(req),
     });
   if (shedder) opts.health?.addCleanup(() => shedder.close());
-  /** Answers the observability endpoints, or sheds; true when it answered. */
+  const admin = opts.admin && createAdminHandler(opts.admin);
+  /** Answers the admin API and the observability endpoints, or sheds; true when it answered. */
   const serve = (req: IncomingMessage, res: ServerResponse, observed: ObservedRequest) => {
+    if (admin?.matches(req.url ?? '')) {
+      observed.route = `${admin.basePath}/*`;
+      admin(req, res);
+      return true;
+    }
     if (!answer(req, res)) {
       const refused = shedder?.admit(req, res, undefined);
       if (refused === undefined) return false;

@@ -6,6 +6,7 @@
  */
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { type AdminHandler, createAdminHandler } from './admin/createAdminHandler.js';
 import type { Health, HealthReport } from './health/createHealth.js';
 import type { Metrics } from './metrics/createMetrics.js';
 import { parseOptions } from './options.js';
@@ -37,6 +38,7 @@ const plugin: FastifyPluginCallback<TrellisFastifyOptions> = (fastify, options, 
   let observer: ReturnType<typeof createRequestObserver>;
   let echo: boolean;
   let shedder: Shedder | undefined;
+  let admin: AdminHandler | undefined;
   try {
     // Fastify hands a plugin its own register options too; everything else must be ours, so
     // a typo (`{ helth }`) fails the registration as it fails `trellis()` for Express.
@@ -51,6 +53,7 @@ const plugin: FastifyPluginCallback<TrellisFastifyOptions> = (fastify, options, 
     metrics = opts.metrics;
     base = opts.basePath ?? '';
     echo = opts.echoRequestId ?? false;
+    admin = opts.admin && createAdminHandler(opts.admin);
     observer = createRequestObserver({
       ...(metrics && { metrics }),
       // Echoed below through Fastify's reply headers: a raw setHeader() before Fastify's
@@ -85,6 +88,16 @@ const plugin: FastifyPluginCallback<TrellisFastifyOptions> = (fastify, options, 
       s.close();
       close();
     });
+  }
+
+  if (admin) {
+    const a = admin;
+    const serveAdmin = (request: FastifyRequest, reply: FastifyReply) => {
+      reply.hijack();
+      a(request.raw, reply.raw);
+    };
+    fastify.all(a.basePath, serveAdmin);
+    fastify.all(`${a.basePath}/*`, serveAdmin);
   }
 
   if (metrics) {

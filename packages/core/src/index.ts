@@ -1,3 +1,4 @@
+export * from './admin/index.js';
 export { type Clock, type ClockTimer, systemClock } from './Clock.js';
 export * from './client/index.js';
 export {
@@ -33,6 +34,10 @@ export type {
 export { Emitter, type Event } from './Event.js';
 export {
   AbortedError,
+  AdminClosingError,
+  AdminMethodError,
+  AdminNotFoundError,
+  AdminUnauthorizedError,
   ConfigError,
   type ConfigIssue,
   ConnectError,
@@ -46,6 +51,7 @@ export {
   ResponseValidationError,
   ShedError,
   ShutdownError,
+  StatusNameTakenError,
   ThrottledError,
   TimeoutError,
   UnsupportedMediaTypeError,
@@ -53,12 +59,14 @@ export {
 export * from './faults/index.js';
 export * from './health/index.js';
 export { type Logger, silentLogger } from './Logger.js';
+export * from './logging/index.js';
 export * from './metrics/index.js';
 export * from './options/index.js';
 export { formatPath, parseOptions, toIssues } from './options.js';
 export { type ExecuteOptions, noopPolicy, type Policy, type PolicyContext } from './Policy.js';
 export * from './problem/index.js';
 export * from './server/index.js';
+export * from './status/index.js';
 export {
   defineError,
   type ErrorSpec,

@@ -13,6 +13,9 @@ import {
   type Pick,
   type PickOptions,
   type PickOutcome,
+  type StatusRegistryLike,
+  type StatusSource,
+  statusField,
   systemClock,
 } from '@trellis/core';
 import { z } from 'zod';
@@ -62,12 +65,19 @@ export interface BalancerOptions {
    * instances is never cut off by its own outlier detector; `'none'` returns `undefined`.
    */
   readonly whenAllEjected?: 'ignore-ejection' | 'none';
+  /** The service name it registers under with `status`. */
+  readonly name?: string;
+  /**
+   * Registers the balancer's instances (latency, in flight, requests, ejection state and
+   * reason) with this status registry, as a `service` entry with eject/restore controls.
+   */
+  readonly status?: StatusRegistryLike;
 }
 
 /** Emitted when an instance is ejected. */
 export interface EjectionEvent {
   readonly instance: Instance;
-  readonly reason: 'consecutive-failures' | 'failure-rate';
+  readonly reason: 'consecutive-failures' | 'failure-rate' | 'manual';
   /** How long this ejection lasts. */
   readonly durationMs: number;
   /** How many times this instance has been ejected without recovering in between. */
@@ -84,6 +94,12 @@ export interface TrellisBalancer extends Balancer {
   inflight(id: string): number;
   /** Instance ids the balancer currently keeps state for (bounded: see `retainMs`). */
   readonly trackedIds: number;
+  /** Ejects an instance by hand until `restore(id)` (reason `manual`); false for unknown ids. */
+  eject(id: string): boolean;
+  /** Ends an instance's ejection now; false for unknown ids. */
+  restore(id: string): boolean;
+  /** Unregisters from the status registry (the balancer owns no timers). */
+  close(): void;
 }
 
 const outlierSchema = z
@@ -106,6 +122,8 @@ export const balancerFields = {
   random: fnField<() => number>().optional(),
   retainMs: durationMs().default(60_000),
   whenAllEjected: z.enum(['ignore-ejection', 'none']).default('ignore-ejection'),
+  name: z.string().min(1).optional(),
+  status: statusField.optional(),
 };
 
 type ParsedOutlier = z.output<typeof outlierSchema>;
@@ -115,6 +133,8 @@ export interface ParsedBalancerOptions {
   random?: (() => number) | undefined;
   retainMs: number;
   whenAllEjected: 'ignore-ejection' | 'none';
+  name?: string | undefined;
+  status?: StatusRegistryLike | undefined;
 }
 
 /** Per-instance state. Kept while the instance is in discovery, has requests in flight, or left recently. */
@@ -132,6 +152,11 @@ export class InstanceState {
   ejected = false;
   ejectedUntil = 0;
   timesEjected = 0;
+  /** For the status registry: finished requests, failed ones, the last latency, why ejected. */
+  requests = 0;
+  failures = 0;
+  lastMs = -1;
+  ejectionReason: string | undefined;
   /** Clock time when the instance was last seen in a discovery list; -1 while it is. */
   goneSince = -1;
   /** The reusable pick handed out for this instance (no allocation per request). */
@@ -232,6 +257,99 @@ export abstract class BalancerCore implements TrellisBalancer {
     this.#retainMs = opts.retainMs;
     this.#panicAllowed = opts.whenAllEjected === 'ignore-ejection';
     this.#intervalStart = this.clock.now();
+    if (opts.status !== undefined) {
+      this.#unregister = opts.status.register(opts.name ?? 'service', this.#statusSource());
+    }
+  }
+
+  #unregister: (() => void) | undefined;
+  readonly #restores = new Emitter<Instance>();
+
+  /** Unregisters from the status registry. The balancer owns no timers. */
+  close(): void {
+    this.#unregister?.();
+  }
+
+  /** Ejects an instance by hand until `restore(id)`; false when the id is unknown. */
+  eject(id: string): boolean {
+    const state = this.#states.get(id);
+    if (state === undefined) return false;
+    if (!state.ejected) this.#ejectedCount++;
+    state.ejected = true;
+    state.ejectedUntil = Number.POSITIVE_INFINITY;
+    state.ejectionReason = 'manual';
+    state.timesEjected++;
+    this.#ejections.emit({
+      instance: state.instance,
+      reason: 'manual',
+      durationMs: Number.POSITIVE_INFINITY,
+      timesEjected: state.timesEjected,
+    });
+    return true;
+  }
+
+  /** Ends an instance's ejection now; false when the id is unknown. */
+  restore(id: string): boolean {
+    const state = this.#states.get(id);
+    if (state === undefined) return false;
+    if (state.ejected) {
+      state.ejected = false;
+      this.#ejectedCount--;
+      state.consecutiveFailures = 0;
+      state.ejectionReason = undefined;
+      this.#restores.emit(state.instance);
+    }
+    return true;
+  }
+
+  #statusSource(): StatusSource {
+    return {
+      kind: 'service',
+      snapshot: () => {
+        const now = this.clock.now();
+        const wall = Date.now();
+        const instances = [];
+        for (const s of this.#states.values()) {
+          if (s.goneSince !== -1) continue;
+          const ejected = s.ejected && now < s.ejectedUntil;
+          const latency = s.ewma >= 0 ? s.ewma : s.lastMs;
+          instances.push({
+            id: s.id,
+            url: s.instance.url,
+            weight: s.weight,
+            inflight: s.inflight,
+            ...(latency >= 0 && { latencyMs: Math.round(latency * 10) / 10 }),
+            requests: s.requests,
+            failures: s.failures,
+            ejected,
+            ...(ejected && { ejectionReason: s.ejectionReason ?? 'outlier' }),
+            ...(ejected &&
+              Number.isFinite(s.ejectedUntil) && { ejectedUntil: wall + (s.ejectedUntil - now) }),
+            timesEjected: s.timesEjected,
+          });
+        }
+        return { balancer: this.constructor.name, instances };
+      },
+      events: (listener) => {
+        const offEject = this.onEject((e) =>
+          listener({
+            type: 'ejected',
+            severity: 'error',
+            message: `${e.instance.id} ejected (${e.reason}${Number.isFinite(e.durationMs) ? `, ${Math.round(e.durationMs / 1000)} s` : ''})`,
+            data: { instance: e.instance.id, reason: e.reason, timesEjected: e.timesEjected },
+          }),
+        );
+        const offRestore = this.#restores.event((i) =>
+          listener({ type: 'restored', message: `${i.id} restored`, data: { instance: i.id } }),
+        );
+        return () => {
+          offEject();
+          offRestore();
+        };
+      },
+      eject: (id) => this.eject(id),
+      restore: (id) => this.restore(id),
+    };
   }
 
   /**
@@ -318,6 +436,9 @@ export abstract class BalancerCore implements TrellisBalancer {
     // make it look slow.
     if (!outcome.ok && !countsAgainstUpstream(faultOfOutcome(outcome))) return;
     this.observe(state, outcome);
+    state.requests++;
+    state.lastMs = outcome.durationMs;
+    if (!outcome.ok) state.failures++;
     const o = this.#outlier;
     if (o === undefined) return;
     let now: number;
@@ -360,6 +481,7 @@ export abstract class BalancerCore implements TrellisBalancer {
       Math.max(o.maxEjectionMs, o.baseEjectionMs),
     );
     state.ejected = true;
+    state.ejectionReason = reason;
     this.#ejectedCount++;
     state.ejectedUntil = now + durationMs;
     state.consecutiveFailures = 0;

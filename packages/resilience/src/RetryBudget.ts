@@ -1,11 +1,24 @@
-import { type Clock, clockField, durationMs, parseOptions, systemClock } from '@trellis/core';
+import {
+  type Clock,
+  clockField,
+  durationMs,
+  Emitter,
+  type Event,
+  parseOptions,
+  type StatusRegistryLike,
+  statusField,
+  systemClock,
+} from '@trellis/core';
 import { z } from 'zod';
+import { budgetSource } from './statusSources.js';
 
 const schema = z.strictObject({
   ratio: z.number().min(0).max(1000).finite().default(0.2),
   minRetriesPerSecond: z.number().min(0).finite().default(10),
   ttlMs: durationMs({ min: 1 }).default(10_000),
   clock: clockField().optional(),
+  name: z.string().min(1).optional(),
+  status: statusField.optional(),
 });
 
 export interface RetryBudgetOptions {
@@ -16,6 +29,10 @@ export interface RetryBudgetOptions {
   /** How long a call counts towards the budget. Default 10_000. */
   ttlMs?: number;
   clock?: Clock;
+  /** The name it registers under with `status`. Default `retry-budget`. */
+  name?: string;
+  /** Registers the budget with this status registry (`close()` unregisters). */
+  status?: StatusRegistryLike;
 }
 
 const BUCKETS = 10;
@@ -54,6 +71,29 @@ export class RetryBudget {
     this.#clock = o.clock ?? systemClock;
     this.#bucketMs = o.ttlMs / BUCKETS;
     this.#current = Math.floor(this.#clock.now() / this.#bucketMs);
+    this.#unregister = o.status?.register(o.name ?? 'retry-budget', budgetSource(this));
+  }
+
+  #unregister: (() => void) | undefined;
+  #exhausted = false;
+  #onExhausted: Emitter<void> | undefined;
+
+  /** Fires when a retry is refused after the budget had room (once per exhaustion). */
+  onExhausted: Event<void> = (listener) => {
+    this.#onExhausted ??= new Emitter();
+    return this.#onExhausted.event(listener);
+  };
+
+  /** Retries the budget allows over the current window (spent or not). */
+  get capacity(): number {
+    this.#rotate();
+    return this.#allowed();
+  }
+
+  /** Unregisters from the status registry. */
+  close(): void {
+    this.#unregister?.();
+    this.#onExhausted?.clear();
   }
 
   #rotate(): number {
@@ -89,7 +129,14 @@ export class RetryBudget {
   /** Takes one retry from the budget; false (and nothing taken) when it is spent. */
   tryWithdraw(): boolean {
     const slot = this.#rotate();
-    if (this.#withdrawalTotal + 1 > this.#allowed()) return false;
+    if (this.#withdrawalTotal + 1 > this.#allowed()) {
+      if (!this.#exhausted) {
+        this.#exhausted = true;
+        this.#onExhausted?.emit();
+      }
+      return false;
+    }
+    this.#exhausted = false;
     this.#withdrawals[slot] = (this.#withdrawals[slot] as number) + 1;
     this.#withdrawalTotal++;
     return true;

@@ -6,20 +6,28 @@ import {
   Emitter,
   type Event,
   type ExecuteOptions,
+  INSTRUMENT_POLICY,
   type Policy,
+  type PolicyInstrumentation,
   parseOptions,
   remainingMs,
+  type StatusRegistryLike,
+  statusField,
   systemClock,
   TimeoutError,
 } from '@trellis/core';
 import { z } from 'zod';
 import { abortedError, type BaseContext, type Task, toContext } from './CallContext.js';
 import { BulkheadRejectedError } from './errors.js';
+import { instrument } from './instrument.js';
+import { bulkheadSource } from './statusSources.js';
 
 const schema = z.strictObject({
   limit: z.number().int().min(1),
   queue: z.number().int().min(0).default(0),
   clock: clockField().optional(),
+  name: z.string().min(1).optional(),
+  status: statusField.optional(),
 });
 
 export interface BulkheadOptions {
@@ -28,6 +36,10 @@ export interface BulkheadOptions {
   /** Calls that may wait for a slot (FIFO). Default 0: reject at once when full. */
   queue?: number;
   clock?: Clock;
+  /** The name it registers under with `status`. Default `bulkhead`. */
+  name?: string;
+  /** Registers the bulkhead with this status registry (`close()` unregisters). */
+  status?: StatusRegistryLike;
 }
 
 export interface BulkheadRejectEvent {
@@ -56,6 +68,11 @@ interface Waiter {
  * ```
  */
 export class BulkheadPolicy implements Policy {
+  /** Lets a typed client given `metrics` instrument this policy (see `instrument()`). */
+  [INSTRUMENT_POLICY](target: PolicyInstrumentation): void {
+    instrument(this, target);
+  }
+
   readonly limit: number;
   readonly queueLimit: number;
   readonly #clock: Clock;
@@ -68,6 +85,14 @@ export class BulkheadPolicy implements Policy {
     this.limit = o.limit;
     this.queueLimit = o.queue;
     this.#clock = o.clock ?? systemClock;
+    this.#unregister = o.status?.register(o.name ?? 'bulkhead', bulkheadSource(this));
+  }
+
+  #unregister: (() => void) | undefined;
+
+  /** Unregisters from the status registry. */
+  close(): void {
+    this.#unregister?.();
   }
 
   /** Calls running now. */

@@ -9,14 +9,20 @@ import {
   type Event,
   type ExecuteOptions,
   fnField,
+  INSTRUMENT_POLICY,
   type Policy,
+  type PolicyInstrumentation,
   parseOptions,
   ShutdownError,
+  type StatusRegistryLike,
+  statusField,
   systemClock,
 } from '@trellis/core';
 import { z } from 'zod';
 import { type Task, toContext } from './CallContext.js';
 import { CircuitOpenError } from './errors.js';
+import { instrument } from './instrument.js';
+import { breakerSource } from './statusSources.js';
 import { spanEvent } from './tracing.js';
 
 export type CircuitState = 'closed' | 'open' | 'half-open';
@@ -76,6 +82,7 @@ export const breakerSchema = z
     isFailure: fnField<(err: unknown) => boolean>().optional(),
     initialState: snapshotSchema.optional(),
     clock: clockField().optional(),
+    status: statusField.optional(),
   })
   .refine((o) => o.slowCallRateThreshold === undefined || o.slowCallDurationMs !== undefined, {
     message: 'is required with slowCallRateThreshold',
@@ -122,6 +129,8 @@ export interface CircuitBreakerOptions {
   isFailure?: (err: unknown) => boolean;
   initialState?: CircuitSnapshot;
   clock?: Clock;
+  /** Registers the breaker (as `name`, default `breaker`) with this status registry. */
+  status?: StatusRegistryLike;
 }
 
 /** Parsed options, shared by many breakers (keyed breakers parse once). Internal. */
@@ -194,6 +203,11 @@ class Permit implements BreakerPermit {
  * ```
  */
 export class CircuitBreakerPolicy implements Policy {
+  /** Lets a typed client given `metrics` instrument this policy (see `instrument()`). */
+  [INSTRUMENT_POLICY](target: PolicyInstrumentation): void {
+    instrument(this, target);
+  }
+
   readonly name: string | undefined;
   readonly #o: ResolvedBreakerOptions;
   readonly #clock: Clock;
@@ -221,6 +235,7 @@ export class CircuitBreakerPolicy implements Policy {
   #onHalfOpen: Emitter<StateChangeEvent> | undefined;
   #onClose: Emitter<StateChangeEvent> | undefined;
   #onCall: Emitter<CallResult> | undefined;
+  #unregister: (() => void) | undefined;
 
   constructor(options: CircuitBreakerOptions | ResolvedBreakerOptions = {}, hook?: TransitionHook) {
     const o = hook
@@ -242,6 +257,7 @@ export class CircuitBreakerPolicy implements Policy {
         this.#halfOpenAt = this.#clock.now() + (init.halfOpenInMs ?? o.halfOpenAfterMs);
       } else this.#state = init.state;
     }
+    this.#unregister = o.status?.register(o.name ?? 'breaker', breakerSource(this));
   }
 
   /** The current state; reading it performs a due open → half-open transition. */
@@ -504,6 +520,7 @@ export class CircuitBreakerPolicy implements Policy {
   /** Drops every listener; later calls reject with `ShutdownError`. The breaker owns no timers. */
   close(): void {
     this.#closed = true;
+    this.#unregister?.();
     this.#onStateChange?.clear();
     this.#onOpen?.clear();
     this.#onHalfOpen?.clear();

@@ -4,11 +4,14 @@ import {
   type Event,
   type ExecuteOptions,
   fnField,
+  INSTRUMENT_POLICY,
   type Policy,
+  type PolicyInstrumentation,
   parseOptions,
 } from '@trellis/core';
 import { z } from 'zod';
 import { type Task, toContext } from './CallContext.js';
+import { instrument } from './instrument.js';
 
 export interface FallbackOptions {
   /**
@@ -43,6 +46,11 @@ const defaultWhen = (err: unknown): boolean => {
  * ```
  */
 export class FallbackPolicy<F = unknown> implements Policy {
+  /** Lets a typed client given `metrics` instrument this policy (see `instrument()`). */
+  [INSTRUMENT_POLICY](target: PolicyInstrumentation): void {
+    instrument(this, target);
+  }
+
   readonly #value: F | ((err: unknown) => F | PromiseLike<F>);
   readonly #when: (err: unknown) => boolean;
   #onFallback: Emitter<unknown> | undefined;

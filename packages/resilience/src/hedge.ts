@@ -7,14 +7,17 @@ import {
   Emitter,
   type Event,
   type ExecuteOptions,
+  INSTRUMENT_POLICY,
   type Policy,
   type PolicyContext,
+  type PolicyInstrumentation,
   parseOptions,
   remainingMs,
   systemClock,
 } from '@trellis/core';
 import { z } from 'zod';
 import { abortedError, CallContext, type Task, toContext } from './CallContext.js';
+import { instrument } from './instrument.js';
 import { spanEvent } from './tracing.js';
 
 const kIdempotent = Symbol.for('trellis.idempotent');
@@ -99,6 +102,11 @@ export interface HedgeEvent {
  * ```
  */
 export class HedgePolicy implements Policy {
+  /** Lets a typed client given `metrics` instrument this policy (see `instrument()`). */
+  [INSTRUMENT_POLICY](target: PolicyInstrumentation): void {
+    instrument(this, target);
+  }
+
   readonly #o: z.output<typeof schema>;
   readonly #clock: Clock;
   readonly #samples: Float64Array;

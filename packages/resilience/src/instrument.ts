@@ -118,7 +118,18 @@ export function instrument<P extends Policy>(policy: P, options: InstrumentOptio
   return policy;
 }
 
+// Policies already instrumented, per registry: a second call (the typed client's automatic one
+// after yours) must not count every event twice.
+const instrumented = new WeakMap<Policy, WeakSet<Registry>>();
+
 function attach(policy: Policy, registry: Registry, name: string): void {
+  let seen = instrumented.get(policy);
+  if (seen === undefined) {
+    seen = new WeakSet();
+    instrumented.set(policy, seen);
+  }
+  if (seen.has(registry)) return;
+  seen.add(registry);
   if (policy instanceof PipelinePolicy) {
     for (const p of policy.policies as readonly Policy[]) attach(p, registry, name);
   } else if (policy instanceof CircuitBreakerPolicy) {

@@ -82,10 +82,12 @@ export function keyedCircuitBreaker(options: KeyedCircuitBreakerOptions = {}): K
           breakers.delete(oldest);
         }
         const init = states.get(key);
-        const o =
+        let o =
           init === undefined
             ? base
             : parseOptions(breakerSchema, { ...rest, initialState: init }, 'keyedCircuitBreaker');
+        // With a status registry, each key's breaker registers itself as `name/key`.
+        if (o.status !== undefined) o = { ...o, name: `${o.name ?? 'breaker'}/${key}` };
         if (init !== undefined) states.delete(key);
         breaker = new CircuitBreakerPolicy(o, hook);
         breakers.set(key, breaker);

@@ -1,13 +1,16 @@
 import {
   type ExecuteOptions,
+  INSTRUMENT_POLICY,
   type Policy,
   type PolicyContext,
+  type PolicyInstrumentation,
   parseOptions,
   policyField,
 } from '@trellis/core';
 import { z } from 'zod';
 import { type Task, toContext } from './CallContext.js';
 import { idempotent, isIdempotent } from './hedge.js';
+import { instrument } from './instrument.js';
 
 /**
  * Policies composed into one: the first is outermost. `pipeline(retry(), circuitBreaker(),
@@ -23,6 +26,11 @@ import { idempotent, isIdempotent } from './hedge.js';
  * ```
  */
 export class PipelinePolicy<P extends readonly Policy[] = readonly Policy[]> implements Policy {
+  /** Lets a typed client given `metrics` instrument this policy (see `instrument()`). */
+  [INSTRUMENT_POLICY](target: PolicyInstrumentation): void {
+    instrument(this, target);
+  }
+
   /** The flattened policies, outermost first. */
   readonly policies: P;
 

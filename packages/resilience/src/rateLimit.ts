@@ -4,13 +4,17 @@ import {
   Emitter,
   type Event,
   type ExecuteOptions,
+  INSTRUMENT_POLICY,
   type Logger,
   loggerField,
   methodsField,
   type Policy,
+  type PolicyInstrumentation,
   parseOptions,
   ShutdownError,
+  type StatusRegistryLike,
   silentLogger,
+  statusField,
 } from '@trellis/core';
 import {
   type RateLimiterAbstract,
@@ -21,6 +25,8 @@ import {
 import { z } from 'zod';
 import { type Task, toContext } from './CallContext.js';
 import { RateLimitedError } from './errors.js';
+import { instrument } from './instrument.js';
+import { rateLimitSource } from './statusSources.js';
 
 /** The part of an ioredis client the Redis store needs (pass an ioredis `Redis` instance). */
 export interface RedisClientLike {
@@ -40,6 +46,8 @@ const schema = z
     onStoreError: z.enum(['open', 'closed']).default('open'),
     storeTimeoutMs: durationMs({ positive: true }).default(500),
     logger: loggerField().optional(),
+    name: z.string().min(1).optional(),
+    status: statusField.optional(),
   })
   .refine((o) => o.store === undefined || (o.durationMs >= 1000 && o.durationMs % 1000 === 0), {
     message: 'must be whole seconds (a multiple of 1000) with the Redis store',
@@ -47,6 +55,10 @@ const schema = z
   });
 
 export interface RateLimitOptions {
+  /** The name it registers under with `status`. Default `rate-limit`. */
+  name?: string;
+  /** Registers the limit (points, window, rejections) with this status registry. */
+  status?: StatusRegistryLike;
   /** Points (calls, by default) allowed per key per window. */
   points: number;
   /** The window, ms. Default 1000. Whole seconds with the Redis store. */
@@ -106,6 +118,11 @@ export interface StoreErrorEvent {
  * ```
  */
 export class RateLimitPolicy implements Policy {
+  /** Lets a typed client given `metrics` instrument this policy (see `instrument()`). */
+  [INSTRUMENT_POLICY](target: PolicyInstrumentation): void {
+    instrument(this, target);
+  }
+
   readonly points: number;
   readonly durationMs: number;
   readonly #o: z.output<typeof schema>;
@@ -130,6 +147,7 @@ export class RateLimitPolicy implements Policy {
           useRedisPackage: false,
         })
       : new RateLimiterMemory(common);
+    this.#unregister = o.status?.register(o.name ?? 'rate-limit', rateLimitSource(this));
   }
 
   /** Fires when the store failed and the limiter answered per `onStoreError`. */
@@ -219,9 +237,12 @@ export class RateLimitPolicy implements Policy {
    * Stops the limiter: drops the memory store and its expiry timers, and every listener. A Redis
    * client passed in stays open (it is yours).
    */
+  #unregister: (() => void) | undefined;
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#unregister?.();
     this.#onStoreError.clear();
     this.#onReject.clear();
     // rate-limiter-flexible keeps one unref'd expiry timer per key in memory and has no close().

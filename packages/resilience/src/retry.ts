@@ -13,8 +13,10 @@ import {
   type ExecuteOptions,
   type FaultKind,
   fnField,
+  INSTRUMENT_POLICY,
   isTrellisError,
   type Policy,
+  type PolicyInstrumentation,
   parseOptions,
   remainingMs,
   sleep,
@@ -29,6 +31,7 @@ import {
   toContext,
 } from './CallContext.js';
 import { CircuitOpenError } from './errors.js';
+import { instrument } from './instrument.js';
 import { RetryBudget } from './RetryBudget.js';
 import { spanEvent } from './tracing.js';
 
@@ -177,6 +180,11 @@ function retryAfterOf(err: unknown): number | undefined {
  * ```
  */
 export class RetryPolicy<R = unknown> implements Policy {
+  /** Lets a typed client given `metrics` instrument this policy (see `instrument()`). */
+  [INSTRUMENT_POLICY](target: PolicyInstrumentation): void {
+    instrument(this, target);
+  }
+
   readonly maxAttempts: number;
   readonly #o: z.output<typeof schema>;
   readonly #clock: Clock;

@@ -7,7 +7,9 @@ import {
   Emitter,
   type Event,
   type ExecuteOptions,
+  INSTRUMENT_POLICY,
   type Policy,
+  type PolicyInstrumentation,
   parseOptions,
   remainingMs,
   runWithContext,
@@ -16,6 +18,7 @@ import {
 } from '@trellis/core';
 import { z } from 'zod';
 import { BaseContext, invoke, type Task, toContext } from './CallContext.js';
+import { instrument } from './instrument.js';
 
 const schema = z.strictObject({
   ms: durationMs({ positive: true }),
@@ -115,6 +118,11 @@ class TimeoutContext<T> extends BaseContext {
  * ```
  */
 export class TimeoutPolicy implements Policy {
+  /** Lets a typed client given `metrics` instrument this policy (see `instrument()`). */
+  [INSTRUMENT_POLICY](target: PolicyInstrumentation): void {
+    instrument(this, target);
+  }
+
   readonly ms: number;
   readonly #clock: Clock;
   readonly #propagate: boolean;

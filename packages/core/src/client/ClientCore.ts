@@ -6,6 +6,7 @@ import type { Resolver } from '../discovery.js';
 import { AbortedError, ResendRefusedError, ShutdownError, TimeoutError } from '../errors.js';
 import { silentLogger } from '../Logger.js';
 import type { Policy, PolicyContext } from '../Policy.js';
+import { INSTRUMENT_POLICY, isInstrumentable } from '../status/instrumentPolicy.js';
 import { clampDelay } from '../time/duration.js';
 import { AttemptRunner } from './AttemptRunner.js';
 import { ClientMetrics } from './ClientMetrics.js';
@@ -38,6 +39,7 @@ export class ClientCore {
   readonly #attempts: AttemptRunner;
   #closed = false;
   #closing: Promise<void> | undefined;
+  readonly #unregister: (() => void) | undefined;
 
   constructor(o: ParsedClientOptions) {
     this.#clock = o.clock ?? systemClock;
@@ -57,12 +59,26 @@ export class ClientCore {
     this.#timeoutMs = o.timeoutMs;
     this.#headers = { accept: 'application/json', ...lowerCaseKeys(o.headers) };
     const m = o.metrics;
+    const name =
+      o.name ?? o.service ?? (o.baseUrl === undefined ? 'client' : new URL(o.baseUrl).host);
+    const registry = m === undefined ? undefined : 'getSingleMetric' in m ? m : m.registry;
+    if (registry !== undefined && o.instrumentPolicy && isInstrumentable(o.policy)) {
+      o.policy[INSTRUMENT_POLICY]({ registry, name });
+    }
+    this.#unregister = o.status?.register(name, {
+      kind: 'client',
+      snapshot: () => ({
+        ...(o.service !== undefined && { service: o.service }),
+        ...(o.baseUrl !== undefined && { baseUrl: o.baseUrl }),
+        endpoints: Object.keys(o.endpoints),
+        closed: this.#closed,
+      }),
+    });
     this.#attempts = new AttemptRunner({
       target: this.#target,
       clock: this.#clock,
       tracer: (o.tracerProvider ?? trace).getTracer('@trellis/core'),
-      metrics:
-        m === undefined ? undefined : new ClientMetrics('getSingleMetric' in m ? m : m.registry),
+      metrics: registry === undefined ? undefined : new ClientMetrics(registry),
       maxResponseBytes: o.maxResponseBytes,
       reader: new ResponseReader(o.validateResponse),
       isClosed: () => this.#closed,
@@ -71,6 +87,7 @@ export class ClientCore {
 
   close(): Promise<void> {
     this.#closed = true;
+    this.#unregister?.();
     this.#closing ??= this.#target.close();
     return this.#closing;
   }

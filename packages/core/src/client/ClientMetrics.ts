@@ -55,12 +55,14 @@ export class ClientMetrics {
     const key = `${method} ${address} ${port} ${status} ${errorType ?? ''}`;
     let child = this.#children.get(key);
     if (child === undefined) {
+      // A label without a value is left out, never exported as "" (OpenTelemetry's semantic
+      // conventions set error_type only on failures and the status only when one came back).
       child = this.#histogram.labels({
         http_request_method: method,
         server_address: address,
         server_port: port,
-        http_response_status_code: status === 0 ? '' : status,
-        error_type: errorType ?? '',
+        ...(status !== 0 && { http_response_status_code: status }),
+        ...(errorType !== undefined && errorType !== '' && { error_type: errorType }),
       });
       this.#children.set(key, child);
     }

@@ -10,6 +10,7 @@ import { isStreamResponse } from '../contract/stream.js';
 import type { Balancer, Resolver } from '../discovery.js';
 import type { Logger } from '../Logger.js';
 import type { Policy } from '../Policy.js';
+import { statusField } from '../status/statusField.js';
 import { durationMs } from '../time/duration.js';
 import { ClientThrottle } from './clientThrottle.js';
 import type { EndpointMap } from './endpoint.js';
@@ -101,6 +102,16 @@ const commonShape = {
       'must be a prom-client Registry or { registry }',
     )
     .optional(),
+  /**
+   * With `metrics`: instrument the `policy` too (breaker state and calls, retries and give-ups,
+   * bulkhead, timeouts: `@trellis/resilience` policies), labelled with the client's `name`.
+   * Default true; false leaves the policy alone (e.g. you called `instrument()` yourself).
+   */
+  instrumentPolicy: z.boolean().default(true),
+  /** The client's name in metrics and the status registry. Default the service, or the baseUrl's host. */
+  name: z.string().min(1).max(200).optional(),
+  /** Registers the client (kind `client`: its target and endpoints) with this status registry. */
+  status: statusField.optional(),
   /** Where CLIENT spans go; default the global OpenTelemetry tracer provider (no-op without SDK). */
   tracerProvider: z
     .custom<TracerProvider>(

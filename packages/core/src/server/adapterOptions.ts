@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { AdminOptions } from '../admin/createAdminHandler.js';
 import type { Health } from '../health/createHealth.js';
 import type { Metrics } from '../metrics/createMetrics.js';
 import type { ServerTracing } from '../tracing/createServerTracing.js';
@@ -65,6 +66,12 @@ export interface AdapterOptions {
    * See the README's "Overload" section. Default off.
    */
   shed?: ShedOptions;
+  /**
+   * Serves the admin API and status page (`/admin/`) on the app's own listener. A `token` is
+   * required here: the app's listener is not an admin listener of its own (see
+   * `createAdminServer` for that).
+   */
+  admin?: AdminOptions;
 }
 
 /** The options both framework adapters take, validated the same way. */
@@ -78,5 +85,11 @@ export const adapterOptionsSchema = z
     basePath: basePathField.optional(),
     trustDeadline: z.boolean().optional(),
     shed: shedOptionsSchema.optional(),
+    admin: z
+      .custom<AdminOptions>(
+        (v) => typeof v === 'object' && v !== null && 'status' in v,
+        'must be admin options: { status, token }',
+      )
+      .optional(),
   })
   .strict();

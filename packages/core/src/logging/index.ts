@@ -1,0 +1,1 @@
+export { type RequestLogFields, requestContextMixin } from './requestContextMixin.js';
