@@ -24,6 +24,11 @@ export {
   type ConfigIssue,
   ConnectError,
   HttpError,
+  IdempotencyInProgressError,
+  IdempotencyKeyInvalidError,
+  IdempotencyKeyRequiredError,
+  IdempotencyMismatchError,
+  IdempotencyStoreError,
   InternalError,
   NoInstanceError,
   RequestValidationError,
@@ -34,6 +39,7 @@ export {
 } from './errors.js';
 export * from './faults/index.js';
 export * from './health/index.js';
+export * from './idempotency/index.js';
 export { type Logger, silentLogger } from './Logger.js';
 export * from './metrics/index.js';
 export { formatPath, parseOptions, toIssues } from './options.js';
