@@ -31,6 +31,15 @@ import { isTrellisError } from '../TrellisError.js';
 import { ClientMetrics } from './ClientMetrics.js';
 import { Exchange } from './Exchange.js';
 import type { EndpointDefinition, EndpointMap, EndpointMethod, HttpMethod } from './endpoint.js';
+import {
+  addIdempotencyKey,
+  hasIdempotencyKey,
+  type IdempotencyKeyMode,
+  idempotencyKeySchema,
+  isInProgressConflict,
+  markIdempotent,
+  wantsIdempotencyKey,
+} from './idempotencyKey.js';
 import { PathTemplate } from './PathTemplate.js';
 import { serializeQuery } from './query.js';
 import { parseRetryAfter } from './retryAfter.js';
@@ -72,6 +81,12 @@ export interface ClientOptionsBase<E extends EndpointMap> {
    * fails with `ResponseValidationError`. Default 16 MiB.
    */
   readonly maxResponseBytes?: number;
+  /**
+   * `'auto'`: every POST and PATCH call sends a fresh `Idempotency-Key`, the same on each retry,
+   * hedge and instance (an endpoint may set it too; a key in the call's headers wins). See
+   * client/idempotencyKey.ts for the rules.
+   */
+  readonly idempotencyKey?: IdempotencyKeyMode;
 }
 
 /** Calls go to a fixed base URL (which may carry a path prefix). */
@@ -123,6 +138,7 @@ const endpointSchema = z.strictObject({
   query: schema.optional(),
   body: schema.optional(),
   headers: schema.optional(),
+  idempotencyKey: idempotencyKeySchema.optional(),
   response: z.union(
     [schema, z.record(z.string().regex(/^[1-5]\d\d$/, 'must be an HTTP status code'), schema)],
     { error: 'must be a zod schema, or an object of zod schemas keyed by HTTP status' },
@@ -192,6 +208,7 @@ const optionsSchema = z
       .int()
       .positive()
       .default(16 * 1024 * 1024),
+    idempotencyKey: idempotencyKeySchema.optional(),
   })
   .superRefine((o, ctx) => {
     if ((o.baseUrl === undefined) === (o.service === undefined)) {
@@ -220,6 +237,8 @@ interface Compiled {
   readonly single: z.ZodType | undefined;
   /** Schemas by status when `response` is a map. */
   readonly byStatus: ReadonlyMap<number, z.ZodType> | undefined;
+  /** Send an `Idempotency-Key` with each call. */
+  readonly idempotencyKey: boolean;
 }
 
 /** A request built and validated once per call, reused by every attempt. */
@@ -270,13 +289,17 @@ export function createClient<const E extends EndpointMap>(options: ClientOptions
   const core = new ClientCore(o);
   const client: Record<string, unknown> = { close: () => core.close() };
   for (const name of Object.keys(o.endpoints)) {
-    const compiled = compile(name, o.endpoints[name] as EndpointDefinition);
+    const compiled = compile(name, o.endpoints[name] as EndpointDefinition, o.idempotencyKey);
     client[name] = (input?: CallInput) => core.call(compiled, input ?? NO_INPUT);
   }
   return client as Client<E>;
 }
 
-function compile(name: string, def: EndpointDefinition): Compiled {
+function compile(
+  name: string,
+  def: EndpointDefinition,
+  idempotencyKey: IdempotencyKeyMode | undefined,
+): Compiled {
   const template = new PathTemplate(def.path, name);
   let single: z.ZodType | undefined;
   let byStatus: Map<number, z.ZodType> | undefined;
@@ -297,6 +320,7 @@ function compile(name: string, def: EndpointDefinition): Compiled {
     headers: def.headers,
     single,
     byStatus,
+    idempotencyKey: wantsIdempotencyKey(def.method, def.idempotencyKey, idempotencyKey),
   };
 }
 
@@ -405,20 +429,20 @@ class ClientCore {
     );
     const tried = this.#target instanceof ServiceTarget ? new Set<string>() : undefined;
     try {
-      return await policy.execute(
-        (ctx: PolicyContext) =>
-          this.#attempt(
-            ep,
-            prepared,
-            ctx.signal,
-            callerSignal,
-            ctx.attempt,
-            this.#attemptDeadline(deadlineAt),
-            budget,
-            tried,
-          ),
-        { signal: controller.signal },
-      );
+      const attempt = (ctx: PolicyContext) =>
+        this.#attempt(
+          ep,
+          prepared,
+          ctx.signal,
+          callerSignal,
+          ctx.attempt,
+          this.#attemptDeadline(deadlineAt),
+          budget,
+          tried,
+        );
+      // A call with an Idempotency-Key may run in parallel: a hedge policy may hedge it.
+      if (hasIdempotencyKey(prepared.headers)) markIdempotent(attempt);
+      return await policy.execute(attempt, { signal: controller.signal });
     } catch (err) {
       if (timedOut && !(err instanceof TimeoutError)) {
         throw timeoutError(this.#target.name, budget, err);
@@ -490,6 +514,7 @@ class ClientCore {
       text = JSON.stringify(body);
       out['content-type'] ??= 'application/json';
     }
+    if (ep.idempotencyKey) addIdempotencyKey(out);
     if (out['x-request-id'] === undefined) {
       const requestId = ctx?.requestId;
       if (requestId !== undefined) out['x-request-id'] = requestId;
@@ -771,12 +796,17 @@ function endSpan(span: Span, status: number, errorType: string | undefined): voi
 
 function httpError(ep: Compiled, exchange: Exchange) {
   const status = exchange.statusCode;
+  const body = readBody(exchange, ep.method);
   return new HttpError(`${ep.name}: upstream answered ${status}`, {
     status,
     headers: exchange.headers,
-    body: readBody(exchange, ep.method),
+    body,
     retryAfterMs: parseRetryAfter(exchange.headers['retry-after']),
-    retryable: status === 502 || status === 503 || status === 504,
+    retryable:
+      status === 502 ||
+      status === 503 ||
+      status === 504 ||
+      isInProgressConflict(status, exchange.headers, body),
   });
 }
 

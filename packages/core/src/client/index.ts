@@ -22,4 +22,5 @@ export {
   type StatusResponse,
   type StatusSchemas,
 } from './endpoint.js';
+export type { IdempotencyKeyMode } from './idempotencyKey.js';
 export { parseRetryAfter } from './retryAfter.js';
