@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { createHealth, createMetrics, runWithContext } from '@trellis/core';
+import { createClient, createHealth, createMetrics, runWithContext } from '@trellis/core';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -231,6 +231,34 @@ describe.each(kits.map((k) => [k.name, k] as const))('outbox on %s', (_name, kit
     for (const n of receiver.applied.values()) expect(n).toBe(1);
     for (const n of receiver.attempts.values()) expect(n).toBe(2);
     expect(relay.stats()).toMatchObject({ delivered: 10, failed: 10, deadLettered: 0 });
+  });
+
+  it('delivers to a typed client endpoint, with the message id as Idempotency-Key', async () => {
+    const t = table();
+    const receiver = await startReceiver();
+    const inventory = createClient({
+      baseUrl: new URL(receiver.url).origin,
+      endpoints: {
+        event: {
+          method: 'POST',
+          path: '/events',
+          body: topics.tick,
+          response: z.object({ ok: z.boolean() }),
+        },
+      },
+    });
+    const outbox = createOutbox({ db: d.db, table: t, topics });
+    await outbox.migrate();
+    const { id } = await d.tx((tx) =>
+      outbox.enqueue(tx, { topic: 'tick', key: 'k', payload: { n: 7 } }),
+    );
+    const relay = outbox.relay({ pollIntervalMs: 5, deliver: { endpoint: inventory.event } });
+    await until(() => receiver.applied.size === 1);
+    await relay.stop();
+    await inventory.close();
+    await receiver.close();
+    expect([...receiver.applied.keys()]).toEqual([id]);
+    expect(receiver.order).toEqual([{ key: 'k', seq: 7 }]);
   });
 
   it('stop() lets the in-flight batch finish and record its deliveries', async () => {
