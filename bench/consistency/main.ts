@@ -269,8 +269,8 @@ async function outboxBench() {
 
 async function main() {
   console.log(`node ${process.version}; indicative figures (shared CPU)`);
-  await idempotencyOverhead();
-  await outboxBench();
+  if (process.env.BENCH_ONLY !== 'outbox') await idempotencyOverhead();
+  if (process.env.BENCH_ONLY !== 'idempotency') await outboxBench();
 }
 
 if (process.argv[2] === 'child') {

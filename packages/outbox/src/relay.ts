@@ -253,7 +253,35 @@ export function createRelay(deps: RelayDeps): Relay {
     }
   };
 
+  /** Delivers a claimed batch, then records the outcome (retrying the bookkeeping a few times). */
+  const runBatch = async (batch: OutboxMessage[]) => {
+    counts.batches++;
+    const { done, failures } = await deliverBatch(batch);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await settle(done, failures, batch);
+        return;
+      } catch (err) {
+        // The database went away after delivery: the messages stay claimed until the lease
+        // runs out, then are delivered again (the receiver's idempotency absorbs that).
+        if (attempt >= 3 || stopper.signal.aborted) {
+          logger.error(
+            { relay: id, err: describeThrown(err) },
+            'outbox: recording deliveries failed; the messages will be delivered again after the lease',
+          );
+          return;
+        }
+        await pause(o.pollIntervalMs);
+      }
+    }
+  };
+
+  /**
+   * Claims the next batch while the previous one is being delivered (two batches at most): a
+   * key in flight is still pending, so the next claim skips it and order per key holds.
+   */
   const loop = async () => {
+    let inflight: Promise<void> | undefined;
     while (!stopper.signal.aborted) {
       let batch: OutboxMessage[] = [];
       try {
@@ -270,33 +298,23 @@ export function createRelay(deps: RelayDeps): Relay {
         continue;
       }
       if (batch.length === 0) {
+        if (inflight !== undefined) {
+          await inflight;
+          inflight = undefined;
+          continue;
+        }
         const w = idleWaiters;
         idleWaiters = [];
         for (const resolve of w) resolve();
         await pause(o.pollIntervalMs);
         continue;
       }
-      counts.batches++;
       // From here the batch finishes even when stop() is called: deliveries, then bookkeeping.
-      const { done, failures } = await deliverBatch(batch);
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await settle(done, failures, batch);
-          break;
-        } catch (err) {
-          // The database went away after delivery: the messages stay claimed until the lease
-          // runs out, then are delivered again (the receiver's idempotency absorbs that).
-          if (attempt >= 3 || stopper.signal.aborted) {
-            logger.error(
-              { relay: id, err: describeThrown(err) },
-              'outbox: recording deliveries failed; the messages will be delivered again after the lease',
-            );
-            break;
-          }
-          await pause(o.pollIntervalMs);
-        }
-      }
+      const current = runBatch(batch);
+      if (inflight !== undefined) await inflight;
+      inflight = current;
     }
+    if (inflight !== undefined) await inflight;
   };
 
   const pause = async (ms: number) => {
