@@ -260,3 +260,33 @@ describe.each(kits.flatMap((k) => flavours.map((f) => [`${k.name} store, ${f}`, 
     );
   },
 );
+
+describe('idempotency() mounted before the body parser (Express)', () => {
+  it('refuses a request with an unparsed body (500, logged) instead of fingerprinting it as empty', async () => {
+    const { default: express } = await import('express');
+    const { idempotency } = await import('../src/express.js');
+    const logged: string[] = [];
+    const log = (_o: unknown, msg?: string) => void logged.push(String(msg));
+    const app = express();
+    app.use(idempotency({ logger: { debug: log, info: log, warn: log, error: log } }));
+    let runs = 0;
+    app.post('/orders', (_req, res) => {
+      runs++;
+      res.status(201).end();
+    });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const { port } = server.address() as { port: number };
+    const res = await fetch(`http://127.0.0.1:${port}/orders`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': 'k' },
+      body: '{"item":"x"}',
+    });
+    expect(res.status).toBe(500);
+    expect(((await res.json()) as { code: string }).code).toBe('TRELLIS_INTERNAL');
+    expect(logged.join('\n')).toContain('mount a body parser');
+    expect(runs).toBe(0);
+    server.closeAllConnections();
+    server.close();
+  });
+});
