@@ -1,5 +1,5 @@
 /**
- * Starts real engines (etcd, Redis, dnsmasq) on free loopback ports for tests, runs promtool,
+ * Starts real engines (etcd, Redis, dnsmasq, Postgres) on free loopback ports for tests, runs promtool,
  * and makes throwaway TLS certificates with openssl. Shared by every package's tests.
  *
  * A test that needs an engine does:
@@ -11,12 +11,20 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export type EngineName = 'etcd' | 'redis' | 'dnsmasq' | 'promtool' | 'openssl';
+export type EngineName = 'etcd' | 'redis' | 'dnsmasq' | 'promtool' | 'openssl' | 'postgres';
 
 const binaries: Record<EngineName, { bin: string; apt: string }> = {
   etcd: { bin: 'etcd', apt: 'etcd-server' },
@@ -24,6 +32,7 @@ const binaries: Record<EngineName, { bin: string; apt: string }> = {
   dnsmasq: { bin: 'dnsmasq', apt: 'dnsmasq-base' },
   promtool: { bin: 'promtool', apt: 'prometheus' },
   openssl: { bin: 'openssl', apt: 'openssl' },
+  postgres: { bin: 'postgres', apt: 'postgresql' },
 };
 
 const searchPath = () => [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin'];
@@ -43,7 +52,7 @@ const warned = new Set<string>();
 /** True when the engine's binary is installed. Missing under CI: throws. */
 export function hasEngine(name: EngineName): boolean {
   const { bin, apt } = binaries[name];
-  if (findBinary(bin)) return true;
+  if (name === 'postgres' ? postgresBinDir() !== undefined : findBinary(bin)) return true;
   const reason = `${name}: binary "${bin}" not found (apt-get install ${apt})`;
   if (process.env.CI) throw new Error(`Required test engine missing under CI: ${reason}`);
   if (!warned.has(name)) {
@@ -386,4 +395,144 @@ export function selfSignedCert(): { key: string; cert: string } {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The newest Postgres server's binaries: Debian keeps them off PATH, in
+ * /usr/lib/postgresql/<major>/bin.
+ */
+export function postgresBinDir(): string | undefined {
+  const base = '/usr/lib/postgresql';
+  if (!existsSync(base)) return undefined;
+  const majors = readdirSync(base)
+    .filter((d) => /^\d+$/.test(d) && existsSync(join(base, d, 'bin', 'initdb')))
+    .sort((a, b) => Number(b) - Number(a));
+  return majors[0] === undefined ? undefined : join(base, majors[0], 'bin');
+}
+
+export interface PostgresHandle {
+  /** e.g. postgres://postgres@127.0.0.1:54329/postgres (trust auth, loopback only) */
+  readonly url: string;
+  readonly port: number;
+  /** Fast shutdown (SIGINT): connections are closed; data stays. */
+  stop(): Promise<void>;
+  /** SIGKILL to the postmaster (a crash); `start()` recovers the data. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port after stop/kill. */
+  start(): Promise<void>;
+  /** Stops it and removes its data directory. */
+  destroy(): Promise<void>;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Starts a throwaway Postgres server: `initdb` into a temp directory, then `postgres` on a free
+ * loopback port (fsync off: test data only). Postgres refuses to run as root, so as root both
+ * run as the `postgres` user through `runuser` (Debian's package creates that user).
+ */
+export async function startPostgres(): Promise<PostgresHandle> {
+  const bin = postgresBinDir();
+  if (bin === undefined) throw new Error('startPostgres: no /usr/lib/postgresql/<major>/bin');
+  const asRoot = process.getuid?.() === 0;
+  const dir = mkdtempSync(join(tmpdir(), 'trellis-pg-'));
+  const data = join(dir, 'data');
+  const sudo = (cmd: string, args: string[]): [string, string[]] =>
+    asRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
+  if (asRoot) {
+    const id = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
+    const gid = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
+    if (id.status !== 0) throw new Error('startPostgres: running as root and no "postgres" user');
+    chownSync(dir, Number(id.stdout.trim()), Number(gid.stdout.trim()));
+  }
+  const [initCmd, initArgs] = sudo(join(bin, 'initdb'), [
+    '-D',
+    data,
+    '-U',
+    'postgres',
+    '--auth=trust',
+    '-E',
+    'UTF8',
+    '--locale=C',
+    '--no-sync',
+  ]);
+  const init = spawnSync(initCmd, initArgs, { encoding: 'utf8' });
+  if (init.status !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`startPostgres: initdb failed: ${init.stderr}${init.stdout}`);
+  }
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+  const postmasterPid = (): number | undefined => {
+    try {
+      const pid = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const start = async () => {
+    const [cmd, args] = sudo(join(bin, 'postgres'), [
+      '-D',
+      data,
+      '-p',
+      String(port),
+      '-k',
+      dir,
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'fsync=off',
+      '-c',
+      'synchronous_commit=off',
+      '-c',
+      'full_page_writes=off',
+      '-c',
+      'max_connections=200',
+    ]);
+    child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const output = captureOutput(child);
+    try {
+      await waitForPort(port, child, 'postgres');
+      // The port opens before the server accepts queries: wait for pg_isready.
+      const until = Date.now() + 15_000;
+      for (;;) {
+        const r = spawnSync(join(bin, 'pg_isready'), ['-h', '127.0.0.1', '-p', String(port)]);
+        if (r.status === 0) break;
+        if (Date.now() > until) throw new Error('postgres did not become ready');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${output()}`);
+    }
+  };
+  const signal = async (sig: NodeJS.Signals) => {
+    const pid = postmasterPid();
+    if (pid !== undefined && isAlive(pid)) {
+      process.kill(pid, sig);
+      const until = Date.now() + 15_000;
+      while (isAlive(pid) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    }
+    if (child) await stopChild(child);
+    child = undefined;
+  };
+  await start();
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    port,
+    start,
+    stop: () => signal('SIGINT'),
+    kill: () => signal('SIGKILL'),
+    async destroy() {
+      await signal('SIGINT');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -242,3 +242,57 @@ export const AdminClosingError = defineError({
   fault: 'caller',
 });
 export type AdminClosingError = InstanceType<typeof AdminClosingError>;
+export const IdempotencyKeyRequiredError = defineError({
+  code: 'TRELLIS_IDEMPOTENCY_KEY_REQUIRED',
+  name: 'IdempotencyKeyRequiredError',
+  description:
+    "The route requires an `Idempotency-Key` header and the request carried none. Answered 400; send a unique key per logical operation (the typed client does with `idempotencyKey: 'auto'`).",
+  status: 400,
+  fault: 'caller',
+});
+export type IdempotencyKeyRequiredError = InstanceType<typeof IdempotencyKeyRequiredError>;
+
+export const IdempotencyKeyInvalidError = defineError<{
+  /** What is wrong with the key: empty, too long, a control character, ... */
+  readonly reason: string;
+}>({
+  code: 'TRELLIS_IDEMPOTENCY_KEY_INVALID',
+  name: 'IdempotencyKeyInvalidError',
+  description:
+    'The `Idempotency-Key` header is neither a bare token nor an RFC 8941 quoted string, is empty, too long, holds a control or non-ASCII character, or was sent more than once. Answered 400; the detail names the fault.',
+  status: 400,
+  fault: 'caller',
+});
+export type IdempotencyKeyInvalidError = InstanceType<typeof IdempotencyKeyInvalidError>;
+
+export const IdempotencyInProgressError = defineError<{ readonly retryAfterMs: number }>({
+  code: 'TRELLIS_IDEMPOTENCY_IN_PROGRESS',
+  name: 'IdempotencyInProgressError',
+  description:
+    'A request with the same `Idempotency-Key` (and the same content) is still running. Answered 409 with `Retry-After`; the typed client retries it after that delay, when a retry policy is set.',
+  status: 409,
+  retryable: true,
+  fault: 'caller',
+});
+export type IdempotencyInProgressError = InstanceType<typeof IdempotencyInProgressError>;
+
+export const IdempotencyMismatchError = defineError({
+  code: 'TRELLIS_IDEMPOTENCY_MISMATCH',
+  name: 'IdempotencyMismatchError',
+  description:
+    'The `Idempotency-Key` was already used for a different request (another method, path or body) in the same scope. Answered 422; use a new key for a new operation.',
+  status: 422,
+  fault: 'caller',
+});
+export type IdempotencyMismatchError = InstanceType<typeof IdempotencyMismatchError>;
+
+export const IdempotencyStoreError = defineError({
+  code: 'TRELLIS_IDEMPOTENCY_UNAVAILABLE',
+  name: 'IdempotencyStoreError',
+  description:
+    "The idempotency store (Redis, Postgres) failed or did not answer in time, or the memory store is full of running requests. With `onStoreError: 'closed'` (the default) the request is refused with 503 and `Retry-After`; with `'open'` it runs unprotected and a warning is logged.",
+  status: 503,
+  retryable: true,
+  fault: 'local',
+});
+export type IdempotencyStoreError = InstanceType<typeof IdempotencyStoreError>;

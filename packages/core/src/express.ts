@@ -270,3 +270,9 @@ export function trellis(options: TrellisExpressOptions = {}): TrellisExpressMidd
   };
   return trellisMiddleware;
 }
+
+export {
+  expressIdempotency as idempotency,
+  type IdempotencyExpressMiddleware,
+  type IdempotencyExpressRequest,
+} from './idempotency/expressIdempotency.js';

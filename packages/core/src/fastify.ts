@@ -153,3 +153,8 @@ const plugin: FastifyPluginCallback<TrellisFastifyOptions> = (fastify, options, 
  */
 export const trellis = fp(plugin, { fastify: '5.x', name: '@trellis/core' });
 export default trellis;
+
+export {
+  fastifyIdempotency as idempotency,
+  type IdempotencyFastifyPlugin,
+} from './idempotency/fastifyIdempotency.js';

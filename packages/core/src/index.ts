@@ -42,6 +42,11 @@ export {
   type ConfigIssue,
   ConnectError,
   HttpError,
+  IdempotencyInProgressError,
+  IdempotencyKeyInvalidError,
+  IdempotencyKeyRequiredError,
+  IdempotencyMismatchError,
+  IdempotencyStoreError,
   InternalError,
   MethodNotAllowedError,
   NoInstanceError,
@@ -58,6 +63,7 @@ export {
 } from './errors.js';
 export * from './faults/index.js';
 export * from './health/index.js';
+export * from './idempotency/index.js';
 export { type Logger, silentLogger } from './Logger.js';
 export * from './logging/index.js';
 export * from './metrics/index.js';

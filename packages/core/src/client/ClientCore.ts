@@ -14,6 +14,7 @@ import { type CallLimit, timeoutError } from './clientErrors.js';
 import type { ParsedClientOptions } from './clientOptions.js';
 import { withThrottle } from './clientThrottle.js';
 import type { CompiledEndpoint } from './compileEndpoint.js';
+import { markIdempotent } from './idempotencyKey.js';
 import {
   type CallInput,
   lowerCaseKeys,
@@ -189,6 +190,8 @@ export class ClientCore {
         throw err;
       }
     };
+    // A call with an Idempotency-Key may run in parallel: a hedge policy may hedge it.
+    if (prepared.headers[IDEMPOTENCY_KEY_HEADER] !== undefined) markIdempotent(attempt);
     try {
       return await policy.execute(attempt, { signal: controller.signal });
     } catch (err) {

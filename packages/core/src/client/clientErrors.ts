@@ -7,12 +7,14 @@ import {
   ResponseValidationError,
   TimeoutError,
 } from '../errors.js';
+
 import { SHED_CODE, SHED_HEADER } from '../faults/classifyFault.js';
 import { describeThrown } from '../faults/describeThrown.js';
 import { parseProblem } from '../problem/Problem.js';
 import { isTrellisError } from '../TrellisError.js';
 import type { ClientExchange } from './ClientExchange.js';
 import type { CompiledEndpoint } from './compileEndpoint.js';
+import { isInProgressConflict } from './idempotencyKey.js';
 import { readBody } from './responseBody.js';
 import { parseRetryAfter } from './retryAfter.js';
 
@@ -158,7 +160,7 @@ export function httpError(ep: CompiledEndpoint, exchange: ClientExchange, resend
     headers,
     body,
     retryAfterMs: parseRetryAfter(headers['retry-after']),
-    retryable: transient && (resendable || shed),
+    retryable: (transient && (resendable || shed)) || isInProgressConflict(status, headers, body),
     ...(problem !== undefined && { problem }),
   });
 }

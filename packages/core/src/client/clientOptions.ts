@@ -14,6 +14,7 @@ import { statusField } from '../status/statusField.js';
 import { durationMs } from '../time/duration.js';
 import { ClientThrottle } from './clientThrottle.js';
 import type { EndpointMap } from './endpoint.js';
+import { idempotencyKeySchema } from './idempotencyKey.js';
 import { badValue, TOKEN } from './prepareRequest.js';
 
 /** Budget of a whole call when neither the client nor the call says otherwise. */
@@ -31,6 +32,7 @@ const endpointSchema = z.strictObject({
   query: schema.optional(),
   body: schema.optional(),
   headers: schema.optional(),
+  idempotencyKey: idempotencyKeySchema.optional(),
   summary: z.string().optional(),
   description: z.string().optional(),
   response: z.union(
@@ -108,6 +110,12 @@ const commonShape = {
    * Default true; false leaves the policy alone (e.g. you called `instrument()` yourself).
    */
   instrumentPolicy: z.boolean().default(true),
+  /**
+   * `'auto'`: every POST and PATCH call sends a fresh `Idempotency-Key`, the same on each retry,
+   * hedge and instance (an endpoint may set it too; a key in the call's headers wins). See
+   * client/idempotencyKey.ts for the rules.
+   */
+  idempotencyKey: idempotencyKeySchema.optional(),
   /** The client's name in metrics and the status registry. Default the service, or the baseUrl's host. */
   name: z.string().min(1).max(200).optional(),
   /** Registers the client (kind `client`: its target and endpoints) with this status registry. */

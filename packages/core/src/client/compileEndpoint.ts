@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { isSchema } from './clientOptions.js';
 import type { EndpointDefinition, HttpMethod } from './endpoint.js';
+import { type IdempotencyKeyMode, wantsIdempotencyKey } from './idempotencyKey.js';
 import { PathTemplate } from './PathTemplate.js';
 
 /** An endpoint prepared once, when the client is created: path compiled, schemas split out. */
@@ -17,10 +18,16 @@ export interface CompiledEndpoint {
   readonly single: z.ZodType | undefined;
   /** Schemas by status when `response` is a map. */
   readonly byStatus: ReadonlyMap<number, z.ZodType> | undefined;
+  /** Send an `Idempotency-Key` with each call. */
+  readonly idempotencyKey: boolean;
 }
 
 /** Compiles one (already validated) endpoint definition. */
-export function compileEndpoint(name: string, def: EndpointDefinition): CompiledEndpoint {
+export function compileEndpoint(
+  name: string,
+  def: EndpointDefinition,
+  idempotencyKey?: IdempotencyKeyMode,
+): CompiledEndpoint {
   const template = new PathTemplate(def.path, name);
   let single: z.ZodType | undefined;
   let byStatus: Map<number, z.ZodType> | undefined;
@@ -41,5 +48,6 @@ export function compileEndpoint(name: string, def: EndpointDefinition): Compiled
     headers: def.headers,
     single,
     byStatus,
+    idempotencyKey: wantsIdempotencyKey(def.method, def.idempotencyKey, idempotencyKey),
   };
 }

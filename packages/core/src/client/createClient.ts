@@ -68,7 +68,7 @@ export function createClient<const E extends EndpointMap>(options: ClientOptions
       client[name] = streams.method(name, def);
       continue;
     }
-    const compiled = compileEndpoint(name, def);
+    const compiled = compileEndpoint(name, def, o.idempotencyKey);
     client[name] = (input?: CallInput) => core.call(compiled, input ?? NO_INPUT);
   }
   return client as Client<E>;

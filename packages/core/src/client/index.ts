@@ -28,4 +28,5 @@ export {
   type StatusResponse,
   type StatusSchemas,
 } from './endpoint.js';
+export type { IdempotencyKeyMode } from './idempotencyKey.js';
 export { parseRetryAfter } from './retryAfter.js';

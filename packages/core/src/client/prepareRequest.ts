@@ -4,6 +4,7 @@ import { type ConfigIssue, RequestValidationError } from '../errors.js';
 import { describeThrown } from '../faults/describeThrown.js';
 import { toIssues } from '../options.js';
 import type { CompiledEndpoint } from './compileEndpoint.js';
+import { addIdempotencyKey } from './idempotencyKey.js';
 import { serializeQuery } from './query.js';
 
 /** What an endpoint method is called with (typed per endpoint by `EndpointInput`). */
@@ -82,6 +83,7 @@ export function prepareRequest(
     text = JSON.stringify(body);
     out['content-type'] ??= 'application/json';
   }
+  if (ep.idempotencyKey) addIdempotencyKey(out);
   if (out['x-request-id'] === undefined) {
     const requestId = ctx?.requestId;
     if (requestId !== undefined) out['x-request-id'] = requestId;

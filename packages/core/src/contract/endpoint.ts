@@ -20,6 +20,11 @@ export interface EndpointDefinition {
   readonly body?: z.ZodType;
   readonly headers?: z.ZodType;
   /**
+   * `'auto'`: each call sends a fresh `Idempotency-Key`, the same on every retry, hedge and
+   * instance; a key given in the call's headers wins (see `idempotencyKey` of `createClient`).
+   */
+  readonly idempotencyKey?: 'auto';
+  /**
    * One schema for the 2xx body (the call resolves with the parsed body), or a map of schemas
    * by status (the call resolves with `{ status, body, headers }`, a union discriminated by
    * `status`).

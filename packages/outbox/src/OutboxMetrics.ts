@@ -1,0 +1,81 @@
+import { Counter, Gauge, type Registry, type RegistryContentType } from 'prom-client';
+import type { OutboxStats } from './createOutbox.js';
+
+/**
+ * The outbox's Prometheus metrics. The gauges read the table when scraped (one query per
+ * scrape); the counters count what this process's relays did.
+ */
+export class OutboxMetrics {
+  readonly delivered: Counter<'topic'>;
+  readonly failed: Counter<'topic'>;
+  readonly deadLettered: Counter<'topic'>;
+
+  constructor(
+    registry: Registry<RegistryContentType>,
+    table: string,
+    stats: () => Promise<OutboxStats>,
+  ) {
+    const existing = registry.getSingleMetric('trellis_outbox_delivered_total');
+    if (existing !== undefined) {
+      // A second outbox on the same registry shares the counters.
+      this.delivered = existing as Counter<'topic'>;
+      this.failed = registry.getSingleMetric('trellis_outbox_failed_total') as Counter<'topic'>;
+      this.deadLettered = registry.getSingleMetric(
+        'trellis_outbox_dead_lettered_total',
+      ) as Counter<'topic'>;
+      return;
+    }
+    let last: OutboxStats | undefined;
+    let reading: Promise<OutboxStats | undefined> | undefined;
+    // Both gauges share one query per scrape.
+    const read = () => {
+      reading ??= stats()
+        .then(
+          (s) => (last = s),
+          () => last,
+        )
+        .finally(() => {
+          setImmediate(() => {
+            reading = undefined;
+          });
+        });
+      return reading;
+    };
+    new Gauge({
+      name: 'trellis_outbox_pending',
+      help: `Messages in the outbox (${table}) not yet delivered nor dead-lettered.`,
+      registers: [registry],
+      async collect() {
+        const s = await read();
+        if (s !== undefined) this.set(s.pending);
+      },
+    });
+    new Gauge({
+      name: 'trellis_outbox_oldest_pending_age_seconds',
+      help: 'Age of the oldest pending outbox message (0 when none).',
+      registers: [registry],
+      async collect() {
+        const s = await read();
+        if (s !== undefined) this.set(s.oldestPendingMs / 1000);
+      },
+    });
+    this.delivered = new Counter({
+      name: 'trellis_outbox_delivered_total',
+      help: 'Outbox messages delivered by this process.',
+      labelNames: ['topic'],
+      registers: [registry],
+    });
+    this.failed = new Counter({
+      name: 'trellis_outbox_failed_total',
+      help: 'Outbox delivery attempts that failed (each is retried later or dead-lettered).',
+      labelNames: ['topic'],
+      registers: [registry],
+    });
+    this.deadLettered = new Counter({
+      name: 'trellis_outbox_dead_lettered_total',
+      help: 'Outbox messages dead-lettered after maxAttempts.',
+      labelNames: ['topic'],
+      registers: [registry],
+    });
+  }
+}
