@@ -37,16 +37,16 @@ import {
 } from '@trellis/core';
 import { Counter } from 'prom-client';
 import { z } from 'zod';
-import { canonicalPath } from './canonicalPath.js';
-import { Exchange } from './Exchange.js';
+import { canonicalPath } from './proxy/canonicalPath.js';
+import { Exchange } from './chain/RequestContext.js';
 import { BadFramingError, BadPathError, RouteNotFoundError } from './errors.js';
-import { CLIENT_CLOSED, Forward } from './Forward.js';
-import type { GatewayMiddleware } from './GatewayMiddleware.js';
-import { Generation, type RouteRuntime } from './Generation.js';
-import { type GatewayConfig, parseGatewayConfig } from './gatewayConfig.js';
-import { PoolSet } from './PoolSet.js';
-import { proxyUpgrade } from './proxyUpgrade.js';
-import { normalizeIp } from './TrustedProxies.js';
+import { CLIENT_CLOSED, Forward } from './proxy/ProxyTerminal.js';
+import type { GatewayMiddleware } from './chain/GatewayMiddleware.js';
+import { Generation, type RouteRuntime } from './proxy/Generation.js';
+import { type GatewayConfig, parseGatewayConfig } from './config/gatewayConfig.js';
+import { PoolSet } from './proxy/PoolSet.js';
+import { proxyUpgrade } from './proxy/UpgradeTerminal.js';
+import { normalizeIp } from './proxy/TrustedProxies.js';
 
 /** Options that are objects, not config: injected dependencies. */
 export interface GatewayOptions {

@@ -1,8 +1,8 @@
-export { type BadTargetReason, type CanonicalTarget, canonicalPath } from './canonicalPath.js';
+export { type BadTargetReason, type CanonicalTarget, canonicalPath } from './proxy/canonicalPath.js';
 export { createGateway, type Gateway, type GatewayOptions } from './createGateway.js';
-export type { AccessLogLine } from './edge/accessLog.js';
-export { hashApiKey } from './edge/apiKeys.js';
-export { loadConfigFile } from './edge/loadConfigFile.js';
+export type { AccessLogLine } from './observe/accessLog.js';
+export { hashApiKey } from './stages/auth/apiKeys.js';
+export { loadConfigFile } from './config/loadConfigFile.js';
 export * from './errors.js';
 export type {
   GatewayDeps,
@@ -10,7 +10,7 @@ export type {
   GatewayIdentity,
   GatewayMiddleware,
   GatewayRequestContext,
-} from './GatewayMiddleware.js';
+} from './chain/GatewayMiddleware.js';
 export {
   type GatewayConfig,
   type GatewayConfigInput,
@@ -18,4 +18,4 @@ export {
   parseGatewayConfig,
   type RouteConfig,
   type RouteConfigInput,
-} from './gatewayConfig.js';
+} from './config/gatewayConfig.js';

@@ -5,7 +5,7 @@
  */
 import * as crypto from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ApiKeyStore, hashApiKey } from '../src/edge/apiKeys.js';
+import { ApiKeyStore, hashApiKey } from '../src/stages/auth/apiKeys.js';
 import { type EchoBody, type Harness, startHarness } from './edgeHarness.js';
 
 vi.mock('node:crypto', async (importOriginal) => {
@@ -117,7 +117,7 @@ describe('API key auth on a route', () => {
   });
 
   it('the plaintext digest in config is validated', async () => {
-    const { edgeGlobalSchema } = await import('../src/edge/index.js');
+    const { edgeGlobalSchema } = await import('../src/stages/createStages.js');
     const r = edgeGlobalSchema.safeParse({
       auth: { apiKeys: { keys: { a: { sha256: 'plaintext' } } } },
     });

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type EdgeTestServer, startEchoUpstream } from '../src/edge/edgeTestServer.js';
+import { type EdgeTestServer, startEchoUpstream } from './edgeTestServer.js';
 import type { EchoBody } from './edgeHarness.js';
 import { signal } from './helpers.js';
 

@@ -7,7 +7,7 @@ import type { Logger } from '@trellis/core';
 import { createHealth } from '@trellis/core';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type EdgeTestServer, startEchoUpstream } from '../src/edge/edgeTestServer.js';
+import { type EdgeTestServer, startEchoUpstream } from './edgeTestServer.js';
 import { createGateway, type Gateway, hashApiKey } from '../src/index.js';
 import type { EchoBody } from './edgeHarness.js';
 

@@ -5,14 +5,14 @@ import {
   type EdgeTestServer,
   startEchoUpstream,
   startEdgeTestServer,
-} from '../src/edge/edgeTestServer.js';
+} from './edgeTestServer.js';
 import {
   createEdge,
   type Edge,
   type EdgeDeps,
   edgeGlobalSchema,
   edgeRouteSchema,
-} from '../src/edge/index.js';
+} from '../src/stages/createStages.js';
 
 export interface Harness {
   readonly url: string;

@@ -332,10 +332,10 @@ describe('JWT with a JWKS URL', () => {
     failing = false;
     const k1 = await generateKeyPair('RS256', { extractable: true });
     keys = [await jwkOf(k1, 'k1', 'RS256')];
-    const { JwtProvider } = await import('../src/edge/jwtProvider.js');
+    const { JwtProvider } = await import('../src/stages/auth/jwtProvider.js');
     const { createTestClock } = await import('@trellis/core/testing');
     const { silentLogger } = await import('@trellis/core');
-    const { jwtProviderSchema } = await import('../src/edge/jwtProvider.js');
+    const { jwtProviderSchema } = await import('../src/stages/auth/jwtProvider.js');
     const clock = createTestClock();
     const provider = new JwtProvider(jwtProviderSchema.parse({ jwksUrl, algorithms: ['RS256'] }), {
       clock,

@@ -5,7 +5,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { hasEngine, type RedisHandle, startRedis } from '../../../testing/engines.js';
-import { hashApiKey } from '../src/edge/apiKeys.js';
+import { hashApiKey } from '../src/stages/auth/apiKeys.js';
 import { type Harness, startHarness } from './edgeHarness.js';
 
 let h: Harness | undefined;
@@ -81,9 +81,9 @@ describe('rate limit, memory store', () => {
   it('per client IP by default: clients do not share a bucket', async () => {
     let ip = '203.0.113.1';
     const { startEchoUpstream, startEdgeTestServer } = await import(
-      '../src/edge/edgeTestServer.js'
+      './edgeTestServer.js'
     );
-    const { createEdge, edgeGlobalSchema, edgeRouteSchema } = await import('../src/edge/index.js');
+    const { createEdge, edgeGlobalSchema, edgeRouteSchema } = await import('../src/stages/createStages.js');
     const { silentLogger, systemClock } = await import('@trellis/core');
     const edge = createEdge(edgeGlobalSchema.parse({}), {
       clock: systemClock,
@@ -174,7 +174,7 @@ describe.skipIf(!hasEngine('redis'))('rate limit, Redis store', () => {
 
   it('opens no Redis connection until a request needs it (a failed or checked build leaks nothing)', async () => {
     const { Redis } = await import('ioredis');
-    const { createEdge, edgeGlobalSchema, edgeRouteSchema } = await import('../src/edge/index.js');
+    const { createEdge, edgeGlobalSchema, edgeRouteSchema } = await import('../src/stages/createStages.js');
     const { silentLogger, systemClock } = await import('@trellis/core');
     const probe = new Redis(redis.url);
     try {

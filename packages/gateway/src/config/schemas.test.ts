@@ -2,7 +2,7 @@
 import { ConfigError, parseOptions, silentLogger, systemClock } from '@trellis/core';
 import { exportSPKI, generateKeyPair } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { createEdge, edgeGlobalSchema, edgeRouteSchema } from './index.js';
+import { createEdge, edgeGlobalSchema, edgeRouteSchema } from '../stages/createStages.js';
 
 function issuesOf(schema: typeof edgeGlobalSchema | typeof edgeRouteSchema, input: unknown) {
   try {

@@ -23,10 +23,10 @@ import {
   TrellisError,
 } from '@trellis/core';
 import { type BreakerPermit, BulkheadRejectedError, CircuitOpenError } from '@trellis/resilience';
-import type { Exchange } from './Exchange.js';
+import type { Exchange } from '../chain/RequestContext.js';
 import type { Generation, RouteRuntime } from './Generation.js';
 import { connectionTokens, HOP_BY_HOP } from './hopByHop.js';
-import { type AttemptFailure, type AttemptListener, ProxyCall } from './ProxyCall.js';
+import { type AttemptFailure, type AttemptListener, ProxyCall } from './ProxyAttempt.js';
 import { requestBody, type UpstreamBody } from './requestBody.js';
 import { forwardedNode } from './TrustedProxies.js';
 import { targetOf } from './UpstreamGroup.js';

@@ -11,7 +11,7 @@
  */
 import type { Logger } from '@trellis/core';
 import { z } from 'zod';
-import type { GatewayRequestContext } from '../GatewayMiddleware.js';
+import type { GatewayRequestContext } from '../chain/GatewayMiddleware.js';
 
 export const accessLogSchema = z
   .object({

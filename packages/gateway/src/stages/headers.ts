@@ -5,7 +5,7 @@
  * apply to the upstream's response (and `set` also to gateway error answers).
  */
 import { z } from 'zod';
-import type { GatewayMiddleware } from '../GatewayMiddleware.js';
+import type { GatewayMiddleware } from '../chain/GatewayMiddleware.js';
 import { headerNameSchema, headerValueSchema } from './headerUtil.js';
 
 const editSchema = z

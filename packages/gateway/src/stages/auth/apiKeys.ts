@@ -6,7 +6,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import { headerNameSchema } from './headerUtil.js';
+import { headerNameSchema } from '../headerUtil.js';
 
 export const apiKeysSchema = z
   .object({

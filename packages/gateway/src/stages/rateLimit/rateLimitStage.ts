@@ -5,9 +5,9 @@
  * with `Retry-After`.
  */
 import { z } from 'zod';
-import { GatewayRateLimitedError } from '../errors.js';
-import type { GatewayMiddleware, GatewayRequestContext } from '../GatewayMiddleware.js';
-import { headerNameSchema, headerValue } from './headerUtil.js';
+import { GatewayRateLimitedError } from '../../errors.js';
+import type { GatewayMiddleware, GatewayRequestContext } from '../../chain/GatewayMiddleware.js';
+import { headerNameSchema, headerValue } from '../headerUtil.js';
 
 export const routeRateLimitSchema = z
   .object({

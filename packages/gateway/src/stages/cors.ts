@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { CorsRejectedError } from '../errors.js';
-import type { GatewayMiddleware } from '../GatewayMiddleware.js';
+import type { GatewayMiddleware } from '../chain/GatewayMiddleware.js';
 import { headerNameSchema, headerValue } from './headerUtil.js';
 
 const methodSchema = z

@@ -13,7 +13,7 @@ import {
   type JWSHeaderParameters,
 } from 'jose';
 import { Agent, request } from 'undici';
-import { AuthUnavailableError } from '../errors.js';
+import { AuthUnavailableError } from '../../errors.js';
 
 export interface JwksCacheOptions {
   readonly url: string;

@@ -8,7 +8,7 @@
 import type { Span } from '@opentelemetry/api';
 import type { Pick } from '@trellis/core';
 import type { Dispatcher } from 'undici';
-import type { Exchange } from './Exchange.js';
+import type { Exchange } from '../chain/RequestContext.js';
 import { connectionTokens, HOP_BY_HOP } from './hopByHop.js';
 import type { UpstreamTarget } from './UpstreamGroup.js';
 

@@ -13,9 +13,9 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, createHealth, type Logger, silentLogger } from '@trellis/core';
 import { createGateway, type Gateway } from '../createGateway.js';
-import { parseGatewayConfig } from '../gatewayConfig.js';
-import { createJsonLogger, type LogLevel } from './jsonLogger.js';
-import { loadConfigFile } from './loadConfigFile.js';
+import { parseGatewayConfig } from '../config/gatewayConfig.js';
+import { createJsonLogger, type LogLevel } from '../observe/jsonLogger.js';
+import { loadConfigFile } from '../config/loadConfigFile.js';
 
 const USAGE = `Usage: trellis-gateway --config <gateway.json|gateway.yaml> [options]
 

@@ -14,8 +14,8 @@ import {
   type Server,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { GatewayMiddleware, GatewayRequestContext } from '../GatewayMiddleware.js';
-import type { AccessLogWriter } from './accessLog.js';
+import type { GatewayMiddleware, GatewayRequestContext } from '../src/chain/GatewayMiddleware.js';
+import type { AccessLogWriter } from '../src/observe/accessLog.js';
 
 export interface EdgeTestServer {
   readonly url: string;

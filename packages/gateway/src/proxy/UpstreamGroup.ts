@@ -15,7 +15,7 @@ import {
   type TrellisBalancer,
 } from '@trellis/discovery';
 import { type KeyedCircuitBreaker, keyedCircuitBreaker } from '@trellis/resilience';
-import type { RouteConfig } from './gatewayConfig.js';
+import type { RouteConfig } from '../config/gatewayConfig.js';
 
 /** One resolved upstream instance with what the proxy needs to reach it. */
 export interface UpstreamTarget {

@@ -7,8 +7,8 @@
 import type { IncomingMessage } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { TrellisError } from '@trellis/core';
-import { type Exchange, hasBody } from './Exchange.js';
-import { BodyConsumedError, BodyTooLargeError } from './errors.js';
+import { type Exchange, hasBody } from '../chain/RequestContext.js';
+import { BodyConsumedError, BodyTooLargeError } from '../errors.js';
 
 /** The body to dispatch. */
 export interface UpstreamBody {

@@ -12,24 +12,24 @@
  */
 import { ConfigError, type Logger, ShutdownError } from '@trellis/core';
 import { z } from 'zod';
-import type { GatewayDeps, GatewayMiddleware } from '../GatewayMiddleware.js';
-import { type AccessLogWriter, accessLogSchema, createAccessLog } from './accessLog.js';
-import { ApiKeyStore, apiKeysSchema } from './apiKeys.js';
-import { authMiddleware, identityHeaderSchema, routeAuthSchema } from './auth.js';
+import type { GatewayDeps, GatewayMiddleware } from '../chain/GatewayMiddleware.js';
+import { type AccessLogWriter, accessLogSchema, createAccessLog } from '../observe/accessLog.js';
+import { ApiKeyStore, apiKeysSchema } from './auth/apiKeys.js';
+import { authMiddleware, identityHeaderSchema, routeAuthSchema } from './auth/auth.js';
 import { corsMiddleware, corsSchema } from './cors.js';
-import { createRateLimiter, type RedisLike } from './createRateLimiter.js';
-import { headerTransformsMiddleware, headerTransformsSchema } from './headerTransforms.js';
-import { JwtProvider, jwtProviderSchema } from './jwtProvider.js';
-import { listenSchema } from './listenSchema.js';
+import { createRateLimiter, type RedisLike } from './rateLimit/createRateLimiter.js';
+import { headerTransformsMiddleware, headerTransformsSchema } from './headers.js';
+import { JwtProvider, jwtProviderSchema } from './auth/jwtProvider.js';
+import { listenSchema } from '../config/listenSchema.js';
 import {
   type KeyedRateLimiter,
   rateLimitMiddleware,
   routeRateLimitSchema,
-} from './rateLimitStage.js';
+} from './rateLimit/rateLimitStage.js';
 
-export type { AccessLogLine, AccessLogSource, AccessLogWriter } from './accessLog.js';
-export { hashApiKey } from './apiKeys.js';
-export type { KeyedRateLimiter, RateLimitDecision } from './rateLimitStage.js';
+export type { AccessLogLine, AccessLogSource, AccessLogWriter } from '../observe/accessLog.js';
+export { hashApiKey } from './auth/apiKeys.js';
+export type { KeyedRateLimiter, RateLimitDecision } from './rateLimit/rateLimitStage.js';
 
 /** Per-route edge settings, merged into each route of the gateway config. */
 export const edgeRouteSchema = z.object({

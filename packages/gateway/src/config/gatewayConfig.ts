@@ -6,7 +6,7 @@
  */
 import { parseOptions } from '@trellis/core';
 import { z } from 'zod';
-import { edgeGlobalSchema, edgeRouteSchema } from './edge/index.js';
+import { edgeGlobalSchema, edgeRouteSchema } from '../stages/createStages.js';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE'] as const;
 const IDEMPOTENT = ['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'TRACE'] as const;
