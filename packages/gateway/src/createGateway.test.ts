@@ -13,6 +13,7 @@ describe('createGateway', () => {
     expectTypeOf<Gateway['listen']>().returns.resolves.toEqualTypeOf<{
       readonly port: number;
       readonly host: string;
+      readonly adminPort: number | undefined;
     }>();
     expectTypeOf<Gateway['attachUpgrade']>().parameter(0).toEqualTypeOf<Server>();
     expectTypeOf<GatewayConfigInput['routes'][number]['path']>().toEqualTypeOf<string>();

@@ -6,7 +6,6 @@ export { loadConfigFile } from './config/loadConfigFile.js';
 export * from './errors.js';
 export type {
   GatewayDeps,
-  GatewayErrorBody,
   GatewayIdentity,
   GatewayMiddleware,
   GatewayRequestContext,

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type EdgeTestServer, startEchoUpstream } from './edgeTestServer.js';
+import { type EchoUpstream, startEchoUpstream } from './echoUpstream.js';
 import type { EchoBody } from './edgeHarness.js';
 import { signal } from './helpers.js';
 
@@ -57,7 +57,7 @@ async function exitCode(run: Run): Promise<number | null> {
 const waitFor = <T>(fn: () => T | Promise<T>) => vi.waitFor(fn, { timeout: 15_000, interval: 50 });
 
 let dir: string;
-let upstream: EdgeTestServer;
+let upstream: EchoUpstream;
 
 function writeConfig(name: string, text: string): string {
   const file = join(dir, name);

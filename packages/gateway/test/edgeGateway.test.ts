@@ -7,7 +7,7 @@ import type { Logger } from '@trellis/core';
 import { createHealth } from '@trellis/core';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type EdgeTestServer, startEchoUpstream } from './edgeTestServer.js';
+import { type EchoUpstream, startEchoUpstream } from './echoUpstream.js';
 import { createGateway, type Gateway, hashApiKey } from '../src/index.js';
 import type { EchoBody } from './edgeHarness.js';
 
@@ -21,7 +21,7 @@ const logger: Logger = {
   error: () => {},
 };
 
-let upstream: EdgeTestServer;
+let upstream: EchoUpstream;
 let gateway: Gateway;
 let base: string;
 let token: string;

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Clock, Logger } from '@trellis/core';
+import type { Clock, Logger, TrellisError } from '@trellis/core';
 
 /** Who the caller is, once an auth middleware has verified it. */
 export interface GatewayIdentity {
@@ -10,10 +10,6 @@ export interface GatewayIdentity {
   readonly scopes?: readonly string[];
 }
 
-/** The JSON error body every gateway-generated error answer carries. */
-export interface GatewayErrorBody {
-  readonly error: { readonly code: string; readonly message: string; readonly requestId: string };
-}
 
 /**
  * What a route middleware sees for one request. The proxy stage (last in the chain) reads
@@ -54,8 +50,11 @@ export interface GatewayRequestContext {
   onUpstreamResponse(
     hook: (status: number, headers: Record<string, string | string[]>) => void,
   ): void;
-  /** Answers with a JSON error body (`GatewayErrorBody`) and ends the request. */
-  reply(status: number, code: string, message: string, headers?: Record<string, string>): void;
+  /**
+   * Answers with `error` as RFC 9457 problem+json (status from the error's class, code from the
+   * registry) and ends the request; the chain stops there.
+   */
+  reply(error: TrellisError, headers?: Record<string, string>): void;
   /** True once a response has started (by `reply` or by the proxy). */
   readonly answered: boolean;
 }

@@ -1,41 +1,62 @@
 /**
- * The per-request state: the `GatewayRequestContext` every middleware sees, plus what the proxy
- * stage needs (the route, the generation it started on, abort bookkeeping).
+ * The state of one request, made in one place (`createContext`) for plain HTTP requests and for
+ * upgrades alike: the `GatewayRequestContext` every stage sees, plus what the terminals need
+ * (the generation and route it runs on, the path after the matched prefix) and the one
+ * `finish()` that ends it (metrics + access log, exactly once).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { TrellisError } from '@trellis/core';
+import type { Generation, RouteRuntime } from '../proxy/Generation.js';
 import type { GatewayIdentity, GatewayRequestContext } from './GatewayMiddleware.js';
+import { replyError } from './replyError.js';
 
-/** What an exchange needs from the gateway that created it. */
-export interface ExchangeHost {
+/** What a request context needs from the gateway that created it. */
+export interface ContextHost {
   readonly requestIdHeader: string;
   /** True once `close()` was called: answers then carry `Connection: close`. */
   readonly closing: boolean;
+  /** Records metrics and the access log of a finished request. */
+  complete(ctx: RequestContext, status: number, now?: number): void;
+  /** Counts an error answer the gateway wrote itself. */
+  countError(route: string | undefined, code: string): void;
+  /** Answers `/health*` (and `/metrics` with `admin.mode: gateway`) on the gateway port. */
+  observe(req: IncomingMessage, res: ServerResponse): boolean;
 }
 
 type ResponseHook = (status: number, headers: Record<string, string | string[]>) => void;
 
-export class Exchange implements GatewayRequestContext {
+/** Status recorded when the client went away before the response finished. */
+export const CLIENT_CLOSED = 499;
+
+export class RequestContext implements GatewayRequestContext {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
-  readonly gateway: ExchangeHost;
-  path: string;
-  search: string;
+  readonly gateway: ContextHost;
+  readonly gen: Generation;
+  /** The raw socket of an upgrade request (undefined for plain requests). */
+  readonly upgrade: { readonly socket: Duplex; readonly head: Buffer } | undefined;
+  path = '';
+  search = '';
   routeId = '';
+  route: RouteRuntime | undefined = undefined;
+  /** Path after the matched prefix. */
+  rest = '';
   params: Readonly<Record<string, string>> = {};
   requestId: string;
   clientIp: string;
   readonly startedAt: number;
-  /** The TCP peer (normalised) and whether it is a trusted proxy (computed once by the handler). */
-  peer = '';
-  peerTrusted = false;
+  /** The TCP peer (normalised) and whether it is a trusted proxy. */
+  readonly peer: string;
+  readonly peerTrusted: boolean;
   #upstreamHeaders: Record<string, string> | undefined;
   #removeUpstreamHeaders: Set<string> | undefined;
   #responseHeaders: Record<string, string> | undefined;
   identity?: GatewayIdentity;
   #state: Record<string, unknown> | undefined;
   upstreamResponseHooks: ResponseHook[] | undefined;
-  /** Set when the request body grew past the route limit while streaming. */
-  bodyTooLarge: Error | undefined;
+  /** Set when the request body grew past the route limit or stalled while streaming. */
+  bodyTooLarge: TrellisError | undefined;
   /** Set when the client closed the connection before the response finished. */
   clientGone = false;
   /** The status the gateway answered with (for metrics and the access log). */
@@ -44,25 +65,32 @@ export class Exchange implements GatewayRequestContext {
   upstream: string | undefined = undefined;
   /** Response body bytes written to the client (proxied body or gateway error body). */
   bytesOut = 0;
+  /** Set by a terminal once it owns the request: it then calls `finish()` itself. */
+  terminal: { onClientGone(): void } | undefined = undefined;
+  #done = false;
 
   constructor(
     req: IncomingMessage,
     res: ServerResponse,
-    gateway: ExchangeHost,
-    path: string,
-    search: string,
+    gateway: ContextHost,
+    gen: Generation,
     requestId: string,
     clientIp: string,
+    peer: string,
+    peerTrusted: boolean,
     startedAt: number,
+    upgrade: { readonly socket: Duplex; readonly head: Buffer } | undefined,
   ) {
     this.req = req;
     this.res = res;
     this.gateway = gateway;
-    this.path = path;
-    this.search = search;
+    this.gen = gen;
     this.requestId = requestId;
     this.clientIp = clientIp;
+    this.peer = peer;
+    this.peerTrusted = peerTrusted;
     this.startedAt = startedAt;
+    this.upgrade = upgrade;
   }
 
   get upstreamHeaders(): Record<string, string> {
@@ -81,14 +109,6 @@ export class Exchange implements GatewayRequestContext {
     this.#state ??= {};
     return this.#state;
   }
-  /** Copies `upstream` and `bytesOut` into `state` if a middleware created it (the documented keys). */
-  syncState(): void {
-    const state = this.#state;
-    if (state === undefined) return;
-    if (this.upstream !== undefined) state.upstream = this.upstream;
-    state.bytesOut = this.bytesOut;
-  }
-
   /** Upstream header edits without allocating when none were made. */
   get upstreamHeaderEdits(): Record<string, string> | undefined {
     return this.#upstreamHeaders;
@@ -96,8 +116,8 @@ export class Exchange implements GatewayRequestContext {
   get upstreamHeaderRemovals(): Set<string> | undefined {
     return this.#removeUpstreamHeaders;
   }
-  get hasResponseHeaders(): boolean {
-    return this.#responseHeaders !== undefined;
+  get responseHeaderEdits(): Record<string, string> | undefined {
+    return this.#responseHeaders;
   }
 
   onUpstreamResponse(hook: ResponseHook): void {
@@ -109,41 +129,43 @@ export class Exchange implements GatewayRequestContext {
     return this.res.headersSent || this.res.writableEnded;
   }
 
-  reply(status: number, code: string, message: string, headers?: Record<string, string>): void {
-    const res = this.res;
-    if (res.headersSent || res.writableEnded) {
-      if (!res.writableEnded) res.destroy();
-      return;
-    }
+  get done(): boolean {
+    return this.#done;
+  }
+
+  reply(error: TrellisError, headers?: Record<string, string>): void {
+    replyError(this, error, headers);
+  }
+
+  /** Client connection closed: tell the terminal, or end the request here. */
+  readonly onClose = (): void => {
+    if (this.res.writableFinished || this.#done) return;
+    this.clientGone = true;
+    const terminal = this.terminal;
+    if (terminal !== undefined) terminal.onClientGone();
+    else this.finish(CLIENT_CLOSED);
+  };
+
+  /** Ends a request that is not proxied nor recorded (health endpoints). */
+  release(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.res.off('close', this.onClose);
+    this.gen.leave();
+  }
+
+  /** Ends the request exactly once: metrics, access log, generation bookkeeping. */
+  finish(status: number, now?: number): void {
+    if (this.#done) return;
+    this.#done = true;
     this.status = status;
-    const body = JSON.stringify({ error: { code, message, requestId: this.requestId } });
-    const length = Buffer.byteLength(body);
-    const out: Record<string, string | number> = {};
-    if (this.#responseHeaders !== undefined) Object.assign(out, this.#responseHeaders);
-    if (headers !== undefined) Object.assign(out, headers);
-    out['content-type'] = 'application/json; charset=utf-8';
-    out['content-length'] = length;
-    out['cache-control'] = 'no-store';
-    out[this.gateway.requestIdHeader] = this.requestId;
-    // An unread request body would be drained by Node to keep the connection: close it instead.
-    // Shutting down: tell the client not to reuse the connection.
-    if ((!this.req.complete && hasBody(this.req)) || this.gateway.closing) {
-      out.connection = 'close';
+    this.res.off('close', this.onClose);
+    const state = this.#state;
+    if (state !== undefined) {
+      if (this.upstream !== undefined) state.upstream = this.upstream;
+      state.bytesOut = this.bytesOut;
     }
-    try {
-      res.writeHead(status, out);
-    } catch {
-      // A middleware set an invalid header value: answer without the extras.
-      res.writeHead(status, {
-        'content-type': 'application/json; charset=utf-8',
-        'content-length': length,
-      });
-    }
-    if (this.req.method === 'HEAD') res.end();
-    else {
-      this.bytesOut = length;
-      res.end(body);
-    }
+    this.gateway.complete(this, status, now);
   }
 }
 

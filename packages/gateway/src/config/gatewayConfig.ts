@@ -8,7 +8,17 @@ import { parseOptions } from '@trellis/core';
 import { z } from 'zod';
 import { edgeGlobalSchema, edgeRouteSchema } from '../stages/createStages.js';
 
-const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE'] as const;
+const METHODS = [
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'PATCH',
+  'DELETE',
+  'OPTIONS',
+  'TRACE',
+  'CONNECT',
+] as const;
 const IDEMPOTENT = ['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'TRACE'] as const;
 
 const httpUrl = z.string().refine((s) => {
@@ -69,6 +79,12 @@ const upstreamSchema = z
   })
   .describe('Where the route forwards to: a fixed URL list or a resolved service name.');
 
+/** `upstream` may also be written as a URL string or a list of them (fast-gateway's `target`). */
+const upstreamInput = z.preprocess(
+  (v) => (typeof v === 'string' ? { urls: [v] } : Array.isArray(v) ? { urls: v } : v),
+  upstreamSchema,
+);
+
 const timeoutsSchema = z
   .object({
     connectMs: positiveMs.default(5_000).describe('TCP (and TLS) connect limit, in ms.'),
@@ -84,6 +100,16 @@ const timeoutsSchema = z
       .boolean()
       .default(false)
       .describe('Streaming route (SSE, long polls): no body limit. Must be said explicitly.'),
+    queueMs: positiveMs
+      .default(5_000)
+      .describe(
+        'Longest wait for a free upstream connection when every connection of the pool is busy, in ms (503 `TRELLIS_GATEWAY_UPSTREAM_BUSY` after; not an upstream failure).',
+      ),
+    requestBodyMs: positiveMs
+      .default(30_000)
+      .describe(
+        "Longest silence between two chunks of the client's request body, in ms (408 after; the upstream request is aborted).",
+      ),
   })
   .strict();
 
@@ -175,7 +201,9 @@ const proxyRouteSchema = z
       .array(z.enum(METHODS))
       .min(1)
       .optional()
-      .describe('Methods this route answers; absent = all.'),
+      .describe(
+        'Methods this route answers; absent = all but `TRACE` and `CONNECT`, which are answered 405 unless listed. `HEAD` is allowed wherever `GET` is.',
+      ),
     hosts: z
       .array(z.string().regex(/^(\*\.)?[a-z0-9.-]+$/i, 'must be a host name or *.domain'))
       .min(1)
@@ -188,7 +216,13 @@ const proxyRouteSchema = z
     rewrite: routePath
       .optional()
       .describe('Replace the matched prefix with this path; `:params` are substituted.'),
-    upstream: upstreamSchema,
+    upstream: upstreamInput,
+    allowEncodedDelimiters: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Accept `;`, `%3B`, `%2F`, `%5C` and `%2E` in request paths on this route (400 otherwise). Needed when a path parameter may contain `/` or `;`; such paths are forwarded as the client encoded them.',
+      ),
     host: z
       .union([z.enum(['upstream', 'preserve']), z.string().regex(/^[a-z0-9.-]+(:\d+)?$/i)])
       .default('upstream')
@@ -282,6 +316,12 @@ const proxyGlobalSchema = z
     limits: limitsSchema
       .default(limitsSchema.parse({}))
       .describe('Client connection limits of the standalone server (`gateway.listen`).'),
+    underscoreHeaders: z
+      .enum(['drop', 'allow'])
+      .default('drop')
+      .describe(
+        'Request headers whose names contain `_` (CGI/WSGI/Rack read `X_User` as `X-User`): `drop` (nginx `underscores_in_headers off`) or `allow`.',
+      ),
     requestIdHeader: z
       .string()
       .regex(/^[a-z0-9-]+$/)
@@ -292,26 +332,28 @@ const proxyGlobalSchema = z
     admin: z
       .object({
         mode: z
-          .enum(['gateway', 'port', 'off'])
-          .default('gateway')
+          .enum(['port', 'gateway', 'off'])
+          .default('port')
           .describe(
-            '`gateway`: answered on the gateway port before routing; `port`: a separate server; `off`: not served.',
+            '`port`: `/metrics` on a separate admin listener (`/health*` stays on the gateway port for load balancers); `gateway`: `/metrics` on the gateway port too; `off`: no `/metrics` (health still answered).',
           ),
         port: z
           .number()
           .int()
           .min(0)
           .max(65535)
-          .default(9090)
-          .describe('Admin server port (mode `port`).'),
+          .optional()
+          .describe(
+            'Admin listener port (mode `port`). Absent: 0 (ephemeral) when the gateway listens on port 0, else 9901. `listen()` returns it as `adminPort`.',
+          ),
         host: z
           .string()
           .default('127.0.0.1')
           .describe('Admin server address (mode `port`); loopback by default.'),
       })
       .strict()
-      .default({ mode: 'gateway', port: 9090, host: '127.0.0.1' })
-      .describe('Where `/health*` and `/metrics` are served.'),
+      .default({ mode: 'port', host: '127.0.0.1' })
+      .describe('Where `/metrics` is served (`/health*` is always answered on the gateway port).'),
   })
   .strict();
 

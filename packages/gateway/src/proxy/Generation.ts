@@ -9,6 +9,7 @@ import { type BulkheadPolicy, bulkhead, type RetryBudget, retryBudget } from '@t
 import type { Pool } from 'undici';
 import { encodePath } from './canonicalPath.js';
 import { createEdge, type Edge } from '../stages/createStages.js';
+import { compose, type Handler, type Terminal } from '../chain/compose.js';
 import type { GatewayMiddleware } from '../chain/GatewayMiddleware.js';
 import type { GatewayConfig, RouteConfig } from '../config/gatewayConfig.js';
 import type { PoolSet } from './PoolSet.js';
@@ -24,8 +25,14 @@ export interface RouteRuntime {
   readonly hosts: readonly string[] | undefined;
   readonly config: RouteConfig;
   readonly upstream: UpstreamGroup;
-  /** edge.forRoute(route); undefined when empty (the fast path). */
-  readonly chain: readonly GatewayMiddleware[] | undefined;
+  /** The route's stages (cors, auth, rateLimit, headers); empty for the fast path. */
+  readonly stages: readonly GatewayMiddleware[];
+  /** `compose(stages, proxy terminal)`: the terminal itself when there are no stages. */
+  readonly handler: Handler;
+  /** `compose(stages, upgrade terminal)`: the same stages, the WebSocket tunnel last. */
+  readonly upgradeHandler: Handler;
+  /** The route has a `cors` stage (it answers preflights). */
+  readonly preflight: boolean;
   readonly retry:
     | {
         readonly attempts: number;
@@ -45,6 +52,10 @@ export interface GenerationDeps {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly pools: PoolSet;
+  /** Wall-clock time for JWT checks (default Date.now). */
+  readonly now?: (() => number) | undefined;
+  /** The two terminals: the HTTP proxy and the WebSocket tunnel. */
+  readonly terminals: { readonly http: Terminal; readonly upgrade: Terminal };
 }
 
 export class Generation {
@@ -95,7 +106,7 @@ export class Generation {
     });
     this.trusted = new TrustedProxies(config.trustedProxies);
     this.adminOnGateway = config.admin.mode === 'gateway';
-    const edge = createEdge(config, { clock: deps.clock, logger: deps.logger });
+    const edge = createEdge(config, { clock: deps.clock, logger: deps.logger, now: deps.now });
     this.edge = edge;
     // A silent logger would drop every line: do not build them.
     this.accessLog = deps.logger === silentLogger ? undefined : edge.accessLog;
@@ -104,8 +115,7 @@ export class Generation {
     try {
       config.routes.forEach((route, i) => {
         const id = route.name ?? `routes[${i}]`;
-        const own = edge.forRoute({ ...route, id });
-        built.push(makeRoute(route, id, own.length === 0 ? undefined : own, deps));
+        built.push(makeRoute(route, id, edge.forRoute({ ...route, id }), deps));
       });
       this.routes = built;
       this.table = new RouteTable(this.routes);
@@ -168,7 +178,7 @@ export class Generation {
 function makeRoute(
   config: RouteConfig,
   id: string,
-  chain: readonly GatewayMiddleware[] | undefined,
+  stages: readonly GatewayMiddleware[],
   deps: GenerationDeps,
 ): RouteRuntime {
   const upstream = new UpstreamGroup(config, id, deps);
@@ -196,7 +206,10 @@ function makeRoute(
     hosts: config.hosts?.map((h) => h.toLowerCase()),
     config,
     upstream,
-    chain,
+    stages,
+    handler: compose(stages, deps.terminals.http),
+    upgradeHandler: compose(stages, deps.terminals.upgrade),
+    preflight: config.cors !== undefined,
     retry,
     bulkhead: bh,
     pools: new Map(),

@@ -1,272 +1,169 @@
 /**
- * The proxy stage of one request (the last stage of a route's chain): bulkhead, balancer pick
- * skipping open breakers, undici dispatch with the route's timeouts, retries of safe requests
- * under the route's retry budget, and the bookkeeping when the exchange ends.
+ * The HTTP proxy terminal (the last link of a route's chain): bulkhead, balancer pick skipping
+ * open breakers, undici dispatch with the route's timeouts, retries of safe requests under the
+ * route's retry budget, and the bookkeeping when the request ends.
+ *
+ * Fault accounting goes through core's `classifyFault` / `classifyStatus`: only upstream faults
+ * (connect errors, upstream timeouts, failure statuses, invalid responses) count against the
+ * instance's breaker, the balancer's outlier detection and the retry budget. A client's abort,
+ * a body over the limit, a request undici refuses, a timeout caused by the caller's own deadline
+ * and a 503 marked `x-trellis-shed` never do.
  */
-import type { Socket } from 'node:net';
-import {
-  context,
-  propagation,
-  type Span,
-  SpanKind,
-  SpanStatusCode,
-  type Tracer,
-  trace,
-} from '@opentelemetry/api';
+import type { IncomingHttpHeaders } from 'node:http';
+import { type Context, type Span, SpanStatusCode } from '@opentelemetry/api';
 import {
   AbortedError,
-  type Clock,
   ConnectError,
-  type Logger,
+  classifyFault,
+  classifyStatus,
+  DEADLINE_HEADER,
   NoInstanceError,
+  parseDeadlineHeader,
+  SHED_HEADER,
   TimeoutError,
   TrellisError,
 } from '@trellis/core';
 import { type BreakerPermit, BulkheadRejectedError, CircuitOpenError } from '@trellis/resilience';
-import type { Exchange } from '../chain/RequestContext.js';
+import type { Pool } from 'undici';
+import { internal, replyError } from '../chain/replyError.js';
+import { CLIENT_CLOSED, type RequestContext } from '../chain/RequestContext.js';
+import {
+  InvalidUpstreamResponseError,
+  UpstreamBusyError,
+  UpstreamRequestRejectedError,
+} from '../errors.js';
+import { parentOf, startAttemptSpan } from '../observe/spans.js';
+import type { GatewayRuntime } from '../server/GatewayRuntime.js';
 import type { Generation, RouteRuntime } from './Generation.js';
-import { connectionTokens, HOP_BY_HOP } from './hopByHop.js';
-import { type AttemptFailure, type AttemptListener, ProxyCall } from './ProxyAttempt.js';
+import { type AttemptListener, ProxyAttempt } from './ProxyAttempt.js';
 import { requestBody, type UpstreamBody } from './requestBody.js';
-import { forwardedNode } from './TrustedProxies.js';
 import { targetOf } from './UpstreamGroup.js';
+import { type HeaderRecord, upstreamHeaders } from './upstreamHeaders.js';
 
-/** What a `Forward` needs from the gateway that runs it. */
-export interface ForwardHost {
-  readonly clock: Clock;
-  readonly logger: Logger;
-  readonly tracing: boolean;
-  readonly tracer: Tracer;
-  /** Called exactly once per request when it is over. */
-  complete(
-    gen: Generation,
-    ex: Exchange,
-    route: RouteRuntime | undefined,
-    status: number,
-    now?: number,
-  ): void;
-  observeUpstream(route: string, upstream: string, status: number, seconds: number): void;
-  countError(route: string | undefined, code: string): void;
-  countRetry(route: string): void;
-}
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+/** Errors that prove the request never left the gateway. */
+const NEVER_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
-/** Headers only a trusted proxy may send (removed from untrusted peers). */
-const FORWARDING: ReadonlySet<string> = new Set([
-  'x-forwarded-for',
-  'x-forwarded-proto',
-  'x-forwarded-host',
-  'forwarded',
-]);
+const UPSTREAM_STATUS_FAILURE = new ConnectError('upstream answered with a failure status', {
+  target: 'upstream',
+});
+const NOT_COUNTED = new AbortedError('not an upstream fault');
 
-/** Status recorded when the client went away before the response finished. */
-export const CLIENT_CLOSED = 499;
-
-/** The status and Retry-After for an error from a resilience policy or discovery. */
 function retryAfterSeconds(ms: number | undefined): string {
   return String(Math.max(1, Math.ceil((ms ?? 1000) / 1000)));
 }
 
-const UPSTREAM_STATUS_FAILURE = new TrellisError('upstream answered 5xx', {
-  code: 'TRELLIS_GATEWAY_UPSTREAM_5XX',
-});
+/** The terminal: `proxyTerminal(runtime)` is a function of the request context. */
+export function proxyTerminal(rt: GatewayRuntime): (ctx: RequestContext) => void | Promise<void> {
+  return (ctx) => new ProxyTerminal(rt, ctx).start();
+}
 
-/**
- * The proxy stage of one request: bulkhead, pick, dispatch, retries. Implements the attempt
- * listener of its `ProxyCall`s.
- */
-export class Forward implements AttemptListener {
-  readonly #gw: ForwardHost;
+class ProxyTerminal implements AttemptListener {
+  readonly #rt: GatewayRuntime;
   readonly #gen: Generation;
   readonly #route: RouteRuntime;
-  readonly #ex: Exchange;
-  readonly #rest: string;
+  readonly #ctx: RequestContext;
   #attempt = 0;
   #exclude: Set<string> | undefined;
-  #call: ProxyCall | undefined;
-  #headers: Record<string, string | string[] | undefined> | undefined;
+  #call: ProxyAttempt | undefined;
+  #headers: HeaderRecord | undefined;
   #body: UpstreamBody | undefined;
   #queued: AbortController | undefined;
   #lastFailure: TrellisError | undefined;
   #release: (() => void) | undefined;
-  #proxying = false;
   #done = false;
   #resolve: (() => void) | undefined;
   #permit: BreakerPermit | undefined;
-  #parent: ReturnType<typeof context.active> | undefined;
+  #parent: Context | undefined;
+  /** The time the upstream gets, and whether the caller's own deadline set it. */
+  #timeoutMs: number;
+  #callerDeadline = false;
+  #queueTimer: ReturnType<GatewayRuntime['clock']['setTimeout']> | undefined;
 
-  constructor(gw: ForwardHost, gen: Generation, route: RouteRuntime, ex: Exchange, rest: string) {
-    this.#gw = gw;
-    this.#gen = gen;
-    this.#route = route;
-    this.#ex = ex;
-    this.#rest = rest;
+  constructor(rt: GatewayRuntime, ctx: RequestContext) {
+    this.#rt = rt;
+    this.#gen = ctx.gen;
+    this.#route = ctx.route as RouteRuntime;
+    this.#ctx = ctx;
+    this.#timeoutMs = this.#route.config.timeouts.headersMs;
+    if (ctx.peerTrusted) {
+      const d = parseDeadlineHeader(ctx.req.headers[DEADLINE_HEADER]);
+      if (d !== undefined && d < this.#timeoutMs) {
+        this.#timeoutMs = Math.max(1, d);
+        this.#callerDeadline = true;
+      }
+    }
+    ctx.terminal = this;
   }
 
-  /** Client connection closed: abort the upstream call if the response is not finished. */
-  readonly onClose = (): void => {
-    const res = this.#ex.res;
-    if (res.writableFinished) return;
-    this.#ex.clientGone = true;
-    this.#queued?.abort(); // waiting in the bulkhead queue: leave it
-    this.#call?.abort(new AbortedError('client closed the connection'));
-    if (!this.#proxying) this.#finish(CLIENT_CLOSED);
-  };
+  /** Client connection closed: leave the queue, abort the upstream call. */
+  onClientGone(): void {
+    this.#queued?.abort();
+    if (this.#call !== undefined) this.#call.abort(new AbortedError('client closed the connection'));
+    else this.#finish(CLIENT_CLOSED);
+  }
 
-  /** No edge stages: proxy straight away (without a promise when there is no bulkhead). */
-  start(): void {
-    if (this.#route.bulkhead !== undefined) {
-      this.proxy().catch((err: unknown) => this.chainFailed(err));
-      return;
-    }
-    this.#proxying = true;
-    try {
+  /** Without a bulkhead no promise is made (the fast path). */
+  start(): void | Promise<void> {
+    const bh = this.#route.bulkhead;
+    if (bh === undefined) {
       this.#afterBulkhead();
-    } catch (err) {
-      this.chainFailed(err);
-    }
-  }
-
-  /** The edge chain ended; if it answered itself (401, 429, CORS preflight), record it. */
-  chainDone(): void {
-    if (!this.#proxying) this.#finish(this.#ex.status || this.#ex.res.statusCode);
-  }
-
-  chainFailed(err: unknown): void {
-    this.#gw.logger.error({ err, requestId: this.#ex.requestId }, 'gateway: middleware failed');
-    if (this.#proxying && this.#ex.answered) return;
-    const e =
-      err instanceof TrellisError
-        ? err
-        : new TrellisError('internal gateway error', { cause: err });
-    const status = (e.constructor as { status?: number }).status ?? 500;
-    this.#ex.reply(status, e.code, e.message);
-    if (!this.#proxying) this.#finish(status);
-  }
-
-  /** The proxy stage (last in the chain); resolves when the exchange is over. */
-  proxy(): Promise<void> {
-    this.#proxying = true;
-    const route = this.#route;
-    const bh = route.bulkhead;
-    if (bh !== undefined && this.#release === undefined) {
-      const p = new Promise<void>((resolve) => {
-        this.#resolve = resolve;
-      });
-      const ac = new AbortController();
-      this.#queued = ac;
-      bh.execute(
-        () =>
-          new Promise<void>((release) => {
-            this.#queued = undefined;
-            this.#release = release;
-            if (this.#done) release();
-            else this.#afterBulkhead();
-          }),
-        { signal: ac.signal },
-      ).catch((err: unknown) => {
-        this.#queued = undefined;
-        if (this.#release !== undefined) return;
-        if (this.#ex.clientGone) this.#finish(CLIENT_CLOSED);
-        else if (err instanceof TrellisError) {
-          this.#reply(
-            err,
-            err instanceof BulkheadRejectedError ? { 'retry-after': '1' } : undefined,
-          );
-        } else this.#finish(CLIENT_CLOSED);
-      });
-      return p;
+      return;
     }
     const p = new Promise<void>((resolve) => {
       this.#resolve = resolve;
     });
-    this.#afterBulkhead();
+    const ac = new AbortController();
+    this.#queued = ac;
+    bh.execute(
+      () =>
+        new Promise<void>((release) => {
+          this.#queued = undefined;
+          this.#release = release;
+          if (this.#done) release();
+          else this.#afterBulkhead();
+        }),
+      { signal: ac.signal },
+    ).catch((err: unknown) => {
+      this.#queued = undefined;
+      if (this.#release !== undefined) return;
+      if (this.#ctx.clientGone) this.#finish(CLIENT_CLOSED);
+      else if (err instanceof BulkheadRejectedError) this.#reply(err, { 'retry-after': '1' });
+      else this.#reply(err instanceof TrellisError ? err : internal(err));
+    });
     return p;
   }
 
   #afterBulkhead(): void {
+    const ctx = this.#ctx;
+    if (ctx.clientGone) {
+      this.#finish(CLIENT_CLOSED);
+      return;
+    }
     const route = this.#route;
-    const ex = this.#ex;
-    const body = requestBody(ex, route.config.maxBodyBytes);
+    const body = requestBody(ctx, route.config.maxBodyBytes, route.config.timeouts.requestBodyMs, this.#rt.clock);
     if (body instanceof TrellisError) {
       this.#reply(body);
       return;
     }
     this.#body = body;
-    this.#headers = this.#upstreamHeaders();
+    const h = upstreamHeaders(ctx, this.#timeoutMs);
+    if (body.length !== undefined) {
+      h['content-length'] = String(body.length);
+      if (body.reserialised) h['content-encoding'] = undefined;
+    }
+    this.#headers = h;
     this.#next();
   }
 
-  #upstreamHeaders(): Record<string, string | string[] | undefined> {
-    const ex = this.#ex;
-    const req = ex.req;
-    const gen = this.#gen;
-    const route = this.#route;
-    const src = req.headers;
-    const named = connectionTokens(src.connection);
-    const peer = ex.peer;
-    const trusted = gen.trusted;
-    const peerTrusted = ex.peerTrusted;
-    const removals = ex.upstreamHeaderRemovals;
-    const hostPolicy = route.config.host;
-    const identity = gen.identityHeader;
-    // Copy instead of delete (keeps the object fast). The result is the same as applying the
-    // hooks' edits first and stripping hop-by-hop / Connection-named headers after them.
-    const h: Record<string, string | string[] | undefined> = {};
-    for (const key in src) {
-      if (HOP_BY_HOP.has(key) || key === identity || named?.has(key) || removals?.has(key)) {
-        continue;
-      }
-      if (!peerTrusted && FORWARDING.has(key)) continue;
-      if (key === 'host' && hostPolicy !== 'preserve') continue;
-      h[key] = src[key];
-    }
-    if (
-      typeof src.te === 'string' &&
-      src.te.trim().toLowerCase() === 'trailers' &&
-      !named?.has('te')
-    ) {
-      h.te = 'trailers';
-    }
-    const edits = ex.upstreamHeaderEdits;
-    if (edits !== undefined) {
-      for (const name of Object.keys(edits)) {
-        const lower = name.toLowerCase();
-        const value = edits[name] as string;
-        if (HOP_BY_HOP.has(lower) || named?.has(lower)) {
-          if (lower === 'te' && value.trim().toLowerCase() === 'trailers') h.te = 'trailers';
-          continue;
-        }
-        h[lower] = value;
-      }
-    }
-    if (this.#body?.length !== undefined) {
-      h['content-length'] = String(this.#body.length);
-      if (this.#body.reserialised) h['content-encoding'] = undefined;
-    }
-    h[ex.gateway.requestIdHeader] = ex.requestId;
-    if (trusted.enabled) {
-      const proto = (req.socket as Socket & { encrypted?: boolean }).encrypted ? 'https' : 'http';
-      const host = req.headers.host ?? '';
-      const inXff = peerTrusted ? req.headers['x-forwarded-for'] : undefined;
-      h['x-forwarded-for'] = inXff ? `${inXff}, ${peer}` : peer;
-      h['x-forwarded-proto'] = (peerTrusted && req.headers['x-forwarded-proto']) || proto;
-      h['x-forwarded-host'] = (peerTrusted && req.headers['x-forwarded-host']) || host;
-      const inFwd = peerTrusted ? req.headers.forwarded : undefined;
-      const node = `for=${forwardedNode(peer)};host="${host.replace(/["\\]/g, '')}";proto=${proto}`;
-      h.forwarded = inFwd ? `${inFwd}, ${node}` : node;
-    }
-    if (hostPolicy !== 'upstream' && hostPolicy !== 'preserve') h.host = hostPolicy;
-    return h;
-  }
-
   #next(): void {
-    if (this.#ex.clientGone) {
+    const ctx = this.#ctx;
+    if (ctx.clientGone) {
       this.#finish(CLIENT_CLOSED);
       return;
     }
     const route = this.#route;
     const upstream = route.upstream;
-    const ex = this.#ex;
     const breakers = upstream.breakers;
     // Open breakers are a hard exclusion (503 without touching them); instances this request
     // already tried are only a preference (a single instance is retried in place).
@@ -287,12 +184,9 @@ export class Forward implements AttemptListener {
     }
     const tried = this.#exclude;
     let exclude = open;
-    if (tried !== undefined) {
-      exclude = open === undefined ? tried : new Set([...open, ...tried]);
-    }
+    if (tried !== undefined) exclude = open === undefined ? tried : new Set([...open, ...tried]);
     let pick = upstream.pick(exclude);
     if (pick !== undefined && open?.has(pick.instance.id) && tried !== undefined) {
-      // Everything not open was tried already: try one of those again.
       pick.done({ ok: true, durationMs: 0 });
       pick = upstream.pick(open);
     }
@@ -315,43 +209,6 @@ export class Forward implements AttemptListener {
       this.#reply(err, { 'retry-after': retryAfterSeconds(retryAfterMs) });
       return;
     }
-    this.#attempt++;
-    const target = targetOf(pick.instance);
-    const gw = this.#gw;
-    const now = gw.clock.now();
-    let span: Span | undefined;
-    const headers = this.#headers as Record<string, string | string[] | undefined>;
-    if (gw.tracing) {
-      this.#parent ??= propagation.extract(context.active(), ex.req.headers);
-      span = gw.tracer.startSpan(
-        `${ex.req.method} ${route.id}`,
-        {
-          kind: SpanKind.CLIENT,
-          attributes: {
-            'http.request.method': ex.req.method ?? 'GET',
-            'server.address': target.host,
-            'http.route': route.id,
-            'http.request.resend_count': this.#attempt - 1,
-          },
-        },
-        this.#parent,
-      );
-      if (span.isRecording()) propagation.inject(trace.setSpan(this.#parent, span), headers);
-      else span = undefined;
-    }
-    const call = new ProxyCall(ex, target, pick, now, this, span);
-    this.#call = call;
-    ex.upstream = target.origin;
-    const dispatchOpts = {
-      origin: target.origin,
-      path: target.basePath + route.upstreamPath(ex.path, this.#rest, ex.params) + ex.search,
-      method: ex.req.method ?? 'GET',
-      headers,
-      body: (this.#body as UpstreamBody).body,
-      headersTimeout: route.config.timeouts.headersMs,
-      bodyTimeout: route.config.timeouts.streaming ? 0 : route.config.timeouts.bodyMs,
-    };
-    const pool = this.#gen.pool(target, route);
     const breaker = breakers?.get(pick.instance.id);
     if (breaker !== undefined) {
       // Admitted synchronously (no promise per request); the outcome is reported from the
@@ -364,149 +221,188 @@ export class Forward implements AttemptListener {
           // Opened between the check and the call (half-open trial taken): try elsewhere.
           this.#exclude ??= new Set();
           this.#exclude.add(pick.instance.id);
-          this.#attempt--;
           this.#next();
-        } else {
-          // ShutdownError: the breaker was closed (its instance left in a reload).
-          this.#reply(
-            err instanceof TrellisError
-              ? err
-              : new TrellisError('internal gateway error', { cause: err }),
-          );
-        }
+        } else this.#reply(err instanceof TrellisError ? err : internal(err));
         return;
       }
     }
-    this.#dispatch(pool, dispatchOpts, call);
-  }
-
-  #dispatch(
-    pool: ReturnType<Generation['pool']>,
-    opts: Parameters<ReturnType<Generation['pool']>['dispatch']>[0],
-    call: ProxyCall,
-  ): void {
+    this.#attempt++;
+    const target = targetOf(pick.instance);
+    const rt = this.#rt;
+    const headers = this.#headers as HeaderRecord;
+    let span: Span | undefined;
+    if (rt.tracing) {
+      this.#parent ??= parentOf(ctx);
+      span = startAttemptSpan(ctx, this.#parent, target.host, this.#attempt, headers);
+    }
+    const call = new ProxyAttempt(ctx, target, pick, rt.clock.now(), this, span);
+    this.#call = call;
+    ctx.upstream = target.origin;
+    const timeouts = route.config.timeouts;
+    const pool: Pool = this.#gen.pool(target, route);
     try {
-      pool.dispatch(opts, call);
+      pool.dispatch(
+        {
+          origin: target.origin,
+          path: target.basePath + route.upstreamPath(ctx.path, ctx.rest, ctx.params) + ctx.search,
+          method: ctx.req.method ?? 'GET',
+          headers,
+          body: (this.#body as UpstreamBody).body,
+          headersTimeout: this.#timeoutMs,
+          bodyTimeout: timeouts.streaming ? 0 : timeouts.bodyMs,
+        },
+        call,
+      );
     } catch (err) {
-      call.onError(err as Error);
+      call.onResponseError(undefined as never, err as Error);
+      return;
+    }
+    // Every connection busy: bound the time queued for one (not an upstream fault).
+    if (!call.sent && this.#call === call) {
+      this.#queueTimer = rt.clock.setTimeout(() => {
+        this.#queueTimer = undefined;
+        if (!call.sent) call.abort(new UpstreamBusyError(`route ${route.id}: no free upstream connection within ${timeouts.queueMs} ms`));
+      }, timeouts.queueMs);
     }
   }
 
-  started(call: ProxyCall, status: number): void {
-    const ok = status < 500;
-    call.pick.done({ ok, durationMs: this.#gw.clock.now() - call.startedAt });
+  #clearQueueTimer(): void {
+    if (this.#queueTimer !== undefined) {
+      this.#rt.clock.clearTimeout(this.#queueTimer);
+      this.#queueTimer = undefined;
+    }
+  }
+
+  started(call: ProxyAttempt, status: number, headers: IncomingHttpHeaders): void {
+    this.#clearQueueTimer();
+    const kind = classifyStatus(status, { shed: headers[SHED_HEADER] !== undefined });
+    const failed = kind === 'upstream';
+    call.pick.done({ ok: !failed, durationMs: this.#rt.clock.now() - call.startedAt });
     const permit = this.#permit;
     this.#permit = undefined;
     if (permit !== undefined) {
-      if (ok) permit.success();
-      else permit.failure(UPSTREAM_STATUS_FAILURE);
+      if (failed) permit.failure(UPSTREAM_STATUS_FAILURE);
+      else if (kind === 'overload') permit.failure(NOT_COUNTED);
+      else permit.success();
     }
-    this.#ex.status = status;
+    this.#ctx.status = status;
     if (call.span !== undefined) {
       call.span.setAttribute('http.response.status_code', status);
-      if (!ok) call.span.setStatus({ code: SpanStatusCode.ERROR });
+      if (failed) call.span.setStatus({ code: SpanStatusCode.ERROR });
     }
   }
 
-  failed(call: ProxyCall, failure: AttemptFailure): void {
-    const gw = this.#gw;
+  failed(call: ProxyAttempt, error: Error): void {
+    this.#clearQueueTimer();
+    const rt = this.#rt;
     const route = this.#route;
-    const ex = this.#ex;
-    const durationMs = gw.clock.now() - call.startedAt;
+    const ctx = this.#ctx;
+    const durationMs = rt.clock.now() - call.startedAt;
+    const err = this.#errorOf(call, error);
+    const counts = classifyFault(err) === 'upstream';
     const permit = this.#permit;
     this.#permit = undefined;
-    const gone = failure.kind === 'client-gone';
-    call.pick.done({ ok: gone, durationMs });
-    permit?.failure(gone ? new AbortedError('client gone') : failure.error);
+    call.pick.done({ ok: !counts, durationMs });
+    permit?.failure(counts ? err : NOT_COUNTED);
     if (call.span !== undefined) {
-      call.span.recordException(failure.error);
-      call.span.setStatus({ code: SpanStatusCode.ERROR, message: failure.error.message });
+      call.span.recordException(error);
+      call.span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
       call.span.end();
     }
-    gw.observeUpstream(route.id, call.target.host, 0, durationMs / 1000);
-    if (gone) {
+    rt.observeUpstream(route.id, call.target.host, 0, durationMs / 1000);
+    this.#call = undefined;
+    if (ctx.clientGone) {
       this.#finish(CLIENT_CLOSED);
       return;
     }
-    if (failure.kind === 'body-too-large') {
-      this.#reply(failure.error as TrellisError);
-      return;
-    }
-    const err =
-      failure.kind === 'timeout'
-        ? new TimeoutError(`upstream ${call.target.host} did not answer in time`, {
-            timeoutMs: route.config.timeouts.headersMs,
-            cause: failure.error,
-          })
-        : new ConnectError(`upstream ${call.target.host} failed: ${failure.error.message}`, {
-            target: call.target.host,
-            cause: failure.error,
-          });
-    if (this.#canRetry(failure)) {
+    if (counts && this.#canRetry(call, error)) {
       this.#lastFailure = err;
       this.#exclude ??= new Set();
       this.#exclude.add(call.pick.instance.id);
-      gw.logger.debug(
-        { requestId: ex.requestId, err: failure.error },
-        'gateway: retrying upstream request',
-      );
-      gw.countRetry(route.id);
+      rt.logger.debug({ requestId: ctx.requestId, err: error }, 'gateway: retrying upstream request');
+      rt.countRetry(route.id);
       this.#next();
       return;
     }
-    this.#reply(err);
+    this.#reply(err, err instanceof UpstreamBusyError ? { 'retry-after': '1' } : undefined);
   }
 
-  #canRetry(failure: AttemptFailure): boolean {
+  /** The Trellis error (with its fault kind) for a failed attempt. */
+  #errorOf(call: ProxyAttempt, error: Error): TrellisError {
+    const ctx = this.#ctx;
+    if (ctx.bodyTooLarge !== undefined) return ctx.bodyTooLarge;
+    if (error instanceof TrellisError) return error;
+    if (ctx.clientGone) return new AbortedError('client closed the connection', { cause: error });
+    const host = call.target.host;
+    const code = (error as { code?: string }).code ?? '';
+    if (TIMEOUT_CODES.has(code)) {
+      const callerDeadline = this.#callerDeadline && code === 'UND_ERR_HEADERS_TIMEOUT';
+      return new TimeoutError(
+        callerDeadline
+          ? `upstream ${host} did not answer within the caller's deadline of ${this.#timeoutMs} ms`
+          : `upstream ${host} did not answer in time`,
+        { timeoutMs: this.#timeoutMs, cause: error, ...(callerDeadline ? { deadline: true as const } : {}) },
+      );
+    }
+    if (classifyFault(error) === 'caller') {
+      return new UpstreamRequestRejectedError(`the request cannot be forwarded: ${error.message}`, { cause: error });
+    }
+    if (code === 'UND_ERR_SOCKET' && error.message === 'bad response') {
+      return new InvalidUpstreamResponseError(`upstream ${host} sent an invalid response`, { cause: error });
+    }
+    return new ConnectError(`upstream ${host} failed: ${error.message}`, { target: host, cause: error });
+  }
+
+  #canRetry(call: ProxyAttempt, error: Error): boolean {
     const route = this.#route;
     if (route.retry === undefined || this.#attempt >= route.retry.attempts) return false;
+    const code = (error as { code?: string }).code ?? '';
+    const cause = (error as { cause?: { code?: string } }).cause?.code ?? '';
+    const neverSent = NEVER_SENT_CODES.has(code) || NEVER_SENT_CODES.has(cause);
     const body = this.#body?.body;
     if (body !== undefined && body !== null && !Buffer.isBuffer(body)) {
       // A streamed body can be sent again only if the failed attempt never touched it.
-      const untouched =
-        failure.kind === 'connect' && failure.neverSent && !body.readableDidRead && !body.destroyed;
-      if (!untouched) return false;
+      if (!(neverSent && !body.readableDidRead && !body.destroyed)) return false;
     }
-    const req = this.#ex.req;
+    const req = this.#ctx.req;
     const safe =
       route.retry.methods.has(req.method ?? 'GET') ||
       req.headers['idempotency-key'] !== undefined ||
-      (failure.kind === 'connect' && failure.neverSent);
-    if (!safe) return false;
-    return route.retry.budget.tryWithdraw();
+      neverSent;
+    void call;
+    return safe && route.retry.budget.tryWithdraw();
   }
 
-  finished(call: ProxyCall, error: Error | undefined): void {
-    const now = this.#gw.clock.now();
-    const durationMs = now - call.startedAt;
-    this.#gw.observeUpstream(this.#route.id, call.target.host, call.status, durationMs / 1000);
+  finished(call: ProxyAttempt, error: Error | undefined): void {
+    const now = this.#rt.clock.now();
+    this.#rt.observeUpstream(this.#route.id, call.target.host, call.status, (now - call.startedAt) / 1000);
     if (call.span !== undefined) {
       if (error !== undefined) call.span.recordException(error);
       call.span.end();
     }
-    this.#finish(
-      error !== undefined && !this.#ex.res.writableFinished ? CLIENT_CLOSED : call.status,
-      now,
-    );
+    this.#finish(error !== undefined && !this.#ctx.res.writableFinished ? CLIENT_CLOSED : call.status, now);
   }
 
   #reply(err: TrellisError, headers?: Record<string, string>): void {
-    const status = (err.constructor as { status?: number }).status ?? 500;
-    this.#gw.countError(this.#route.id, err.code);
-    this.#ex.reply(status, err.code, err.message, headers);
-    this.#finish(status);
+    this.#cleanup();
+    replyError(this.#ctx, err, headers);
+    this.#resolve?.();
+  }
+
+  #cleanup(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#clearQueueTimer();
+    this.#release?.();
+    this.#permit?.failure(NOT_COUNTED);
+    this.#permit = undefined;
+    this.#queued?.abort();
+    this.#body?.release();
   }
 
   #finish(status: number, now?: number): void {
-    if (this.#done) return;
-    this.#done = true;
-    this.#release?.();
-    this.#permit?.failure(new AbortedError('request ended before the upstream answered'));
-    this.#queued?.abort();
-    this.#body?.release();
-    this.#ex.res.off('close', this.onClose);
-    this.#ex.syncState();
-    this.#gw.complete(this.#gen, this.#ex, this.#route, status, now);
+    this.#cleanup();
+    this.#ctx.finish(status, now);
     this.#resolve?.();
   }
 }

@@ -13,6 +13,7 @@ describe('RouteTable', () => {
   ]);
   const m = (path: string, method = 'GET', host = 'gw') => {
     const r = table.match(path, method, host);
+    if (r !== undefined && 'allow' in r) return { allow: r.allow };
     return r && { name: r.route.name, params: r.params, rest: r.rest };
   };
 
@@ -33,5 +34,26 @@ describe('RouteTable', () => {
     expect(m('/api/x', 'POST')?.name).toBe('api-post');
     expect(m('/api/x', 'GET', 'a.example.com:8080')?.name).toBe('api-host');
     expect(m('/api/x', 'GET', 'example.com')?.name).toBe('api');
+  });
+
+  it('a path match wins over a method mismatch: 405 with Allow, never a fall-through', () => {
+    const t = new RouteTable([
+      { path: '/', name: 'public' },
+      { path: '/admin', name: 'admin', methods: ['GET'] },
+      { path: '/admin', name: 'admin-post', methods: ['POST'] },
+      { path: '/cors', name: 'cors', methods: ['GET'], preflight: true },
+    ]);
+    const r = (path: string, method: string, preflight = false) => {
+      const x = t.match(path, method, 'gw', preflight);
+      return x === undefined ? undefined : 'allow' in x ? [...x.allow].sort() : x.route.name;
+    };
+    expect(r('/admin/x', 'DELETE')).toEqual(['GET', 'HEAD', 'POST']);
+    expect(r('/admin/x', 'OPTIONS')).toEqual(['GET', 'HEAD', 'POST']);
+    expect(r('/admin/x', 'HEAD')).toBe('admin');
+    expect(r('/admin/x', 'POST')).toBe('admin-post');
+    expect(r('/x', 'TRACE')).toEqual(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT']);
+    expect(r('/x', 'CONNECT')).toBeTypeOf('object');
+    expect(r('/cors', 'OPTIONS', true)).toBe('cors');
+    expect(r('/cors', 'OPTIONS', false)).toEqual(['GET', 'HEAD']);
   });
 });

@@ -1,7 +1,11 @@
 /**
  * Route matching: by canonical path (a prefix such as `/api`, or a pattern such as
- * `/orders/:id`), by method and by host. The most specific route wins: more literal segments
- * first, then more segments, then config order.
+ * `/orders/:id`), by host, then by method. The most specific path wins: more literal segments
+ * first, then more segments, then config order. A path match wins over a method mismatch: when
+ * the most specific path's routes do not take the method the answer is 405 with `Allow`, never a
+ * fall-through to a less specific route. `HEAD` is taken wherever `GET` is; a route without
+ * `methods` takes every method but `TRACE` and `CONNECT`; a CORS preflight (`OPTIONS` with
+ * `Access-Control-Request-Method`) is taken by a route with `cors`, whose stage answers it.
  */
 
 /** What the table needs to know about a route. */
@@ -12,7 +16,17 @@ export interface RouteMatcherSpec {
   readonly methods?: readonly string[] | undefined;
   /** Lower-case host names without port; `*.example.com` matches one or more labels. */
   readonly hosts?: readonly string[] | undefined;
+  /** The route answers CORS preflights itself (it has a `cors` stage). */
+  readonly preflight?: boolean;
 }
+
+/** The path matched but no route there takes the method: answer 405 with these. */
+export interface MethodMismatch {
+  readonly allow: readonly string[];
+}
+
+/** Methods a route without `methods` takes (TRACE and CONNECT only when listed). */
+export const DEFAULT_METHODS: readonly string[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 
 /** A matched route: the route, its path params, and the part of the path the route matched. */
 export interface RouteMatch<R> {
@@ -35,6 +49,9 @@ interface Compiled<R> {
   readonly hosts: readonly string[] | undefined;
   readonly score: number;
   readonly order: number;
+  /** Same key = same path pattern and hosts (competing only by method). */
+  readonly key: string;
+  readonly preflight: boolean;
 }
 
 const EMPTY: Readonly<Record<string, string>> = Object.freeze({});
@@ -49,24 +66,52 @@ export class RouteTable<R extends RouteMatcherSpec> {
     this.#routes = compiled;
   }
 
-  /** The most specific route for the canonical `path`, `method` and `host`, if any. */
-  match(path: string, method: string, host: string | undefined): RouteMatch<R> | undefined {
+  /**
+   * The most specific route for the canonical `path` and `host` that takes `method`; a
+   * `MethodMismatch` when the most specific path has routes but none takes the method; undefined
+   * when no path matches.
+   */
+  match(
+    path: string,
+    method: string,
+    host: string | undefined,
+    preflight = false,
+  ): RouteMatch<R> | MethodMismatch | undefined {
+    let key: string | undefined;
+    let allow: Set<string> | undefined;
     for (const c of this.#routes) {
-      if (c.methods !== undefined && !c.methods.has(method)) continue;
+      if (key !== undefined && c.key !== key) continue;
       if (c.hosts !== undefined && !hostMatches(c.hosts, host)) continue;
-      if (c.literal !== undefined) {
-        const lit = c.literal;
-        if (lit === '/') return { route: c.route, params: EMPTY, rest: path };
-        if (!path.startsWith(lit)) continue;
-        if (path.length === lit.length) return { route: c.route, params: EMPTY, rest: '' };
-        if (path.charCodeAt(lit.length) !== 47) continue;
-        return { route: c.route, params: EMPTY, rest: path.slice(lit.length) };
-      }
-      const m = matchPattern(c, path);
-      if (m !== undefined) return m;
+      const m = matchPath(c, path);
+      if (m === undefined) continue;
+      if (accepts(c, method, preflight)) return m;
+      key = c.key;
+      allow ??= new Set();
+      for (const x of c.methods ?? DEFAULT_METHODS) allow.add(x);
+      if (allow.has('GET')) allow.add('HEAD');
     }
-    return undefined;
+    return allow === undefined ? undefined : { allow: [...allow] };
   }
+}
+
+function accepts(c: Compiled<unknown>, method: string, preflight: boolean): boolean {
+  const m = c.methods;
+  if (m === undefined) return method !== 'TRACE' && method !== 'CONNECT';
+  if (m.has(method)) return true;
+  if (method === 'HEAD') return m.has('GET');
+  return preflight && c.preflight && method === 'OPTIONS';
+}
+
+function matchPath<R>(c: Compiled<R>, path: string): RouteMatch<R> | undefined {
+  if (c.literal !== undefined) {
+    const lit = c.literal;
+    if (lit === '/') return { route: c.route, params: EMPTY, rest: path };
+    if (!path.startsWith(lit)) return undefined;
+    if (path.length === lit.length) return { route: c.route, params: EMPTY, rest: '' };
+    if (path.charCodeAt(lit.length) !== 47) return undefined;
+    return { route: c.route, params: EMPTY, rest: path.slice(lit.length) };
+  }
+  return matchPattern(c, path);
 }
 
 function compile<R extends RouteMatcherSpec>(route: R, order: number): Compiled<R> {
@@ -96,6 +141,8 @@ function compile<R extends RouteMatcherSpec>(route: R, order: number): Compiled<
       (route.hosts?.length ? 2 : 0) +
       (route.methods?.length ? 1 : 0),
     order,
+    key: `${wildcard ? `${path}/*` : path} ${route.hosts?.join(',') ?? ''}`,
+    preflight: route.preflight === true,
   };
 }
 

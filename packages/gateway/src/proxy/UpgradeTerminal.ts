@@ -1,172 +1,249 @@
 /**
- * WebSocket (and other `Upgrade`) proxying for routes with `websocket: true`: the same canonical
- * path, route match and edge chain (auth, rate limits) as plain requests, then an undici upgrade
- * request to a picked instance and a byte pipe both ways. Errors before the switch are answered
- * with the usual JSON body on the raw socket.
+ * The WebSocket tunnel terminal (routes with `websocket: true`): the same context, admission,
+ * stages, header building (`upstreamHeaders`), instance picking, breaker accounting and
+ * `finish()` (metrics + access log) as the HTTP proxy; then an undici upgrade request (current
+ * handler API) and a byte pipe both ways. An upstream that refuses the upgrade is relayed with
+ * its own status and body; failures before the switch are problem+json on the raw socket.
  */
-import { type IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
+import {
+  AbortedError,
+  ConnectError,
+  classifyFault,
+  classifyStatus,
+  NoInstanceError,
+  SHED_HEADER,
+  TimeoutError,
+  type TrellisError,
+} from '@trellis/core';
+import { type BreakerPermit, CircuitOpenError } from '@trellis/resilience';
 import type { Dispatcher } from 'undici';
-import { canonicalPath } from './canonicalPath.js';
-import { Exchange, type ExchangeHost } from '../chain/RequestContext.js';
-import type { GatewayMiddleware } from '../chain/GatewayMiddleware.js';
-import type { Generation } from './Generation.js';
-import { stripHopByHop } from './hopByHop.js';
-import { normalizeIp } from './TrustedProxies.js';
+import { replyError } from '../chain/replyError.js';
+import { CLIENT_CLOSED, type RequestContext } from '../chain/RequestContext.js';
+import type { GatewayRuntime } from '../server/GatewayRuntime.js';
+import type { RouteRuntime } from './Generation.js';
+import { HOP_BY_HOP } from './hopByHop.js';
 import { targetOf } from './UpstreamGroup.js';
+import { upstreamHeaders } from './upstreamHeaders.js';
 
-/** What the upgrade path needs from the gateway. */
-export interface UpgradeHost extends ExchangeHost {
-  readonly clock: { now(): number };
+const NOT_COUNTED = new AbortedError('not an upstream fault');
+
+export function upgradeTerminal(rt: GatewayRuntime): (ctx: RequestContext) => void {
+  return (ctx) => {
+    new UpgradeTerminal(rt, ctx).start();
+  };
 }
 
-export function proxyUpgrade(
-  gw: UpgradeHost,
-  gen: Generation,
-  req: IncomingMessage,
-  socket: Socket,
-  head: Buffer,
-  sockets: Set<Duplex>,
-): void {
-  const res = new ServerResponse(req);
-  res.assignSocket(socket);
-  res.shouldKeepAlive = false;
-  const peer = normalizeIp(socket.remoteAddress ?? '');
-  const target = canonicalPath(req.url ?? '');
-  const ex = new Exchange(
-    req,
-    res,
-    gw,
-    typeof target === 'string' ? '' : target.path,
-    typeof target === 'string' ? '' : target.search,
-    crypto.randomUUID(),
-    peer,
-    gw.clock.now(),
-  );
-  ex.peer = peer;
-  ex.peerTrusted = gen.trusted.enabled && gen.trusted.isTrustedPeer(peer);
-  gen.enter();
-  let left = false;
-  const leave = (): void => {
-    if (left) return;
-    left = true;
-    gen.leave();
-  };
-  socket.once('close', leave);
-  const fail = (status: number, code: string, message: string): void => {
-    ex.reply(status, code, message, { connection: 'close' });
-    res.once('finish', () => socket.destroy());
-  };
-  if (typeof target === 'string') {
-    fail(400, 'TRELLIS_GATEWAY_BAD_PATH', `bad request target: ${target}`);
-    return;
+class UpgradeTerminal implements Dispatcher.DispatchHandler {
+  readonly #rt: GatewayRuntime;
+  readonly #ctx: RequestContext;
+  readonly #route: RouteRuntime;
+  readonly #socket: Duplex;
+  readonly #head: Buffer;
+  #controller: Dispatcher.DispatchController | undefined;
+  #permit: BreakerPermit | undefined;
+  #pick: ReturnType<RouteRuntime['upstream']['pick']>;
+  #startedAt = 0;
+  #responding = false;
+  #host = '';
+
+  constructor(rt: GatewayRuntime, ctx: RequestContext) {
+    this.#rt = rt;
+    this.#ctx = ctx;
+    this.#route = ctx.route as RouteRuntime;
+    const up = ctx.upgrade as { socket: Duplex; head: Buffer };
+    this.#socket = up.socket;
+    this.#head = up.head;
+    ctx.terminal = this;
   }
-  const match = gen.table.match(target.path, req.method ?? 'GET', req.headers.host);
-  if (match === undefined || !match.route.config.websocket) {
-    fail(404, 'TRELLIS_GATEWAY_NO_ROUTE', `no WebSocket route for ${target.path}`);
-    return;
-  }
-  const route = match.route;
-  ex.routeId = route.id;
-  ex.params = match.params;
-  let upgraded = false;
-  const connect = (): Promise<void> => {
-    const pick = route.upstream.pick(undefined);
-    if (pick === undefined) {
-      fail(503, 'TRELLIS_NO_INSTANCE', `route ${route.id}: no healthy upstream instance`);
-      return Promise.resolve();
+
+  onClientGone(): void {
+    if (this.#controller !== undefined && !this.#controller.aborted) {
+      this.#controller.abort(new AbortedError('client closed the connection'));
     }
+    this.#settle(NOT_COUNTED);
+    this.#ctx.finish(CLIENT_CLOSED);
+  }
+
+  start(): void {
+    const ctx = this.#ctx;
+    const route = this.#route;
+    const upstream = route.upstream;
+    const breakers = upstream.breakers;
+    let open: Set<string> | undefined;
+    if (breakers !== undefined) {
+      for (const inst of upstream.instances) {
+        if (breakers.get(inst.id).state === 'open') (open ??= new Set()).add(inst.id);
+      }
+    }
+    const pick = upstream.pick(open);
+    if (pick === undefined || open?.has(pick.instance.id)) {
+      pick?.done({ ok: true, durationMs: 0 });
+      const err =
+        open !== undefined
+          ? new CircuitOpenError(`route ${route.id}: every upstream circuit is open`, {
+              retryAfterMs: route.config.circuitBreaker ? route.config.circuitBreaker.halfOpenAfterMs : 1000,
+              breaker: undefined,
+            })
+          : new NoInstanceError(`route ${route.id}: no healthy upstream instance`, { service: upstream.name });
+      replyError(ctx, err, { 'retry-after': '1' });
+      return;
+    }
+    try {
+      this.#permit = breakers?.get(pick.instance.id).acquire();
+    } catch (err) {
+      pick.done({ ok: true, durationMs: 0 });
+      replyError(ctx, err);
+      return;
+    }
+    this.#pick = pick;
     const t = targetOf(pick.instance);
-    const headers: Record<string, string | string[] | undefined> = { ...req.headers };
-    headers['x-forwarded-for'] = undefined;
-    headers.forwarded = undefined;
-    const edits = ex.upstreamHeaderEdits;
-    if (edits !== undefined)
-      for (const k of Object.keys(edits)) headers[k.toLowerCase()] = edits[k];
-    const removals = ex.upstreamHeaderRemovals;
-    if (removals !== undefined) for (const k of removals) headers[k] = undefined;
-    stripHopByHop(headers);
-    headers.host =
-      route.config.host === 'preserve'
-        ? req.headers.host
-        : route.config.host === 'upstream'
-          ? undefined
-          : route.config.host;
-    headers[gw.requestIdHeader] = ex.requestId;
-    const started = gw.clock.now();
-    return new Promise<void>((resolve) => {
-      const handler: Dispatcher.DispatchHandler = {
-        onConnect() {},
-        onHeaders(status) {
-          // The upstream refused the upgrade.
-          pick.done({ ok: status < 500, durationMs: gw.clock.now() - started });
-          fail(502, 'TRELLIS_CONNECT_FAILED', `upstream refused the upgrade with ${status}`);
-          resolve();
-          return false;
-        },
-        onData: () => true,
-        onComplete() {},
-        onUpgrade(status, rawHeaders, upstream) {
-          upgraded = true;
-          pick.done({ ok: true, durationMs: gw.clock.now() - started });
-          sockets.add(upstream);
-          upstream.once('close', () => sockets.delete(upstream));
-          res.detachSocket(socket);
-          let headText = `HTTP/1.1 ${status} Switching Protocols\r\n`;
-          const raw = rawHeaders ?? [];
-          for (let i = 0; i < raw.length; i += 2) {
-            headText += `${String(raw[i])}: ${String(raw[i + 1])}\r\n`;
-          }
-          socket.write(`${headText}\r\n`);
-          if (head.length > 0) upstream.write(head);
-          const destroyBoth = (): void => {
-            socket.destroy();
-            upstream.destroy();
-          };
-          upstream.on('error', destroyBoth);
-          socket.on('error', destroyBoth);
-          upstream.once('close', destroyBoth);
-          socket.once('close', destroyBoth);
-          upstream.pipe(socket);
-          socket.pipe(upstream);
-          resolve();
-        },
-        onError(err) {
-          pick.done({ ok: false, durationMs: gw.clock.now() - started });
-          fail(502, 'TRELLIS_CONNECT_FAILED', `upstream upgrade failed: ${err.message}`);
-          resolve();
-        },
-      };
-      gen.pool(t, route).dispatch(
+    this.#host = t.host;
+    ctx.upstream = t.origin;
+    this.#startedAt = this.#rt.clock.now();
+    const timeoutMs = route.config.timeouts.headersMs;
+    const headers = upstreamHeaders(ctx, timeoutMs);
+    try {
+      ctx.gen.pool(t, route).dispatch(
         {
-          path: t.basePath + route.upstreamPath(ex.path, match.rest, ex.params) + ex.search,
+          path: t.basePath + route.upstreamPath(ctx.path, ctx.rest, ctx.params) + ctx.search,
           method: 'GET',
           headers,
-          upgrade: String(req.headers.upgrade ?? 'websocket'),
-          headersTimeout: route.config.timeouts.headersMs,
+          upgrade: String(ctx.req.headers.upgrade ?? 'websocket'),
+          headersTimeout: timeoutMs,
         },
-        handler,
+        this,
       );
-    });
-  };
-  const chain = route.chain;
-  if (chain === undefined) {
-    void connect();
-    return;
+    } catch (err) {
+      this.onResponseError(undefined as never, err as Error);
+    }
   }
-  const run = (i: number): Promise<void> => {
-    if (ex.answered) return Promise.resolve();
-    if (i === chain.length) return connect();
-    return (chain[i] as GatewayMiddleware)(ex, () => run(i + 1));
-  };
-  run(0).then(
-    () => {
-      // A stage answered (401, 429, ...): the socket is not upgraded, close it once written.
-      if (upgraded || socket.destroyed) return;
-      if (res.writableFinished) socket.destroy();
-      else res.once('finish', () => socket.destroy());
-    },
-    () => fail(500, 'TRELLIS_ERROR', 'internal gateway error'),
-  );
+
+  /** Breaker and balancer feedback, once. */
+  #settle(err: TrellisError | undefined, failed = false): void {
+    const pick = this.#pick;
+    this.#pick = undefined;
+    pick?.done({ ok: !failed, durationMs: this.#rt.clock.now() - this.#startedAt });
+    const permit = this.#permit;
+    this.#permit = undefined;
+    if (permit === undefined) return;
+    if (failed && err !== undefined) permit.failure(err);
+    else if (err !== undefined) permit.failure(NOT_COUNTED);
+    else permit.success();
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#socket.destroyed) controller.abort(new AbortedError('client closed the connection'));
+  }
+
+  onRequestUpgrade(
+    _controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+    upstream: Duplex,
+  ): void {
+    const ctx = this.#ctx;
+    const socket = this.#socket;
+    this.#settle(undefined);
+    const sockets = this.#rt.upgradeSockets;
+    sockets.add(upstream);
+    upstream.once('close', () => sockets.delete(upstream));
+    ctx.res.detachSocket(socket as never);
+    let head = `HTTP/1.1 ${statusCode} Switching Protocols\r\n`;
+    for (const name in headers) {
+      if (name === ctx.gateway.requestIdHeader) continue;
+      const v = headers[name] as string | string[];
+      for (const item of Array.isArray(v) ? v : [v]) head += `${name}: ${item}\r\n`;
+    }
+    head += `${ctx.gateway.requestIdHeader}: ${ctx.requestId}\r\n`;
+    socket.write(`${head}\r\n`);
+    if (this.#head.length > 0) upstream.write(this.#head);
+    const destroyBoth = (): void => {
+      socket.destroy();
+      upstream.destroy();
+    };
+    upstream.on('error', destroyBoth);
+    socket.on('error', destroyBoth);
+    upstream.once('close', destroyBoth);
+    socket.once('close', destroyBoth);
+    upstream.pipe(socket);
+    socket.pipe(upstream);
+    this.#rt.observeUpstream(ctx.routeId, this.#host, statusCode, (this.#rt.clock.now() - this.#startedAt) / 1000);
+    ctx.finish(statusCode);
+  }
+
+  /** The upstream refused the upgrade: relay its answer with its status, then close. */
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+    statusMessage?: string,
+  ): void {
+    if (statusCode < 200) return;
+    const ctx = this.#ctx;
+    const kind = classifyStatus(statusCode, { shed: headers[SHED_HEADER] !== undefined });
+    if (kind === 'upstream') {
+      this.#settle(
+        new ConnectError(`upstream refused the upgrade with ${statusCode}`, { target: this.#host }),
+        true,
+      );
+    } else this.#settle(kind === 'overload' ? NOT_COUNTED : undefined);
+    this.#responding = true;
+    ctx.status = statusCode;
+    const res = ctx.res;
+    const out: string[] = [];
+    for (const name in headers) {
+      if (HOP_BY_HOP.has(name) || name === ctx.gateway.requestIdHeader) continue;
+      const v = headers[name] as string | string[];
+      for (const item of Array.isArray(v) ? v : [v]) out.push(name, item);
+    }
+    out.push(ctx.gateway.requestIdHeader, ctx.requestId, 'connection', 'close');
+    try {
+      res.writeHead(statusCode, statusMessage || undefined, out);
+    } catch (err) {
+      controller.abort(err as Error);
+    }
+  }
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#ctx.bytesOut += chunk.length;
+    this.#ctx.res.write(chunk);
+  }
+
+  onResponseEnd(): void {
+    const ctx = this.#ctx;
+    const socket = this.#socket;
+    ctx.res.end(() => socket.end());
+    this.#rt.observeUpstream(ctx.routeId, this.#host, ctx.status, (this.#rt.clock.now() - this.#startedAt) / 1000);
+    ctx.finish(ctx.status);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    const ctx = this.#ctx;
+    if (ctx.done) return;
+    if (this.#responding) {
+      this.#socket.destroy();
+      ctx.finish(ctx.status);
+      return;
+    }
+    const code = (error as { code?: string }).code ?? '';
+    const err: TrellisError =
+      code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT'
+        ? new TimeoutError(`upstream ${this.#host} did not answer the upgrade in time`, {
+            timeoutMs: this.#route.config.timeouts.headersMs,
+            cause: error,
+          })
+        : new ConnectError(`upstream ${this.#host} upgrade failed: ${error.message}`, {
+            target: this.#host,
+            cause: error,
+          });
+    const counts = !ctx.clientGone && classifyFault(error) === 'upstream';
+    this.#settle(counts ? err : NOT_COUNTED, counts);
+    if (ctx.clientGone) {
+      ctx.finish(CLIENT_CLOSED);
+      return;
+    }
+    replyError(ctx, err);
+  }
 }

@@ -6,9 +6,9 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
-import type { TrellisError } from '@trellis/core';
-import { type Exchange, hasBody } from '../chain/RequestContext.js';
-import { BodyConsumedError, BodyTooLargeError } from '../errors.js';
+import type { Clock, ClockTimer, TrellisError } from '@trellis/core';
+import { hasBody, type RequestContext } from '../chain/RequestContext.js';
+import { BodyConsumedError, BodyTimeoutError, BodyTooLargeError } from '../errors.js';
 
 /** The body to dispatch. */
 export interface UpstreamBody {
@@ -23,32 +23,78 @@ export interface UpstreamBody {
 const noop = (): void => {};
 const NONE: UpstreamBody = { body: null, length: undefined, reserialised: false, release: noop };
 
-/** Counts the bytes of a chunked body and fails once they pass the limit. */
+/**
+ * Counts the bytes of a streamed body and fails once they pass the limit, or when the client
+ * stays silent longer than `idleMs` between two chunks (one timer per body, re-armed lazily).
+ */
 class BodyLimit extends Transform {
-  readonly #ex: Exchange;
+  readonly #ctx: RequestContext;
   readonly #limit: number;
+  readonly #idleMs: number;
+  readonly #clock: Clock;
   #seen = 0;
-  constructor(ex: Exchange, limit: number) {
+  #last: number;
+  #timer: ClockTimer | undefined;
+  constructor(ctx: RequestContext, limit: number, idleMs: number, clock: Clock) {
     super();
-    this.#ex = ex;
+    this.#ctx = ctx;
     this.#limit = limit;
+    this.#idleMs = idleMs;
+    this.#clock = clock;
+    this.#last = clock.now();
+    this.#arm(idleMs);
+  }
+  #arm(ms: number): void {
+    this.#timer = this.#clock.setTimeout(this.#check, ms);
+    (this.#timer as { unref?: () => void }).unref?.();
+  }
+  readonly #check = (): void => {
+    this.#timer = undefined;
+    if (this.destroyed || this.writableEnded) return;
+    const idle = this.#clock.now() - this.#last;
+    if (idle < this.#idleMs) {
+      this.#arm(this.#idleMs - idle);
+      return;
+    }
+    const err = new BodyTimeoutError(`request body stalled for ${this.#idleMs} ms`);
+    this.#ctx.bodyTooLarge = err;
+    this.destroy(err);
+  };
+  stop(): void {
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.#seen += chunk.length;
+    this.#last = this.#clock.now();
     if (this.#seen > this.#limit) {
       const err = new BodyTooLargeError(`request body over ${this.#limit} bytes`, {
         limitBytes: this.#limit,
       });
-      this.#ex.bodyTooLarge = err;
+      this.#ctx.bodyTooLarge = err;
+      this.stop();
       cb(err);
       return;
     }
     cb(null, chunk);
   }
+  override _flush(cb: TransformCallback): void {
+    this.stop();
+    cb();
+  }
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    this.stop();
+    cb(err);
+  }
 }
 
 /** Chooses the upstream body for an exchange, or the error to answer with. */
-export function requestBody(ex: Exchange, maxBytes: number): UpstreamBody | TrellisError {
+export function requestBody(
+  ex: RequestContext,
+  maxBytes: number,
+  idleMs: number,
+  clock: Clock,
+): UpstreamBody | TrellisError {
   const req = ex.req;
   if (req.readableDidRead || req.readableEnded) {
     const out = reserialise(ex);
@@ -65,9 +111,8 @@ export function requestBody(ex: Exchange, maxBytes: number): UpstreamBody | Trel
         limitBytes: maxBytes,
       });
     }
-    return { body: req, length: undefined, reserialised: false, release: noop };
   }
-  const limiter = new BodyLimit(ex, maxBytes);
+  const limiter = new BodyLimit(ex, maxBytes, idleMs, clock);
   const onError = (err: Error): void => {
     limiter.destroy(err);
   };
@@ -78,13 +123,14 @@ export function requestBody(ex: Exchange, maxBytes: number): UpstreamBody | Trel
     length: undefined,
     reserialised: false,
     release: () => {
+      limiter.stop();
       req.off('error', onError);
       req.unpipe(limiter);
     },
   };
 }
 
-function reserialise(ex: Exchange): UpstreamBody | TrellisError {
+function reserialise(ex: RequestContext): UpstreamBody | TrellisError {
   const req = ex.req;
   const parsed = (req as IncomingMessage & { body?: unknown }).body;
   const type = String(req.headers['content-type'] ?? '').toLowerCase();

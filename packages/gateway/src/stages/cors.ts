@@ -132,10 +132,12 @@ export function corsMiddleware(config: CorsConfig): GatewayMiddleware {
       // Preflight: answered here, never forwarded.
       const requestedHeaders = headerValue(ctx.req, 'access-control-request-headers');
       if (!allowed(origin)) {
-        return ctx.reply(403, CorsRejectedError.code, `origin ${origin} is not allowed`);
+        return ctx.reply(new CorsRejectedError(`origin ${origin} is not allowed`, { origin }));
       }
       if (!methods.has(requestedMethod.toUpperCase())) {
-        return ctx.reply(403, CorsRejectedError.code, `method ${requestedMethod} is not allowed`);
+        return ctx.reply(
+          new CorsRejectedError(`method ${requestedMethod} is not allowed`, { origin }),
+        );
       }
       let headersValue = allowHeadersValue;
       if (requestedHeaders !== undefined && requestedHeaders.trim() !== '') {
@@ -144,9 +146,9 @@ export function corsMiddleware(config: CorsConfig): GatewayMiddleware {
           const denied = asked.filter((h) => h !== '' && !allowHeaders.has(h));
           if (denied.length > 0) {
             return ctx.reply(
-              403,
-              CorsRejectedError.code,
-              `request headers not allowed: ${denied.join(', ')}`,
+              new CorsRejectedError(`request headers not allowed: ${denied.join(', ')}`, {
+                origin,
+              }),
             );
           }
         } else {
@@ -175,7 +177,17 @@ export function corsMiddleware(config: CorsConfig): GatewayMiddleware {
       if (config.credentials) rh['access-control-allow-credentials'] = 'true';
       if (expose) rh['access-control-expose-headers'] = expose;
       ctx.onUpstreamResponse((_status, headers) => fixUpstream(headers, allowOrigin));
+    } else {
+      // The gateway owns CORS on this route: an upstream's reflected Access-Control-* headers
+      // never reach a disallowed origin.
+      ctx.onUpstreamResponse(dropUpstreamCors);
     }
     return next();
   };
+}
+
+function dropUpstreamCors(_status: number, headers: Record<string, string | string[]>): void {
+  for (const name of Object.keys(headers)) {
+    if (name.toLowerCase().startsWith('access-control-')) delete headers[name];
+  }
 }

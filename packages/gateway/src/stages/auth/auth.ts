@@ -155,7 +155,7 @@ export function authMiddleware(auth: RouteAuthConfig, deps: AuthStageDeps): Gate
     message: string,
     bearerError?: string,
   ) =>
-    ctx.reply(401, UnauthorizedError.code, message, {
+    ctx.reply(new UnauthorizedError(message, { scheme: 'Bearer' }), {
       'www-authenticate': bearerError
         ? `Bearer realm="trellis", error="invalid_token", error_description="${bearerError}"`
         : challenge,
@@ -184,9 +184,7 @@ export function authMiddleware(auth: RouteAuthConfig, deps: AuthStageDeps): Gate
         id = { subject: payload.sub, method: 'jwt', claims, scopes: scopesOf(claims) };
       } catch (err) {
         if (err instanceof AuthUnavailableError) {
-          return ctx.reply(503, AuthUnavailableError.code, 'token keys are unavailable', {
-            'retry-after': '5',
-          });
+          return ctx.reply(err, { 'retry-after': '5' });
         }
         const reason = jwtReason(err);
         return unauthorized(ctx, `invalid token: ${reason}`, reason);
@@ -216,9 +214,7 @@ export function authMiddleware(auth: RouteAuthConfig, deps: AuthStageDeps): Gate
           `Bearer realm="trellis", error="insufficient_scope", scope="${auth.scopes.join(' ')}"`;
       }
       return ctx.reply(
-        403,
-        ForbiddenError.code,
-        `not allowed: missing ${missing.join(', ')}`,
+        new ForbiddenError(`not allowed: missing ${missing.join(', ')}`, { missing }),
         headers,
       );
     }

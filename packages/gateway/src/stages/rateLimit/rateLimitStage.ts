@@ -90,9 +90,10 @@ export function rateLimitMiddleware(
     rh['ratelimit-reset'] = reset;
     if (!d.allowed) {
       const retryAfter = String(Math.max(1, Math.ceil(d.retryAfterMs / 1000)));
-      return ctx.reply(429, GatewayRateLimitedError.code, 'rate limit exceeded', {
-        'retry-after': retryAfter,
-      });
+      return ctx.reply(
+        new GatewayRateLimitedError('rate limit exceeded', { retryAfterMs: d.retryAfterMs }),
+        { 'retry-after': retryAfter },
+      );
     }
     return next();
   };
