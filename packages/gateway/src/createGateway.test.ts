@@ -1,8 +1,8 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { ConfigError, type Instance, type Resolver } from '@trellis/core';
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { createGateway, type Gateway } from './createGateway.js';
 import type { GatewayConfigInput } from './config/gatewayConfig.js';
+import { createGateway, type Gateway } from './createGateway.js';
 
 describe('createGateway', () => {
   it('has the documented shape', () => {

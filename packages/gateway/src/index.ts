@@ -1,9 +1,3 @@
-export { type BadTargetReason, type CanonicalTarget, canonicalPath } from './proxy/canonicalPath.js';
-export { createGateway, type Gateway, type GatewayOptions } from './createGateway.js';
-export type { AccessLogLine } from './observe/accessLog.js';
-export { hashApiKey } from './stages/auth/apiKeys.js';
-export { loadConfigFile } from './config/loadConfigFile.js';
-export * from './errors.js';
 export type {
   GatewayDeps,
   GatewayIdentity,
@@ -18,3 +12,13 @@ export {
   type RouteConfig,
   type RouteConfigInput,
 } from './config/gatewayConfig.js';
+export { loadConfigFile } from './config/loadConfigFile.js';
+export { createGateway, type Gateway, type GatewayOptions } from './createGateway.js';
+export * from './errors.js';
+export type { AccessLogLine } from './observe/accessLog.js';
+export {
+  type BadTargetReason,
+  type CanonicalTarget,
+  canonicalPath,
+} from './proxy/canonicalPath.js';
+export { hashApiKey } from './stages/auth/apiKeys.js';

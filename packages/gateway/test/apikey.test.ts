@@ -107,13 +107,13 @@ describe('API key auth on a route', () => {
     );
     const unknown = await get({ 'x-api-key': 'billing-secret-key-2' });
     expect(unknown.res.status).toBe(401);
-    expect(JSON.parse(unknown.text).error.message).toBe('unknown API key');
+    expect(JSON.parse(unknown.text).detail).toBe('unknown API key');
   });
 
   it('403 when the key lacks the route scope', async () => {
     const { res, text } = await get({ 'x-api-key': 'reports-secret-key-2' });
     expect(res.status).toBe(403);
-    expect(JSON.parse(text).error.code).toBe('TRELLIS_GATEWAY_FORBIDDEN');
+    expect(JSON.parse(text).code).toBe('TRELLIS_GATEWAY_FORBIDDEN');
   });
 
   it('the plaintext digest in config is validated', async () => {

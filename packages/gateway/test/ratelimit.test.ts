@@ -38,9 +38,7 @@ describe('rate limit, memory store', () => {
     expect(limited.headers.get('retry-after')).toBe('40');
     expect(limited.headers.get('ratelimit-remaining')).toBe('0');
     expect(limited.headers.get('ratelimit-reset')).toBe('40');
-    expect(((await limited.json()) as { error: { code: string } }).error.code).toBe(
-      'TRELLIS_GATEWAY_RATE_LIMITED',
-    );
+    expect(((await limited.json()) as { code: string }).code).toBe('TRELLIS_GATEWAY_RATE_LIMITED');
 
     vi.setSystemTime(Date.UTC(2026, 0, 1) + 60_001);
     expect((await hit(`${h.url}/a`)).status).toBe(200);
@@ -153,7 +151,9 @@ describe.skipIf(!hasEngine('redis'))('rate limit, Redis store', () => {
 
   it('opens no Redis connection until a request needs it (a failed or checked build leaks nothing)', async () => {
     const { Redis } = await import('ioredis');
-    const { createEdge, edgeGlobalSchema, edgeRouteSchema } = await import('../src/stages/createStages.js');
+    const { createEdge, edgeGlobalSchema, edgeRouteSchema } = await import(
+      '../src/stages/createStages.js'
+    );
     const { silentLogger, systemClock } = await import('@trellis/core');
     const probe = new Redis(redis.url);
     try {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { renderConfigReference } from '../scripts/renderConfigReference.js';
 import { gatewayConfigSchema } from '../src/config/gatewayConfig.js';
 import { edgeGlobalSchema, edgeRouteSchema } from '../src/stages/createStages.js';
-import { renderConfigReference } from '../scripts/renderConfigReference.js';
 
 describe('renderConfigReference', () => {
   it('renders one row per field with type, default, required and description', () => {

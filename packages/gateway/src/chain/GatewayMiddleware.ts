@@ -10,7 +10,6 @@ export interface GatewayIdentity {
   readonly scopes?: readonly string[];
 }
 
-
 /**
  * What a route middleware sees for one request. The proxy stage (last in the chain) reads
  * `upstreamHeaders`, `responseHeaders`, `identity` and the `onUpstreamResponse` hooks.

@@ -27,12 +27,25 @@ export function createContext(
   const peerTrusted = trusted.enabled && trusted.isTrustedPeer(peer);
   const incomingId = peerTrusted ? req.headers[host.requestIdHeader] : undefined;
   const requestId =
-    typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : host.nextRequestId();
+    typeof incomingId === 'string' && REQUEST_ID.test(incomingId)
+      ? incomingId
+      : host.nextRequestId();
   let clientIp = peer;
   if (peerTrusted) {
     const xff = req.headers['x-forwarded-for'];
     clientIp = trusted.clientIp(peer, typeof xff === 'string' ? xff : xff?.join(','));
   }
   gen.enter();
-  return new RequestContext(req, res, host, gen, requestId, clientIp, peer, peerTrusted, host.clock.now(), upgrade);
+  return new RequestContext(
+    req,
+    res,
+    host,
+    gen,
+    requestId,
+    clientIp,
+    peer,
+    peerTrusted,
+    host.clock.now(),
+    upgrade,
+  );
 }

@@ -9,7 +9,11 @@ import { InternalError, problemOf, type TrellisError, writeProblem } from '@trel
 import type { RequestContext } from './RequestContext.js';
 
 /** Answers `ctx` with `err` (a Trellis error, or anything thrown: then 500 without details). */
-export function replyError(ctx: RequestContext, err: unknown, headers?: Record<string, string>): void {
+export function replyError(
+  ctx: RequestContext,
+  err: unknown,
+  headers?: Record<string, string>,
+): void {
   const res = ctx.res;
   const p = problemOf(err, { requestId: ctx.requestId });
   ctx.gateway.countError(ctx.route?.id, p.code);

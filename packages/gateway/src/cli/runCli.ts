@@ -12,10 +12,10 @@
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, createHealth, type Logger, silentLogger } from '@trellis/core';
-import { createGateway, type Gateway } from '../createGateway.js';
 import { parseGatewayConfig } from '../config/gatewayConfig.js';
-import { createJsonLogger, type LogLevel } from '../observe/jsonLogger.js';
 import { loadConfigFile } from '../config/loadConfigFile.js';
+import { createGateway, type Gateway } from '../createGateway.js';
+import { createJsonLogger, type LogLevel } from '../observe/jsonLogger.js';
 
 const USAGE = `Usage: trellis-gateway --config <gateway.json|gateway.yaml> [options]
 

@@ -2,11 +2,7 @@
  * What the gateway records per request: the server histogram (core's `recordServerRequest`),
  * the upstream attempt histogram, error answers by code and retries, all on one registry.
  */
-import {
-  createDurationHistogram,
-  type DurationHistogram,
-  type Metrics,
-} from '@trellis/core';
+import { createDurationHistogram, type DurationHistogram, type Metrics } from '@trellis/core';
 import { Counter } from 'prom-client';
 
 export class GatewayMetrics {

@@ -111,7 +111,8 @@ export class ProxyAttempt implements Dispatcher.DispatchHandler {
     } else {
       const record: Record<string, string | string[]> = {};
       for (const name in headers) record[name] = headers[name] as string | string[];
-      if (extra !== undefined) for (const key of Object.keys(extra)) record[key.toLowerCase()] = extra[key] as string;
+      if (extra !== undefined)
+        for (const key of Object.keys(extra)) record[key.toLowerCase()] = extra[key] as string;
       if (hooks !== undefined) for (const hook of hooks) hook(statusCode, record);
       for (const name of Object.keys(record)) {
         const lower = name.toLowerCase();

@@ -25,8 +25,8 @@ import {
 } from '@trellis/core';
 import { type BreakerPermit, BulkheadRejectedError, CircuitOpenError } from '@trellis/resilience';
 import type { Pool } from 'undici';
-import { internal, replyError } from '../chain/replyError.js';
 import { CLIENT_CLOSED, type RequestContext } from '../chain/RequestContext.js';
+import { internal, replyError } from '../chain/replyError.js';
 import {
   InvalidUpstreamResponseError,
   UpstreamBusyError,
@@ -40,9 +40,20 @@ import { requestBody, type UpstreamBody } from './requestBody.js';
 import { targetOf } from './UpstreamGroup.js';
 import { type HeaderRecord, upstreamHeaders } from './upstreamHeaders.js';
 
-const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+const TIMEOUT_CODES = new Set([
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'ETIMEDOUT',
+]);
 /** Errors that prove the request never left the gateway. */
-const NEVER_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+const NEVER_SENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
 
 const UPSTREAM_STATUS_FAILURE = new ConnectError('upstream answered with a failure status', {
   target: 'upstream',
@@ -99,7 +110,8 @@ class ProxyTerminal implements AttemptListener {
   /** Client connection closed: leave the queue, abort the upstream call. */
   onClientGone(): void {
     this.#queued?.abort();
-    if (this.#call !== undefined) this.#call.abort(new AbortedError('client closed the connection'));
+    if (this.#call !== undefined)
+      this.#call.abort(new AbortedError('client closed the connection'));
     else this.#finish(CLIENT_CLOSED);
   }
 
@@ -141,7 +153,12 @@ class ProxyTerminal implements AttemptListener {
       return;
     }
     const route = this.#route;
-    const body = requestBody(ctx, route.config.maxBodyBytes, route.config.timeouts.requestBodyMs, this.#rt.clock);
+    const body = requestBody(
+      ctx,
+      route.config.maxBodyBytes,
+      route.config.timeouts.requestBodyMs,
+      this.#rt.clock,
+    );
     if (body instanceof TrellisError) {
       this.#reply(body);
       return;
@@ -261,7 +278,12 @@ class ProxyTerminal implements AttemptListener {
     if (!call.sent && this.#call === call) {
       this.#queueTimer = rt.clock.setTimeout(() => {
         this.#queueTimer = undefined;
-        if (!call.sent) call.abort(new UpstreamBusyError(`route ${route.id}: no free upstream connection within ${timeouts.queueMs} ms`));
+        if (!call.sent)
+          call.abort(
+            new UpstreamBusyError(
+              `route ${route.id}: no free upstream connection within ${timeouts.queueMs} ms`,
+            ),
+          );
       }, timeouts.queueMs);
     }
   }
@@ -319,7 +341,10 @@ class ProxyTerminal implements AttemptListener {
       this.#lastFailure = err;
       this.#exclude ??= new Set();
       this.#exclude.add(call.pick.instance.id);
-      rt.logger.debug({ requestId: ctx.requestId, err: error }, 'gateway: retrying upstream request');
+      rt.logger.debug(
+        { requestId: ctx.requestId, err: error },
+        'gateway: retrying upstream request',
+      );
       rt.countRetry(route.id);
       this.#next();
       return;
@@ -341,16 +366,27 @@ class ProxyTerminal implements AttemptListener {
         callerDeadline
           ? `upstream ${host} did not answer within the caller's deadline of ${this.#timeoutMs} ms`
           : `upstream ${host} did not answer in time`,
-        { timeoutMs: this.#timeoutMs, cause: error, ...(callerDeadline ? { deadline: true as const } : {}) },
+        {
+          timeoutMs: this.#timeoutMs,
+          cause: error,
+          ...(callerDeadline ? { deadline: true as const } : {}),
+        },
       );
     }
     if (classifyFault(error) === 'caller') {
-      return new UpstreamRequestRejectedError(`the request cannot be forwarded: ${error.message}`, { cause: error });
+      return new UpstreamRequestRejectedError(`the request cannot be forwarded: ${error.message}`, {
+        cause: error,
+      });
     }
     if (code === 'UND_ERR_SOCKET' && error.message === 'bad response') {
-      return new InvalidUpstreamResponseError(`upstream ${host} sent an invalid response`, { cause: error });
+      return new InvalidUpstreamResponseError(`upstream ${host} sent an invalid response`, {
+        cause: error,
+      });
     }
-    return new ConnectError(`upstream ${host} failed: ${error.message}`, { target: host, cause: error });
+    return new ConnectError(`upstream ${host} failed: ${error.message}`, {
+      target: host,
+      cause: error,
+    });
   }
 
   #canRetry(call: ProxyAttempt, error: Error): boolean {
@@ -375,12 +411,20 @@ class ProxyTerminal implements AttemptListener {
 
   finished(call: ProxyAttempt, error: Error | undefined): void {
     const now = this.#rt.clock.now();
-    this.#rt.observeUpstream(this.#route.id, call.target.host, call.status, (now - call.startedAt) / 1000);
+    this.#rt.observeUpstream(
+      this.#route.id,
+      call.target.host,
+      call.status,
+      (now - call.startedAt) / 1000,
+    );
     if (call.span !== undefined) {
       if (error !== undefined) call.span.recordException(error);
       call.span.end();
     }
-    this.#finish(error !== undefined && !this.#ctx.res.writableFinished ? CLIENT_CLOSED : call.status, now);
+    this.#finish(
+      error !== undefined && !this.#ctx.res.writableFinished ? CLIENT_CLOSED : call.status,
+      now,
+    );
   }
 
   #reply(err: TrellisError, headers?: Record<string, string>): void {

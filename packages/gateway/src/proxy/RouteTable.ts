@@ -26,7 +26,15 @@ export interface MethodMismatch {
 }
 
 /** Methods a route without `methods` takes (TRACE and CONNECT only when listed). */
-export const DEFAULT_METHODS: readonly string[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+export const DEFAULT_METHODS: readonly string[] = [
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'PATCH',
+  'DELETE',
+  'OPTIONS',
+];
 
 /** A matched route: the route, its path params, and the part of the path the route matched. */
 export interface RouteMatch<R> {

@@ -19,8 +19,8 @@ import {
 } from '@trellis/core';
 import { type BreakerPermit, CircuitOpenError } from '@trellis/resilience';
 import type { Dispatcher } from 'undici';
-import { replyError } from '../chain/replyError.js';
 import { CLIENT_CLOSED, type RequestContext } from '../chain/RequestContext.js';
+import { replyError } from '../chain/replyError.js';
 import type { GatewayRuntime } from '../server/GatewayRuntime.js';
 import type { RouteRuntime } from './Generation.js';
 import { HOP_BY_HOP } from './hopByHop.js';
@@ -83,10 +83,14 @@ class UpgradeTerminal implements Dispatcher.DispatchHandler {
       const err =
         open !== undefined
           ? new CircuitOpenError(`route ${route.id}: every upstream circuit is open`, {
-              retryAfterMs: route.config.circuitBreaker ? route.config.circuitBreaker.halfOpenAfterMs : 1000,
+              retryAfterMs: route.config.circuitBreaker
+                ? route.config.circuitBreaker.halfOpenAfterMs
+                : 1000,
               breaker: undefined,
             })
-          : new NoInstanceError(`route ${route.id}: no healthy upstream instance`, { service: upstream.name });
+          : new NoInstanceError(`route ${route.id}: no healthy upstream instance`, {
+              service: upstream.name,
+            });
       replyError(ctx, err, { 'retry-after': '1' });
       return;
     }
@@ -170,7 +174,12 @@ class UpgradeTerminal implements Dispatcher.DispatchHandler {
     socket.once('close', destroyBoth);
     upstream.pipe(socket);
     socket.pipe(upstream);
-    this.#rt.observeUpstream(ctx.routeId, this.#host, statusCode, (this.#rt.clock.now() - this.#startedAt) / 1000);
+    this.#rt.observeUpstream(
+      ctx.routeId,
+      this.#host,
+      statusCode,
+      (this.#rt.clock.now() - this.#startedAt) / 1000,
+    );
     ctx.finish(statusCode);
   }
 
@@ -215,7 +224,12 @@ class UpgradeTerminal implements Dispatcher.DispatchHandler {
     const ctx = this.#ctx;
     const socket = this.#socket;
     ctx.res.end(() => socket.end());
-    this.#rt.observeUpstream(ctx.routeId, this.#host, ctx.status, (this.#rt.clock.now() - this.#startedAt) / 1000);
+    this.#rt.observeUpstream(
+      ctx.routeId,
+      this.#host,
+      ctx.status,
+      (this.#rt.clock.now() - this.#startedAt) / 1000,
+    );
     ctx.finish(ctx.status);
   }
 

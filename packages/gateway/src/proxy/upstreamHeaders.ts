@@ -48,7 +48,11 @@ export function upstreamHeaders(ctx: RequestContext, deadlineMs: number): Header
     if (dropUnderscores && key.includes('_')) continue;
     h[key] = src[key];
   }
-  if (typeof src.te === 'string' && src.te.trim().toLowerCase() === 'trailers' && !named?.has('te')) {
+  if (
+    typeof src.te === 'string' &&
+    src.te.trim().toLowerCase() === 'trailers' &&
+    !named?.has('te')
+  ) {
     h.te = 'trailers';
   }
   const edits = ctx.upstreamHeaderEdits;

@@ -63,7 +63,7 @@ export class GatewayRuntime implements ContextHost {
   #idCounter = 0;
   readonly #live = new Set<Generation>();
   readonly #terminals = { http: proxyTerminal(this), upgrade: upgradeTerminal(this) };
-  readonly observe = gatewayObserve(this);
+  readonly observe: ContextHost['observe'];
   current: Generation;
   #closing: Promise<void> | undefined;
 
@@ -79,6 +79,7 @@ export class GatewayRuntime implements ContextHost {
     this.#ownHealth = opts.health === undefined;
     this.health = opts.health ?? createHealth({ signals: false, clock: this.clock });
     this.record = new GatewayMetrics(this.metrics);
+    this.observe = gatewayObserve(this);
     const parsed = parseGatewayConfig(config);
     this.requestIdHeader = parsed.requestIdHeader;
     this.current = this.#build(parsed);

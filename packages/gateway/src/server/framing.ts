@@ -27,7 +27,8 @@ export function checkFraming(req: IncomingMessage): TrellisError | undefined {
   if (te !== undefined && te.trim().toLowerCase() !== 'chunked') {
     return new BadFramingError(`unsupported Transfer-Encoding: ${te}`);
   }
-  if (cl !== undefined && !/^\d{1,15}$/.test(cl)) return new BadFramingError('invalid Content-Length');
+  if (cl !== undefined && !/^\d{1,15}$/.test(cl))
+    return new BadFramingError('invalid Content-Length');
   // Node keeps the first of duplicate Content-Length / Transfer-Encoding headers: look again.
   if (countRaw(req, 'content-length') + countRaw(req, 'transfer-encoding') > 1) {
     return new BadFramingError('duplicate Content-Length or Transfer-Encoding');
@@ -46,7 +47,8 @@ export function checkHost(req: IncomingMessage): TrellisError | undefined {
       ? undefined
       : new BadHostError('the request has no Host header');
   }
-  if (countRaw(req, 'host') > 1) return new BadHostError('the request has more than one Host header');
+  if (countRaw(req, 'host') > 1)
+    return new BadHostError('the request has more than one Host header');
   if (!HOST.test(host)) return new BadHostError('the Host header is not host[:port]');
   return undefined;
 }
@@ -62,7 +64,11 @@ function countRaw(req: IncomingMessage, lower: string): number {
 }
 
 /** Writes `err` as a whole problem+json answer on a raw socket and closes it. */
-export function answerOnSocket(socket: Duplex, err: TrellisError, headers: Record<string, string> = {}): void {
+export function answerOnSocket(
+  socket: Duplex,
+  err: TrellisError,
+  headers: Record<string, string> = {},
+): void {
   const p = problemOf(err);
   const body = JSON.stringify(p);
   let head = `HTTP/1.1 ${p.status} ${p.title}\r\nconnection: close\r\ncontent-type: ${PROBLEM_CONTENT_TYPE}\r\ncache-control: no-store\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`;

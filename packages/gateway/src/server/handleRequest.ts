@@ -6,12 +6,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ShutdownError, TrellisError } from '@trellis/core';
 import { createContext } from '../chain/createContext.js';
-import { internal, replyError } from '../chain/replyError.js';
 import type { RequestContext } from '../chain/RequestContext.js';
+import { internal, replyError } from '../chain/replyError.js';
 import type { GatewayRuntime } from './GatewayRuntime.js';
 import { routeRequest } from './routeRequest.js';
 
-export function handleRequest(rt: GatewayRuntime): (req: IncomingMessage, res: ServerResponse) => void {
+export function handleRequest(
+  rt: GatewayRuntime,
+): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const ctx = createContext(rt, rt.current, req, res);
     // `on`, not `once` (no wrapper per request): `finish()` removes it.
@@ -27,7 +29,11 @@ export function handleRequest(rt: GatewayRuntime): (req: IncomingMessage, res: S
 }
 
 /** Runs a composed chain; a stage that answered (or threw) ends the request here. */
-export function run(rt: GatewayRuntime, ctx: RequestContext, handler: (ctx: RequestContext) => void | Promise<void>): void {
+export function run(
+  rt: GatewayRuntime,
+  ctx: RequestContext,
+  handler: (ctx: RequestContext) => void | Promise<void>,
+): void {
   let out: void | Promise<void>;
   try {
     out = handler(ctx);

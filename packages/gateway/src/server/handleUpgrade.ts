@@ -81,7 +81,11 @@ function wantsTunnel(rt: GatewayRuntime, req: IncomingMessage): boolean {
 }
 
 /** Attaches the upgrade listener to `server`; returns the detach function. */
-export function attachUpgrade(rt: GatewayRuntime, server: Server, fallback: PlainFallback): () => void {
+export function attachUpgrade(
+  rt: GatewayRuntime,
+  server: Server,
+  fallback: PlainFallback,
+): () => void {
   const listener = handleUpgrade(rt, fallback);
   server.on('upgrade', listener);
   return () => server.off('upgrade', listener);

@@ -95,7 +95,12 @@ export async function listen(
   return { port: addr.port, host: addr.address, adminPort };
 }
 
-async function start(rt: GatewayRuntime, server: Server, port: number, host: string | undefined): Promise<void> {
+async function start(
+  rt: GatewayRuntime,
+  server: Server,
+  port: number,
+  host: string | undefined,
+): Promise<void> {
   rt.servers.add(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

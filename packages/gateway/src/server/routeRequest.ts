@@ -5,8 +5,9 @@
  * in, and even then never a different route than the path with `;params` removed names).
  * Returns the route, or undefined when the request was answered here.
  */
-import { replyError } from '../chain/replyError.js';
+
 import type { RequestContext } from '../chain/RequestContext.js';
+import { replyError } from '../chain/replyError.js';
 import { BadPathError, MethodNotAllowedError, RouteNotFoundError } from '../errors.js';
 import { canonicalPath } from '../proxy/canonicalPath.js';
 import type { RouteRuntime } from '../proxy/Generation.js';
@@ -32,7 +33,8 @@ export function routeRequest(ctx: RequestContext): RouteRuntime | undefined {
     return undefined;
   }
   const method = req.method ?? 'GET';
-  const preflight = method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined;
+  const preflight =
+    method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined;
   const match = gen.table.match(target.path, method, req.headers.host, preflight);
   if (match === undefined) {
     replyError(ctx, new RouteNotFoundError(`no route for ${method} ${target.path}`));
@@ -42,7 +44,9 @@ export function routeRequest(ctx: RequestContext): RouteRuntime | undefined {
     const allow = match.allow.join(', ');
     replyError(
       ctx,
-      new MethodNotAllowedError(`${method} is not allowed on ${target.path}`, { allow: match.allow }),
+      new MethodNotAllowedError(`${method} is not allowed on ${target.path}`, {
+        allow: match.allow,
+      }),
       { allow },
     );
     return undefined;
@@ -57,7 +61,12 @@ export function routeRequest(ctx: RequestContext): RouteRuntime | undefined {
     const other = route.config.allowEncodedDelimiters
       ? gen.table.match(plain, method, req.headers.host, preflight)
       : undefined;
-    if (!route.config.allowEncodedDelimiters || other === undefined || 'allow' in other || other.route !== route) {
+    if (
+      !route.config.allowEncodedDelimiters ||
+      other === undefined ||
+      'allow' in other ||
+      other.route !== route
+    ) {
       replyError(
         ctx,
         new BadPathError(

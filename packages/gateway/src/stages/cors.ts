@@ -5,8 +5,8 @@
  * is the only one.
  */
 import { z } from 'zod';
-import { CorsRejectedError } from '../errors.js';
 import type { GatewayMiddleware } from '../chain/GatewayMiddleware.js';
+import { CorsRejectedError } from '../errors.js';
 import { headerNameSchema, headerValue } from './headerUtil.js';
 
 const methodSchema = z

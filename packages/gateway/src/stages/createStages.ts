@@ -13,14 +13,14 @@
 import { ConfigError, type Logger, ShutdownError } from '@trellis/core';
 import { z } from 'zod';
 import type { GatewayDeps, GatewayMiddleware } from '../chain/GatewayMiddleware.js';
+import { listenSchema } from '../config/listenSchema.js';
 import { type AccessLogWriter, accessLogSchema, createAccessLog } from '../observe/accessLog.js';
 import { ApiKeyStore, apiKeysSchema } from './auth/apiKeys.js';
 import { authMiddleware, identityHeaderSchema, routeAuthSchema } from './auth/auth.js';
-import { corsMiddleware, corsSchema } from './cors.js';
-import { createRateLimiter, type RedisLike } from './rateLimit/createRateLimiter.js';
-import { headerTransformsMiddleware, headerTransformsSchema } from './headers.js';
 import { JwtProvider, jwtProviderSchema } from './auth/jwtProvider.js';
-import { listenSchema } from '../config/listenSchema.js';
+import { corsMiddleware, corsSchema } from './cors.js';
+import { headerTransformsMiddleware, headerTransformsSchema } from './headers.js';
+import { createRateLimiter, type RedisLike } from './rateLimit/createRateLimiter.js';
 import {
   type KeyedRateLimiter,
   rateLimitMiddleware,

@@ -8,10 +8,10 @@
 import { ConfigError } from '@trellis/core';
 import { errors as joseErrors } from 'jose';
 import { z } from 'zod';
-import { AuthUnavailableError, ForbiddenError, UnauthorizedError } from '../../errors.js';
 import type { GatewayIdentity, GatewayMiddleware } from '../../chain/GatewayMiddleware.js';
-import type { ApiKeyStore } from './apiKeys.js';
+import { AuthUnavailableError, ForbiddenError, UnauthorizedError } from '../../errors.js';
 import { headerNameSchema, headerValue } from '../headerUtil.js';
+import type { ApiKeyStore } from './apiKeys.js';
 import type { JwtProvider } from './jwtProvider.js';
 
 export const identityHeaderSchema = z

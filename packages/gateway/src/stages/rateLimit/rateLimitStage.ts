@@ -5,8 +5,8 @@
  * with `Retry-After`.
  */
 import { z } from 'zod';
-import { GatewayRateLimitedError } from '../../errors.js';
 import type { GatewayMiddleware, GatewayRequestContext } from '../../chain/GatewayMiddleware.js';
+import { GatewayRateLimitedError } from '../../errors.js';
 import { headerNameSchema, headerValue } from '../headerUtil.js';
 
 export const routeRateLimitSchema = z
