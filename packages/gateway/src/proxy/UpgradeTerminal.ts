@@ -74,7 +74,9 @@ class UpgradeTerminal implements Dispatcher.DispatchHandler {
     let open: Set<string> | undefined;
     if (breakers !== undefined) {
       for (const inst of upstream.instances) {
-        if (breakers.get(inst.id).state === 'open') (open ??= new Set()).add(inst.id);
+        if (breakers.get(inst.id).state !== 'open') continue;
+        open ??= new Set();
+        open.add(inst.id);
       }
     }
     const pick = upstream.pick(open);
