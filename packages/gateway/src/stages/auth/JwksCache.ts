@@ -21,7 +21,7 @@ export interface JwksCacheOptions {
   readonly cacheMaxAgeMs: number;
   /** Minimum time between two fetches triggered by an unknown `kid` (default 30 s). */
   readonly cooldownMs: number;
-  /** Per-fetch timeout for headers and body. */
+  /** Total deadline of one fetch (connect, headers and the whole body: a trickling body too). */
   readonly timeoutMs: number;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -103,10 +103,17 @@ export class JwksCache {
     const { url, clock, logger } = this.#options;
     this.#lastAttempt = clock.now();
     this.fetches++;
+    const ac = new AbortController();
+    this.#abort = ac;
+    const timer = clock.setTimeout(
+      () => ac.abort(new Error(`JWKS fetch did not finish within ${this.#options.timeoutMs} ms`)),
+      this.#options.timeoutMs,
+    );
     try {
       const res = await request(url, {
         dispatcher: this.#agent,
         headers: { accept: 'application/jwk-set+json, application/json' },
+        signal: ac.signal,
       });
       let size = 0;
       const chunks: Buffer[] = [];
@@ -139,12 +146,19 @@ export class JwksCache {
         { err, jwksUrl: url, keptCachedKeys: this.#resolver !== undefined },
         'gateway: JWKS fetch failed',
       );
+    } finally {
+      clock.clearTimeout(timer);
+      this.#abort = undefined;
     }
   }
 
+  #abort: AbortController | undefined;
+
+  /** Stops a fetch in flight at once, then releases the connection. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#abort?.abort(new Error('gateway closing'));
     await this.#pending;
-    await this.#agent.close();
+    await this.#agent.destroy();
   }
 }
