@@ -90,6 +90,7 @@ class ProxyTerminal implements AttemptListener {
   #timeoutMs: number;
   #callerDeadline = false;
   #queueTimer: ReturnType<GatewayRuntime['clock']['setTimeout']> | undefined;
+  #deadlineTimer: ReturnType<GatewayRuntime['clock']['setTimeout']> | undefined;
 
   constructor(rt: GatewayRuntime, ctx: RequestContext) {
     this.#rt = rt;
@@ -274,6 +275,19 @@ class ProxyTerminal implements AttemptListener {
       call.onResponseError(undefined as never, err as Error);
       return;
     }
+    // A trusted caller's deadline is enforced to the millisecond (undici's headers timer ticks
+    // in about half a second): when it runs out it is the caller's fault, not the upstream's.
+    if (this.#callerDeadline && this.#deadlineTimer === undefined) {
+      const ms = Math.max(0, this.#timeoutMs - (rt.clock.now() - ctx.startedAt));
+      this.#deadlineTimer = rt.clock.setTimeout(() => {
+        this.#call?.abort(
+          new TimeoutError(`the caller's deadline of ${this.#timeoutMs} ms ran out`, {
+            timeoutMs: this.#timeoutMs,
+            deadline: true,
+          }),
+        );
+      }, ms);
+    }
     // Every connection busy: bound the time queued for one (not an upstream fault).
     if (!call.sent && this.#call === call) {
       this.#queueTimer = rt.clock.setTimeout(() => {
@@ -295,8 +309,16 @@ class ProxyTerminal implements AttemptListener {
     }
   }
 
+  #clearDeadline(): void {
+    if (this.#deadlineTimer !== undefined) {
+      this.#rt.clock.clearTimeout(this.#deadlineTimer);
+      this.#deadlineTimer = undefined;
+    }
+  }
+
   started(call: ProxyAttempt, status: number, headers: IncomingHttpHeaders): void {
     this.#clearQueueTimer();
+    this.#clearDeadline();
     const kind = classifyStatus(status, { shed: headers[SHED_HEADER] !== undefined });
     const failed = kind === 'upstream';
     call.pick.done({ ok: !failed, durationMs: this.#rt.clock.now() - call.startedAt });
@@ -437,6 +459,7 @@ class ProxyTerminal implements AttemptListener {
     if (this.#done) return;
     this.#done = true;
     this.#clearQueueTimer();
+    this.#clearDeadline();
     this.#release?.();
     this.#permit?.failure(NOT_COUNTED);
     this.#permit = undefined;
