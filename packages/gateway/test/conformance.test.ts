@@ -80,7 +80,10 @@ describe('1xx from the upstream (RFC 9110 §15.2)', () => {
     await once(up, 'listening');
     cleanup.push(async () => up.close());
     const g = await gatewayFor({ url: `http://127.0.0.1:${(up.address() as AddressInfo).port}` });
-    const raw = await rawRequest(g.port, 'GET /api/p HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n');
+    const raw = await rawRequest(
+      g.port,
+      'GET /api/p HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n',
+    );
     expect(raw.indexOf('HTTP/1.1 103')).toBe(0);
     expect(raw).toMatch(/^link: <\/style\.css>; rel=preload; as=style$/im);
     expect(raw).toContain('HTTP/1.1 200');
@@ -99,11 +102,17 @@ describe('1xx from the upstream (RFC 9110 §15.2)', () => {
       { url: `http://127.0.0.1:${(tcp.address() as AddressInfo).port}` },
       { retry: false },
     );
-    const raw = await rawRequest(g.port, 'GET /api/x HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n');
+    const raw = await rawRequest(
+      g.port,
+      'GET /api/x HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n',
+    );
     expect(statusOf(raw)).toBe(502);
     expect(raw).toContain('content-type: application/problem+json');
     expect(bodyOf(raw)).toMatchObject({ code: 'TRELLIS_GATEWAY_BAD_UPSTREAM_RESPONSE' });
-    const again = await rawRequest(g.port, 'GET /api/x HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n');
+    const again = await rawRequest(
+      g.port,
+      'GET /api/x HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n',
+    );
     expect(statusOf(again)).toBe(502);
   });
 });
@@ -114,7 +123,11 @@ describe('request line and Host (RFC 9112 §3.2, RFC 3986)', () => {
     ['a Host with a slash', 'GET /api/x HTTP/1.1\r\nHost: a/b\r\n', 'TRELLIS_GATEWAY_BAD_HOST'],
     ['a Host with userinfo', 'GET /api/x HTTP/1.1\r\nHost: user@a\r\n', 'TRELLIS_GATEWAY_BAD_HOST'],
     ['a fragment', 'GET /api/x#frag HTTP/1.1\r\nHost: gw\r\n', 'TRELLIS_GATEWAY_BAD_PATH'],
-    ['a fragment after the query', 'GET /api/x?a=1#f HTTP/1.1\r\nHost: gw\r\n', 'TRELLIS_GATEWAY_BAD_PATH'],
+    [
+      'a fragment after the query',
+      'GET /api/x?a=1#f HTTP/1.1\r\nHost: gw\r\n',
+      'TRELLIS_GATEWAY_BAD_PATH',
+    ],
   ])('400 for %s, never forwarded', async (_name, head, code) => {
     const up = await upstream();
     const g = await gatewayFor(up);
@@ -149,7 +162,10 @@ describe('request line and Host (RFC 9112 §3.2, RFC 3986)', () => {
   it('CONNECT and TRACE are answered 405 and never forwarded (OWASP XST; nginx)', async () => {
     const up = await upstream();
     const g = await gatewayFor(up);
-    const connect = await rawRequest(g.port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+    const connect = await rawRequest(
+      g.port,
+      'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n',
+    );
     expect(statusOf(connect)).toBe(405);
     expect(bodyOf(connect)).toMatchObject({ code: 'TRELLIS_GATEWAY_METHOD_NOT_ALLOWED' });
     const trace = await rawRequest(
@@ -165,7 +181,10 @@ describe('request line and Host (RFC 9112 §3.2, RFC 3986)', () => {
   it('a route that lists TRACE opts in', async () => {
     const up = await upstream();
     const g = await gatewayFor(up, { methods: ['GET', 'TRACE'] });
-    const trace = await rawRequest(g.port, 'TRACE /api/x HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n');
+    const trace = await rawRequest(
+      g.port,
+      'TRACE /api/x HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n',
+    );
     expect(statusOf(trace)).toBe(200);
     expect(up.seen[0]?.method).toBe('TRACE');
   });

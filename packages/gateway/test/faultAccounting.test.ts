@@ -7,7 +7,13 @@
  */
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { rawRequest, startGateway, startUpstream, statusOf, type UpstreamHandler } from './helpers.js';
+import {
+  rawRequest,
+  startGateway,
+  startUpstream,
+  statusOf,
+  type UpstreamHandler,
+} from './helpers.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {

@@ -22,7 +22,13 @@ beforeAll(async () => {
     auth: { apiKeys: { keys: { ops: { sha256: hashApiKey('ops-secret-key-1') } } } },
     routes: [
       { name: 'public', path: '/', upstream: pub.url },
-      { name: 'admin', path: '/admin', methods: ['GET'], auth: { apiKey: true }, upstream: admin.url },
+      {
+        name: 'admin',
+        path: '/admin',
+        methods: ['GET'],
+        auth: { apiKey: true },
+        upstream: admin.url,
+      },
       { name: 'files', path: '/files/:name', allowEncodedDelimiters: true, upstream: files.url },
     ],
   });
@@ -34,7 +40,10 @@ afterAll(async () => {
 });
 
 const send = (target: string, method = 'GET', extra = '') =>
-  rawRequest(g.port, `${method} ${target} HTTP/1.1\r\nHost: gw\r\n${extra}Connection: close\r\n\r\n`);
+  rawRequest(
+    g.port,
+    `${method} ${target} HTTP/1.1\r\nHost: gw\r\n${extra}Connection: close\r\n\r\n`,
+  );
 
 describe('route walking', () => {
   it.each([
@@ -64,7 +73,9 @@ describe('route walking', () => {
   it('HEAD is judged by the same auth as GET; other methods get 405, never the public route', async () => {
     const before = pub.seen.length;
     expect(statusOf(await send('/admin/users', 'HEAD'))).toBe(401);
-    expect(statusOf(await send('/admin/users', 'HEAD', 'X-Api-Key: ops-secret-key-1\r\n'))).toBe(200);
+    expect(statusOf(await send('/admin/users', 'HEAD', 'X-Api-Key: ops-secret-key-1\r\n'))).toBe(
+      200,
+    );
     expect(admin.seen.at(-1)?.method).toBe('HEAD');
     for (const method of ['OPTIONS', 'POST', 'DELETE', 'PATCH']) {
       const raw = await send('/admin/users', method, 'Content-Length: 0\r\n');

@@ -58,7 +58,15 @@ async function wsUpstream(refuse?: (req: IncomingMessage, socket: Duplex) => voi
 const capture = () => {
   const lines: Record<string, unknown>[] = [];
   const log = (obj: unknown) => lines.push(obj as Record<string, unknown>);
-  const logger = { info: log, warn: log, error: log, debug: log, trace: log, fatal: log, child: () => logger };
+  const logger = {
+    info: log,
+    warn: log,
+    error: log,
+    debug: log,
+    trace: log,
+    fatal: log,
+    child: () => logger,
+  };
   return { lines, logger: logger as never };
 };
 
@@ -85,7 +93,9 @@ describe('WebSocket refusals', () => {
 
   it("an upstream's 403 with a body comes back as 403, not 502", async () => {
     const up = await wsUpstream((_req, socket) => {
-      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 6\r\n\r\nno way');
+      socket.end(
+        'HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 6\r\n\r\nno way',
+      );
     });
     const g = await startGateway({ routes: [{ path: '/ws', websocket: true, upstream: up.url }] });
     cleanup.push(() => g.gateway.close());
@@ -127,14 +137,18 @@ describe('upgrades share the pipeline', () => {
     expect(h['x-forwarded-for']).toBe('127.0.0.1');
     expect(h['x-request-id']).toBeDefined();
     const metrics = await (await fetch(`${g.adminUrl}/metrics`)).text();
-    expect(metrics).toMatch(/http_server_request_duration_seconds_count\{[^}]*http_route="ws"[^}]*http_response_status_code="101"[^}]*\} 1/);
+    expect(metrics).toMatch(
+      /http_server_request_duration_seconds_count\{[^}]*http_route="ws"[^}]*http_response_status_code="101"[^}]*\} 1/,
+    );
     const access = lines.filter((l) => l.route === 'ws');
     expect(access).toHaveLength(1);
     expect(access[0]).toMatchObject({ status: 101, path: '/ws/room' });
   });
 
   it('Upgrade: h2c on a plain route is served as a plain request and the connection closed after', async () => {
-    const up = createServer((req, res) => res.end(`plain ${req.url} upgrade=${req.headers.upgrade ?? 'none'}`));
+    const up = createServer((req, res) =>
+      res.end(`plain ${req.url} upgrade=${req.headers.upgrade ?? 'none'}`),
+    );
     const upUrl = await serve(up);
     const g = await startGateway({ routes: [{ path: '/api', upstream: upUrl }] });
     cleanup.push(() => g.gateway.close());

@@ -60,11 +60,23 @@ export class ProxyAttempt implements Dispatcher.DispatchHandler {
 
   /** Aborts the upstream request (client went away, body too large, gateway closing). */
   abort(err: Error): void {
-    if (this.#ended) return;
+    if (this.#ended && this.#controller !== undefined) return;
     const c = this.#controller;
     if (c !== undefined) {
       if (!c.aborted) c.abort(err);
     } else this.#pendingAbort = err;
+  }
+
+  /**
+   * Gives up on an attempt still queued for a connection: the listener hears `failed(err)` now;
+   * undici aborts the request as soon as it is dequeued (a queued request cannot be removed).
+   */
+  abandon(err: Error): void {
+    if (this.#settled || this.#controller !== undefined) return;
+    this.#pendingAbort = err;
+    this.#settled = true;
+    this.#ended = true;
+    this.#listener.failed(this, err);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {

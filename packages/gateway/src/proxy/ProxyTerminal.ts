@@ -293,7 +293,7 @@ class ProxyTerminal implements AttemptListener {
       this.#queueTimer = rt.clock.setTimeout(() => {
         this.#queueTimer = undefined;
         if (!call.sent)
-          call.abort(
+          call.abandon(
             new UpstreamBusyError(
               `route ${route.id}: no free upstream connection within ${timeouts.queueMs} ms`,
             ),

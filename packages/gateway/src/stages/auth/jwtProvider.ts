@@ -84,7 +84,9 @@ export const jwtProviderSchema = z
           .int()
           .positive()
           .default(5_000)
-          .describe('Connect, headers and body timeout of one fetch.'),
+          .describe(
+            'Total deadline of one fetch: connect, headers and the whole body (a trickling body too).',
+          ),
       })
       .strict()
       .prefault({})
