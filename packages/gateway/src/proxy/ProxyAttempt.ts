@@ -11,6 +11,7 @@ import type { Span } from '@opentelemetry/api';
 import type { Pick } from '@trellis/core';
 import type { Dispatcher } from 'undici';
 import type { RequestContext } from '../chain/RequestContext.js';
+import { InvalidUpstreamResponseError } from '../errors.js';
 import { connectionTokens, HOP_BY_HOP } from './hopByHop.js';
 import type { UpstreamTarget } from './UpstreamGroup.js';
 
@@ -100,6 +101,14 @@ export class ProxyAttempt implements Dispatcher.DispatchHandler {
       }
       return;
     }
+    if (statusCode > 599) {
+      controller.abort(
+        new InvalidUpstreamResponseError(
+          `upstream ${this.target.host} answered status ${statusCode}`,
+        ),
+      );
+      return;
+    }
     this.status = statusCode;
     this.#responding = true;
     this.#settled = true;
@@ -142,10 +151,20 @@ export class ProxyAttempt implements Dispatcher.DispatchHandler {
     } catch (err) {
       // A hook produced an invalid header (CR/LF): never send it.
       controller.abort(err as Error);
+      return;
+    }
+    // No body can follow (RFC 9110 §6.4.1): the answer is complete now, whatever bytes an
+    // upstream sends after it.
+    if (statusCode === 204 || statusCode === 304 || ctx.req.method === 'HEAD') {
+      this.#bodiless = true;
+      res.end();
     }
   }
 
+  #bodiless = false;
+
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#bodiless) return;
     const ctx = this.ctx;
     const res = ctx.res;
     if (res.destroyed) {
@@ -163,6 +182,10 @@ export class ProxyAttempt implements Dispatcher.DispatchHandler {
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
     this.#ended = true;
     const res = this.ctx.res;
+    if (this.#bodiless) {
+      this.#listener.finished(this, undefined);
+      return;
+    }
     if (res.chunkedEncoding) {
       let t: Record<string, string> | undefined;
       for (const name in trailers) {
@@ -177,6 +200,10 @@ export class ProxyAttempt implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     this.#ended = true;
+    if (this.#bodiless) {
+      this.#listener.finished(this, undefined);
+      return;
+    }
     if (this.#responding) {
       // Mid-body failure: the client must see an aborted response, never a hang.
       this.ctx.res.destroy(err);

@@ -193,6 +193,10 @@ class UpgradeTerminal implements Dispatcher.DispatchHandler {
     statusMessage?: string,
   ): void {
     if (statusCode < 200) return;
+    if (statusCode > 599) {
+      controller.abort(new Error(`upstream answered status ${statusCode}`));
+      return;
+    }
     const ctx = this.#ctx;
     const kind = classifyStatus(statusCode, { shed: headers[SHED_HEADER] !== undefined });
     if (kind === 'upstream') {
