@@ -123,7 +123,8 @@ describe('trellis-gateway --check', () => {
       start(['--config', f, '--check']),
     ) as [Run, Run, Run, Run];
     expect(await Promise.all([r1, r2, r3, r4].map(exitCode))).toEqual([1, 1, 1, 1]);
-    expect(r1.stderr).toContain('routes.orders.auth.jwt: unknown JWT provider "idp"');
+    expect(r1.stderr).toContain('routes[0].auth.jwt: unknown JWT provider "idp"');
+    expect(r1.stderr).not.toContain('routes.routes');
     expect(r2.stderr).toContain('auth.jwt.a.secret: environment variable NOPE_NOT_SET is not set');
     expect(r3.stderr).toContain('not valid YAML');
     expect(r4.stderr).toContain('cannot read (ENOENT)');

@@ -235,85 +235,93 @@ const body = fc.constantFrom(
 const version = fc.constantFrom('HTTP/1.1', 'HTTP/1.1', 'HTTP/1.0', 'HTTP/2.0', 'HTTP/1.1 x');
 
 describe('fuzz', () => {
-  it(`generated requests (${RUNS} runs): one well-formed answer, nothing outside the route, breakers closed`, async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        method,
-        target,
-        version,
-        fc.uniqueArray(header, { maxLength: 5 }),
-        body,
-        async (m, t, v, hs, b) => {
-          const raw = `${m} ${t} ${v}\r\n${hs.join('\r\n')}${hs.length ? '\r\n' : ''}Connection: close\r\n\r\n${b}`;
-          const res = await exchange(raw);
-          expect(res.closed).toBe(true);
-          expect(wellFormed(res.text)).toBe(true);
-          for (const s of api.seen) expect(s.url).toMatch(/^\/(api|ws)(\/|\?|$)/);
-          expect(admin.seen).toHaveLength(0);
-          for (const s of api.seen) {
-            expect(s.headers['x-trellis-identity']).toBeUndefined();
-            expect(s.headers.x_user).toBeUndefined();
-            expect(s.headers['x-secret']).toBeUndefined();
-          }
-        },
-      ),
-      { seed: 16, numRuns: RUNS },
-    );
-    await probe();
-  });
+  it(
+    `generated requests (${RUNS} runs): one well-formed answer, nothing outside the route, breakers closed`,
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          method,
+          target,
+          version,
+          fc.uniqueArray(header, { maxLength: 5 }),
+          body,
+          async (m, t, v, hs, b) => {
+            const raw = `${m} ${t} ${v}\r\n${hs.join('\r\n')}${hs.length ? '\r\n' : ''}Connection: close\r\n\r\n${b}`;
+            const res = await exchange(raw);
+            expect(res.closed).toBe(true);
+            expect(wellFormed(res.text)).toBe(true);
+            for (const s of api.seen) expect(s.url).toMatch(/^\/(api|ws)(\/|\?|$)/);
+            expect(admin.seen).toHaveLength(0);
+            for (const s of api.seen) {
+              expect(s.headers['x-trellis-identity']).toBeUndefined();
+              expect(s.headers.x_user).toBeUndefined();
+              expect(s.headers['x-secret']).toBeUndefined();
+            }
+          },
+        ),
+        { seed: 16, numRuns: RUNS },
+      );
+      await probe();
+    },
+    20_000 + RUNS * 50,
+  );
 
-  it(`generated upstream answers (${RUNS} runs): a clean answer or a clean close, and the gateway keeps serving`, async () => {
-    const status = fc.constantFrom(
-      'HTTP/1.1 200 OK',
-      'HTTP/1.1 204 No Content',
-      'HTTP/1.1 304 Not Modified',
-      'HTTP/1.1 500 Oops',
-      'HTTP/1.1 503 Busy',
-      'HTTP/1.1 999 X',
-      'HTTP/1.0 200 OK',
-      'HELLO',
-      '',
-    );
-    const informational = fc.constantFrom(
-      '',
-      'HTTP/1.1 100 Continue\r\n\r\n',
-      'HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n',
-      'HTTP/1.1 102 Processing\r\n\r\n',
-    );
-    const framing = fc.constantFrom(
-      'Content-Length: 2\r\n\r\nok',
-      'Content-Length: 10\r\n\r\nok',
-      'Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n',
-      'Transfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n',
-      'Transfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\nok\r\n0\r\n\r\n',
-      'Content-Length: 2\r\nContent-Length: 3\r\n\r\nok',
-      'Connection: close\r\n\r\nclose-delimited',
-      'Bad Header\r\n\r\n',
-      'X-Request-Id: upstream\r\nContent-Length: 0\r\n\r\n',
-    );
-    const end = fc.constantFrom('end', 'destroy', 'hang');
-    await fc.assert(
-      fc.asyncProperty(
-        informational,
-        status,
-        framing,
-        end,
-        fc.constantFrom('GET', 'HEAD', 'POST'),
-        async (i, s, f, e, m) => {
-          hostileAnswer = `${i}${s}\r\n${f}\u0000${e}`;
-          const res = await exchange(
-            `${m} /raw/x HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
-          );
-          expect(res.closed).toBe(true);
-          expect(wellFormed(res.text), JSON.stringify(res.text)).toBe(true);
-          expect(res.text.match(/^x-request-id:/gim)?.length ?? 0).toBeLessThanOrEqual(1);
-        },
-      ),
-      { seed: 1016, numRuns: RUNS },
-    );
-    for (const s of hostileSockets) s.destroy();
-    await probe();
-  });
+  it(
+    `generated upstream answers (${RUNS} runs): a clean answer or a clean close, and the gateway keeps serving`,
+    async () => {
+      const status = fc.constantFrom(
+        'HTTP/1.1 200 OK',
+        'HTTP/1.1 204 No Content',
+        'HTTP/1.1 304 Not Modified',
+        'HTTP/1.1 500 Oops',
+        'HTTP/1.1 503 Busy',
+        'HTTP/1.1 999 X',
+        'HTTP/1.0 200 OK',
+        'HELLO',
+        '',
+      );
+      const informational = fc.constantFrom(
+        '',
+        'HTTP/1.1 100 Continue\r\n\r\n',
+        'HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n',
+        'HTTP/1.1 102 Processing\r\n\r\n',
+      );
+      const framing = fc.constantFrom(
+        'Content-Length: 2\r\n\r\nok',
+        'Content-Length: 10\r\n\r\nok',
+        'Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n',
+        'Transfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n',
+        'Transfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\nok\r\n0\r\n\r\n',
+        'Content-Length: 2\r\nContent-Length: 3\r\n\r\nok',
+        'Connection: close\r\n\r\nclose-delimited',
+        'Bad Header\r\n\r\n',
+        'X-Request-Id: upstream\r\nContent-Length: 0\r\n\r\n',
+      );
+      const end = fc.constantFrom('end', 'destroy', 'hang');
+      await fc.assert(
+        fc.asyncProperty(
+          informational,
+          status,
+          framing,
+          end,
+          fc.constantFrom('GET', 'HEAD', 'POST'),
+          async (i, s, f, e, m) => {
+            hostileAnswer = `${i}${s}\r\n${f}\u0000${e}`;
+            const res = await exchange(
+              `${m} /raw/x HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+            );
+            expect(res.closed).toBe(true);
+            expect(wellFormed(res.text), JSON.stringify(res.text)).toBe(true);
+            expect(res.text.match(/^x-request-id:/gim)?.length ?? 0).toBeLessThanOrEqual(1);
+          },
+        ),
+        { seed: 1016, numRuns: RUNS },
+      );
+      for (const s of hostileSockets) s.destroy();
+      await probe();
+    },
+    20_000 + RUNS * 50,
+  );
 
   it('leaves no socket or timer behind', async () => {
     const after = await settledHandles(before);

@@ -2,14 +2,18 @@
  * The `trellis-gateway` command:
  *
  *   trellis-gateway --config gateway.yaml [--check] [--port 8080] [--host 0.0.0.0]
- *                   [--log-level info]
+ *                   [--log-level info] [--pid-file /run/trellis-gateway.pid]
  *
  * `--check` validates the file (syntax, schema, route references) and exits 0, or 1 with one
  * line per bad field on stderr. Otherwise the gateway listens; SIGHUP re-reads the file and
  * reloads (an invalid file is logged and the running config kept); SIGTERM/SIGINT run core's
  * graceful shutdown (`createHealth`): readiness fails, after `listen.drainDelayMs` the gateway
  * stops accepting, in-flight requests finish (up to `listen.closeTimeoutMs`), exit 0.
+ * The process is titled `trellis-gateway` (`kill -HUP $(pidof trellis-gateway)`); `--pid-file`
+ * writes its pid and removes the file on shutdown. `/metrics` is on the admin listener
+ * (127.0.0.1:9901 unless `admin.port` says otherwise).
  */
+import { unlinkSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, createHealth, type Logger, silentLogger } from '@trellis/core';
 import { parseGatewayConfig } from '../config/gatewayConfig.js';
@@ -20,14 +24,16 @@ import { createJsonLogger, type LogLevel } from '../observe/jsonLogger.js';
 const USAGE = `Usage: trellis-gateway --config <gateway.json|gateway.yaml> [options]
 
 Options:
-  -c, --config <file>    config file (JSON, or YAML by .yaml/.yml extension); \${ENV} is substituted
+  -c, --config <file>    config file: JSON or YAML (by extension, else by content); \${ENV} is substituted
       --check            validate the config and exit (0 valid, 1 invalid)
   -p, --port <n>         listen port (overrides listen.port)
       --host <addr>      listen address (overrides listen.host)
       --log-level <lvl>  debug | info | warn | error (default info)
+      --pid-file <file>  write the process id there (removed on shutdown)
   -h, --help             show this help
 
 Signals: SIGHUP reloads the config file; SIGTERM/SIGINT shut down gracefully.
+The process title is trellis-gateway; /metrics is served on 127.0.0.1:9901 (admin.port).
 `;
 
 export interface CliIo {
@@ -55,6 +61,7 @@ interface Parsed {
   port: number | undefined;
   host: string | undefined;
   logLevel: LogLevel;
+  pidFile: string | undefined;
 }
 
 function parseCliArgs(argv: readonly string[]): Parsed | { usage: string; code: number } {
@@ -70,6 +77,7 @@ function parseCliArgs(argv: readonly string[]): Parsed | { usage: string; code: 
         port: { type: 'string', short: 'p' },
         host: { type: 'string' },
         'log-level': { type: 'string', default: 'info' },
+        'pid-file': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -98,6 +106,7 @@ function parseCliArgs(argv: readonly string[]): Parsed | { usage: string; code: 
     port,
     host: values.host,
     logLevel: level as LogLevel,
+    pidFile: values['pid-file'],
   };
 }
 
@@ -147,6 +156,7 @@ export async function runCli(
     return 1;
   }
   const listen = loaded.config.listen;
+  process.title = 'trellis-gateway';
   const health = createHealth({
     signals: ['SIGTERM', 'SIGINT'],
     exit: true,
@@ -169,7 +179,7 @@ export async function runCli(
   health.addCleanup(() => gateway.close());
   const port = args.port ?? listen.port;
   const host = args.host ?? listen.host;
-  let address: { port: number; host: string };
+  let address: { port: number; host: string; adminPort?: number | undefined };
   try {
     address = await gateway.listen(port, host);
   } catch (err) {
@@ -178,10 +188,22 @@ export async function runCli(
     health.close();
     return 1;
   }
+  if (args.pidFile !== undefined) {
+    const pidFile = args.pidFile;
+    writeFileSync(pidFile, `${process.pid}\n`);
+    health.addCleanup(() => {
+      try {
+        unlinkSync(pidFile);
+      } catch {
+        // already gone
+      }
+    });
+  }
   logger.info(
     {
       port: address.port,
       host: address.host,
+      adminPort: address.adminPort,
       routes: gateway.config.routes.length,
       config: args.config,
     },

@@ -4,9 +4,10 @@
  * `routes[2].upstream.urls[0]`. Edge settings (CORS, auth, rate limits, header transforms,
  * access log) are merged in from `edge/index.ts`.
  */
-import { parseOptions } from '@trellis/core';
+import { ConfigError, type ConfigIssue, toIssues } from '@trellis/core';
 import { z } from 'zod';
 import { edgeGlobalSchema, edgeRouteSchema } from '../stages/createStages.js';
+import { crossFieldIssues } from './configIssues.js';
 
 const METHODS = [
   'GET',
@@ -378,5 +379,21 @@ export type RouteConfigInput = z.input<typeof routeSchema>;
  * ```
  */
 export function parseGatewayConfig(input: unknown): GatewayConfig {
-  return parseOptions(gatewayConfigSchema, input, 'gateway');
+  const result = gatewayConfigSchema.safeParse(input);
+  const issues = gatewayConfigIssues(input, result);
+  if (result.success && issues.length === 0) return result.data;
+  const detail = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
+  throw new ConfigError(`gateway: invalid options: ${detail}`, {
+    component: 'gateway',
+    issues,
+    cause: result.success ? undefined : result.error,
+  });
+}
+
+/** Every problem of a gateway config (schema and cross-field), in one list; empty when valid. */
+export function gatewayConfigIssues(
+  input: unknown,
+  result = gatewayConfigSchema.safeParse(input),
+): ConfigIssue[] {
+  return [...(result.success ? [] : toIssues(result.error)), ...crossFieldIssues(input)];
 }

@@ -1,11 +1,13 @@
 /**
- * Reads a gateway config file for the CLI: JSON (`.json`) or YAML (`.yaml`/`.yml`), with
- * `${ENV_VAR}` substitution in string values (for secrets), validated by the gateway schema.
+ * Reads a gateway config file for the CLI: JSON (`.json`) or YAML (`.yaml`/`.yml`; any other
+ * extension: detected from the content), with `${ENV_VAR}` substitution in string values (for
+ * secrets). An unset variable is reported together with every other problem of the config.
  */
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { ConfigError, type ConfigIssue, formatPath } from '@trellis/core';
 import { parse as parseYaml } from 'yaml';
+import { gatewayConfigIssues } from './gatewayConfig.js';
 
 /** Replaces `${NAME}` in every string value; `$${NAME}` stays literal `${NAME}`. */
 export function substituteEnv(
@@ -66,20 +68,33 @@ export async function loadConfigFile(
       err,
     );
   }
-  const ext = extname(file).toLowerCase();
+  const format = formatOf(file, text);
   let raw: unknown;
   try {
-    raw = ext === '.yaml' || ext === '.yml' ? parseYaml(text) : JSON.parse(text);
+    raw = format === 'yaml' ? parseYaml(text) : JSON.parse(text);
   } catch (err) {
-    return fail(`not valid ${ext === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message}`, err);
+    return fail(`not valid ${format === 'json' ? 'JSON' : 'YAML'}: ${(err as Error).message}`, err);
   }
   const issues: ConfigIssue[] = [];
   const substituted = substituteEnv(raw, env, issues);
   if (issues.length > 0) {
+    // Report every other problem of the config with the unset variables, not one at a time.
+    // (Not the schema's complaint about the value left empty by an unset variable.)
+    const unset = new Set(issues.map((i) => i.path));
+    issues.push(...gatewayConfigIssues(substituted).filter((i) => !unset.has(i.path)));
     throw new ConfigError(`${file}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, {
       component: 'gateway config file',
       issues,
     });
   }
   return substituted;
+}
+
+/** `.json` / `.yaml` / `.yml` by extension; otherwise JSON when the content starts with `{` or `[`. */
+export function formatOf(file: string, text: string): 'json' | 'yaml' {
+  const ext = extname(file).toLowerCase();
+  if (ext === '.json') return 'json';
+  if (ext === '.yaml' || ext === '.yml') return 'yaml';
+  const first = text.replace(/^\uFEFF/, '').trimStart()[0];
+  return first === '{' || first === '[' ? 'json' : 'yaml';
 }

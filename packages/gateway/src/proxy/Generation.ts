@@ -115,7 +115,7 @@ export class Generation {
     try {
       config.routes.forEach((route, i) => {
         const id = route.name ?? `routes[${i}]`;
-        built.push(makeRoute(route, id, edge.forRoute({ ...route, id }), deps));
+        built.push(makeRoute(route, id, edge.forRoute({ ...route, id, index: i }), deps));
       });
       this.routes = built;
       this.table = new RouteTable(this.routes);

@@ -78,7 +78,9 @@ export type EdgeGlobalConfig = z.output<typeof edgeGlobalSchema>;
 
 export interface Edge {
   /** The ordered middlewares for one route (may be empty). */
-  forRoute(route: EdgeRouteConfig & { readonly id: string }): GatewayMiddleware[];
+  forRoute(
+    route: EdgeRouteConfig & { readonly id: string; readonly index?: number },
+  ): GatewayMiddleware[];
   /** Writes the access-log line of a finished request; undefined when the log is disabled. */
   readonly accessLog: AccessLogWriter | undefined;
   /**
@@ -166,7 +168,7 @@ export function createEdge(config: EdgeGlobalConfig, deps: EdgeDeps): Edge {
     identityHeader: identityHeader.name.toLowerCase(),
     forRoute(route) {
       const chain: GatewayMiddleware[] = [];
-      const path = `routes.${route.id}`;
+      const path = route.index === undefined ? `routes.${route.id}` : `routes[${route.index}]`;
       if (route.cors) chain.push(corsMiddleware(route.cors));
       if (route.auth) {
         chain.push(
