@@ -111,11 +111,15 @@ async function exchange(bytes: string, waitMs = 2_500): Promise<{ text: string; 
   return { text: Buffer.concat(chunks).toString('latin1'), closed };
 }
 
-/** One well-formed answer (after any 1xx) or nothing at all. */
+/**
+ * One well-formed answer (after any 1xx), or a clean close: nothing at all, or only interim
+ * (1xx) answers when the upstream failed before the final head left the gateway.
+ */
 function wellFormed(text: string): boolean {
   if (text === '') return true;
   let rest = text;
   for (;;) {
+    if (rest === '' && rest !== text) return true;
     const m =
       /^HTTP\/1\.1 ([1-5]\d\d) [^\r\n]*\r\n(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: [^\r\n]*\r\n)*\r\n/.exec(
         rest,
