@@ -81,13 +81,13 @@ describe('WebSocket refusals', () => {
     for (let i = 0; i < 3; i++) {
       const client = new WebSocket(`${g.url.replace('http', 'ws')}/ws`);
       const [err] = (await once(client, 'error')) as [Error];
-      expect(err.message).toMatch(/401|socket hang up|closed/);
+      expect(err.message).toContain('401');
     }
     const raw = await rawRequest(
       g.port,
       'GET /ws HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
     );
-    expect([401, 502]).toContain(statusOf(raw));
+    expect(statusOf(raw)).toBe(401);
     expect(up.seen.length).toBe(4);
   });
 

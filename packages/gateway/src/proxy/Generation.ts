@@ -68,7 +68,6 @@ export class Generation {
   /** Lower-case identity header: the client's copy never reaches an upstream. */
   readonly identityHeader: string;
   readonly trusted: TrustedProxies;
-  readonly adminOnGateway: boolean;
   /** Keys of the pools this generation used (see PoolSet). */
   readonly poolKeys = new Set<string>();
   readonly #deps: GenerationDeps;
@@ -105,7 +104,6 @@ export class Generation {
       names.add(id);
     });
     this.trusted = new TrustedProxies(config.trustedProxies);
-    this.adminOnGateway = config.admin.mode === 'gateway';
     const edge = createEdge(config, { clock: deps.clock, logger: deps.logger, now: deps.now });
     this.edge = edge;
     // A silent logger would drop every line: do not build them.

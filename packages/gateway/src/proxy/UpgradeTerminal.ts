@@ -217,6 +217,9 @@ class UpgradeTerminal implements Dispatcher.DispatchHandler {
     out.push(ctx.gateway.requestIdHeader, ctx.requestId, 'connection', 'close');
     try {
       res.writeHead(statusCode, statusMessage || undefined, out);
+      // Out at once: an upstream that refuses and destroys its socket (the ws README's auth
+      // example) must not take the status line with it.
+      res.flushHeaders();
     } catch (err) {
       controller.abort(err as Error);
     }
