@@ -76,7 +76,8 @@ export function upstreamHeaders(ctx: RequestContext, deadlineMs: number): Header
   h['x-forwarded-proto'] = (peerTrusted && src['x-forwarded-proto']) || proto;
   h['x-forwarded-host'] = (peerTrusted && src['x-forwarded-host']) || host;
   const inFwd = peerTrusted ? src.forwarded : undefined;
-  const node = `for=${forwardedNode(peer)};host="${host.replace(/["\\]/g, '')}";proto=${proto}`;
+  // `host` passed checkHost (no `"` or `\`): it can be quoted as is.
+  const node = `for=${forwardedNode(peer)};host="${host}";proto=${proto}`;
   h.forwarded = inFwd ? `${inFwd}, ${node}` : node;
   h[DEADLINE_HEADER] = String(deadlineMs);
   if (hostPolicy !== 'upstream' && hostPolicy !== 'preserve') h.host = hostPolicy;
