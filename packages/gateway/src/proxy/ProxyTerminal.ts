@@ -258,6 +258,8 @@ class ProxyTerminal implements AttemptListener {
     ctx.upstream = target.origin;
     const timeouts = route.config.timeouts;
     const pool: Pool = this.#gen.pool(target, route);
+    // Asked before dispatching: the dispatch itself takes the free connection.
+    const busy = pool.stats.free === 0;
     try {
       pool.dispatch(
         {
@@ -288,8 +290,10 @@ class ProxyTerminal implements AttemptListener {
         );
       }, ms);
     }
-    // Every connection busy: bound the time queued for one (not an upstream fault).
-    if (!call.sent && this.#call === call) {
+    // Every connection busy: bound the time queued for one (not an upstream fault). undici
+    // starts the request a tick later even on a free connection, so the pool was asked first:
+    // no timer per request while a connection is free.
+    if (busy && !call.sent && this.#call === call) {
       this.#queueTimer = rt.clock.setTimeout(() => {
         this.#queueTimer = undefined;
         if (!call.sent)
