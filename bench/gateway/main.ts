@@ -1,7 +1,8 @@
 /**
  * Gateway throughput and latency, in the same run, against the same upstream (a bare
- * `node:http` server): direct, nginx (keep-alive upstream), fast-gateway 3, @fastify/http-proxy
- * and the Trellis gateway (request id, metrics, one route, breaker and retry budget on).
+ * `node:http` server): direct, nginx (keep-alive upstream), fast-gateway 3, @fastify/http-proxy,
+ * a bare node:http + undici `Pool.dispatch` proxy (the limit of this stack: no features) and the
+ * Trellis gateway (request id, metrics, one route, breaker and retry budget on).
  *
  *   npx turbo run build --filter=@trellis/gateway && npx tsx bench/gateway/main.ts
  *
@@ -264,7 +265,7 @@ try {
     nginxDir = ng.dir;
     targets.nginx = async () => ng;
   }
-  for (const kind of ['fast-gateway', 'fastify-http-proxy', 'trellis']) {
+  for (const kind of ['fast-gateway', 'fastify-http-proxy', 'bare', 'trellis']) {
     targets[kind] = () => startNode(kind, 1, upstreamPort);
   }
   results = await measureAll(targets);
@@ -328,6 +329,20 @@ for (const peer of ['fast-gateway', 'fastify-http-proxy']) {
     `  vs ${peer.padEnd(20)} req/s ${rpsRatio.toFixed(2)}× (target ≥ 1.5×)   p99 ${p99Ratio.toFixed(2)}× (target ≥ 1×)`,
   );
 }
+const bare = results.bare;
+if (bare) {
+  const bareRatio = (t.perCpuSecond ?? 0) / (bare.perCpuSecond ?? 1);
+  rows.push({
+    name: 'trellis vs bare node:http + undici proxy requests per CPU-second',
+    value: bareRatio,
+    unit: '×',
+    peer: 'bare',
+    ratio: bareRatio,
+    target: '≥ 0.9×',
+    pass: bareRatio >= 0.9,
+  });
+  console.log(`  vs ${'bare'.padEnd(20)} req/CPU-s ${bareRatio.toFixed(2)}× (target ≥ 0.9×)`);
+}
 for (const base of ['direct', 'nginx']) {
   const b = results[base];
   if (b) console.log(`  trellis / ${base.padEnd(18)} req/s ${(t.rps / b.rps).toFixed(2)}×`);
@@ -338,6 +353,7 @@ const FEATURES: Record<string, string> = {
   direct: 'no proxy: wrk straight to the upstream',
   nginx: 'proxy_pass to a keep-alive upstream block; access_log off; no request id, no metrics',
   'fast-gateway': 'one prefix route (fast-proxy-lite); defaults; no request id, no metrics',
+  bare: 'node:http + one undici Pool.dispatch per request; hop-by-hop headers dropped; nothing else (the limit of this stack)',
   'fastify-http-proxy':
     'one prefix route (@fastify/reply-from on undici); Fastify defaults (logger off); no request id sent upstream, no metrics',
   trellis:

@@ -3,7 +3,10 @@
  * and the proxy under test do not share an event loop:
  *
  *   node --import tsx bench/gateway/server.ts upstream <port>
- *   node --import tsx bench/gateway/server.ts <trellis|fast-gateway|fastify-http-proxy> <port> <upstreamPort>
+ *   node --import tsx bench/gateway/server.ts <trellis|fast-gateway|fastify-http-proxy|bare> <port> <upstreamPort>
+ *
+ * `bare` is the limit of this stack: node:http plus one undici `Pool.dispatch` per request, no
+ * features at all (no request id, no metrics, no breaker, no path checks).
  *
  * Prints `ready <port>` once listening. Answers IPC `stats` messages (when forked) with its heap
  * and open sockets, for the soak test.
@@ -70,6 +73,59 @@ switch (kind) {
     await app.register(proxy, { upstream, prefix: '/api', rewritePrefix: '/api' });
     await app.listen({ port, host: '127.0.0.1' });
     ready();
+    break;
+  }
+  case 'bare': {
+    const { Pool } = await import('undici');
+    const pool = new Pool(upstream, { connections: 128 });
+    const HOP = new Set([
+      'connection',
+      'keep-alive',
+      'transfer-encoding',
+      'upgrade',
+      'te',
+      'trailer',
+    ]);
+    const server = createServer((req, res) => {
+      const headers: Record<string, string | string[] | undefined> = {};
+      for (const k in req.headers) if (!HOP.has(k)) headers[k] = req.headers[k];
+      pool.dispatch(
+        {
+          path: req.url ?? '/',
+          method: req.method ?? 'GET',
+          headers,
+          body: req.method === 'GET' || req.method === 'HEAD' ? null : req,
+        },
+        {
+          onRequestStart() {},
+          onResponseStart(_c, status, h) {
+            const out: string[] = [];
+            for (const k in h) {
+              if (HOP.has(k)) continue;
+              const v = h[k] as string | string[];
+              if (typeof v === 'string') out.push(k, v);
+              else for (const x of v) out.push(k, x);
+            }
+            res.writeHead(status, out);
+          },
+          onResponseData(_c, chunk) {
+            res.write(chunk);
+          },
+          onResponseEnd() {
+            res.end();
+          },
+          onResponseError(_c, err) {
+            if (res.headersSent) res.destroy(err);
+            else {
+              res.statusCode = 502;
+              res.end();
+            }
+          },
+        },
+      );
+    });
+    server.keepAliveTimeout = 60_000;
+    server.listen(port, '127.0.0.1', ready);
     break;
   }
   default:

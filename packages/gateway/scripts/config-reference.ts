@@ -7,8 +7,8 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { renderConfigReference } from '../src/edge/renderConfigReference.js';
-import { gatewayConfigSchema } from '../src/gatewayConfig.js';
+import { gatewayConfigSchema } from '../src/config/gatewayConfig.js';
+import { renderConfigReference } from './renderConfigReference.js';
 
 const target = join(import.meta.dirname, '../../../docs/gateway-config.md');
 

@@ -3,7 +3,7 @@
  * `trellis-gateway --config gateway.yaml [--check] [--port N] [--host H] [--log-level L]`.
  * See docs/gateway.md#cli.
  */
-import { runCli } from './edge/runCli.js';
+import { runCli } from './cli/runCli.js';
 
 runCli(process.argv.slice(2)).then(
   (result) => {

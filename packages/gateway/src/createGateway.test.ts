@@ -1,8 +1,8 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { ConfigError, type Instance, type Resolver } from '@trellis/core';
 import { describe, expect, expectTypeOf, it } from 'vitest';
+import type { GatewayConfigInput } from './config/gatewayConfig.js';
 import { createGateway, type Gateway } from './createGateway.js';
-import type { GatewayConfigInput } from './gatewayConfig.js';
 
 describe('createGateway', () => {
   it('has the documented shape', () => {
@@ -13,6 +13,7 @@ describe('createGateway', () => {
     expectTypeOf<Gateway['listen']>().returns.resolves.toEqualTypeOf<{
       readonly port: number;
       readonly host: string;
+      readonly adminPort: number | undefined;
     }>();
     expectTypeOf<Gateway['attachUpgrade']>().parameter(0).toEqualTypeOf<Server>();
     expectTypeOf<GatewayConfigInput['routes'][number]['path']>().toEqualTypeOf<string>();
@@ -59,18 +60,19 @@ describe('createGateway', () => {
       close: async () => {},
     };
     const config = {
+      redis: { url: 'redis://127.0.0.1:1' },
       routes: [
         { name: 'a', path: '/a', upstream: { service: 'svc' } },
-        // Fails in the edge stage builder: store 'redis' without redis.url.
+        // Fails in the stage builder: the Redis store counts in whole seconds.
         {
           name: 'b',
           path: '/b',
           upstream: { service: 'svc' },
-          rateLimit: { limit: 1, windowMs: 1000, store: 'redis' },
+          rateLimit: { limit: 1, windowMs: 1500, store: 'redis' },
         },
       ],
     };
-    expect(() => createGateway(config, { resolver })).toThrow(/routes\.b\.rateLimit\.store/);
+    expect(() => createGateway(config, { resolver })).toThrow(/routes\[1\]\.rateLimit\.windowMs/);
     await new Promise((r) => setImmediate(r));
     expect(watching).toBe(0);
     const gateway = createGateway({ routes: [] }, { resolver });

@@ -3,7 +3,10 @@
  * replaces the content-type parsers of its own context with a pass-through, so request bodies
  * stream to the upstream untouched; when a parser of the host app already consumed the body,
  * the gateway re-serialises `request.body` (or answers 400, never hangs). WebSocket upgrades of
- * the Fastify server are proxied too (routes with `websocket: true`).
+ * the Fastify server are proxied for the gateway's own routes with `websocket: true` only; any
+ * other request with an `Upgrade` header (`Upgrade: h2c`, a WebSocket for the host app) is left
+ * to another `upgrade` listener when there is one (e.g. @fastify/websocket), and otherwise
+ * served by the Fastify app as a plain request, its connection closed after the answer.
  *
  * @example
  * ```ts
@@ -20,6 +23,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Gateway } from './createGateway.js';
+import { servePlain } from './server/handleUpgrade.js';
 
 export interface TrellisGatewayPluginOptions {
   /** The gateway to mount (from `createGateway`). */
@@ -53,7 +57,15 @@ export const trellisGateway: FastifyPluginAsync<TrellisGatewayPluginOptions> = a
   };
   fastify.route({ method: [...METHODS], url: '/', handler });
   fastify.route({ method: [...METHODS], url: '/*', handler });
-  const detach = opts.upgrades === false ? undefined : gateway.attachUpgrade(fastify.server);
+  const server = fastify.server;
+  const detach =
+    opts.upgrades === false
+      ? undefined
+      : gateway.attachUpgrade(server, (req, socket) => {
+          // Another upgrade listener (the host app's WebSocket plugin) owns it.
+          if (server.listenerCount('upgrade') > 1) return;
+          servePlain(req, socket, (rq, rs) => server.emit('request', rq, rs));
+        });
   fastify.addHook('onClose', async () => {
     detach?.();
     if (opts.closeWithApp === true) await gateway.close();

@@ -1,16 +1,9 @@
-export { type BadTargetReason, type CanonicalTarget, canonicalPath } from './canonicalPath.js';
-export { createGateway, type Gateway, type GatewayOptions } from './createGateway.js';
-export type { AccessLogLine } from './edge/accessLog.js';
-export { hashApiKey } from './edge/apiKeys.js';
-export { loadConfigFile } from './edge/loadConfigFile.js';
-export * from './errors.js';
 export type {
   GatewayDeps,
-  GatewayErrorBody,
   GatewayIdentity,
   GatewayMiddleware,
   GatewayRequestContext,
-} from './GatewayMiddleware.js';
+} from './chain/GatewayMiddleware.js';
 export {
   type GatewayConfig,
   type GatewayConfigInput,
@@ -18,4 +11,14 @@ export {
   parseGatewayConfig,
   type RouteConfig,
   type RouteConfigInput,
-} from './gatewayConfig.js';
+} from './config/gatewayConfig.js';
+export { loadConfigFile } from './config/loadConfigFile.js';
+export { createGateway, type Gateway, type GatewayOptions } from './createGateway.js';
+export * from './errors.js';
+export type { AccessLogLine } from './observe/accessLog.js';
+export {
+  type BadTargetReason,
+  type CanonicalTarget,
+  canonicalPath,
+} from './proxy/canonicalPath.js';
+export { hashApiKey } from './stages/auth/apiKeys.js';

@@ -5,7 +5,7 @@
  */
 import * as crypto from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ApiKeyStore, hashApiKey } from '../src/edge/apiKeys.js';
+import { ApiKeyStore, hashApiKey } from '../src/stages/auth/apiKeys.js';
 import { type EchoBody, type Harness, startHarness } from './edgeHarness.js';
 
 vi.mock('node:crypto', async (importOriginal) => {
@@ -107,17 +107,17 @@ describe('API key auth on a route', () => {
     );
     const unknown = await get({ 'x-api-key': 'billing-secret-key-2' });
     expect(unknown.res.status).toBe(401);
-    expect(JSON.parse(unknown.text).error.message).toBe('unknown API key');
+    expect(JSON.parse(unknown.text).detail).toBe('unknown API key');
   });
 
   it('403 when the key lacks the route scope', async () => {
     const { res, text } = await get({ 'x-api-key': 'reports-secret-key-2' });
     expect(res.status).toBe(403);
-    expect(JSON.parse(text).error.code).toBe('TRELLIS_GATEWAY_FORBIDDEN');
+    expect(JSON.parse(text).code).toBe('TRELLIS_GATEWAY_FORBIDDEN');
   });
 
   it('the plaintext digest in config is validated', async () => {
-    const { edgeGlobalSchema } = await import('../src/edge/index.js');
+    const { edgeGlobalSchema } = await import('../src/stages/createStages.js');
     const r = edgeGlobalSchema.safeParse({
       auth: { apiKeys: { keys: { a: { sha256: 'plaintext' } } } },
     });

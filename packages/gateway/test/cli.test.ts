@@ -5,11 +5,11 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type EdgeTestServer, startEchoUpstream } from '../src/edge/edgeTestServer.js';
+import { type EchoUpstream, startEchoUpstream } from './echoUpstream.js';
 import type { EchoBody } from './edgeHarness.js';
 import { signal } from './helpers.js';
 
@@ -57,7 +57,7 @@ async function exitCode(run: Run): Promise<number | null> {
 const waitFor = <T>(fn: () => T | Promise<T>) => vi.waitFor(fn, { timeout: 15_000, interval: 50 });
 
 let dir: string;
-let upstream: EdgeTestServer;
+let upstream: EchoUpstream;
 
 function writeConfig(name: string, text: string): string {
   const file = join(dir, name);
@@ -123,7 +123,8 @@ describe('trellis-gateway --check', () => {
       start(['--config', f, '--check']),
     ) as [Run, Run, Run, Run];
     expect(await Promise.all([r1, r2, r3, r4].map(exitCode))).toEqual([1, 1, 1, 1]);
-    expect(r1.stderr).toContain('routes.orders.auth.jwt: unknown JWT provider "idp"');
+    expect(r1.stderr).toContain('routes[0].auth.jwt: unknown JWT provider "idp"');
+    expect(r1.stderr).not.toContain('routes.routes');
     expect(r2.stderr).toContain('auth.jwt.a.secret: environment variable NOPE_NOT_SET is not set');
     expect(r3.stderr).toContain('not valid YAML');
     expect(r4.stderr).toContain('cannot read (ENOENT)');
@@ -144,8 +145,18 @@ describe('trellis-gateway serving', () => {
     const config = (tag: string) =>
       `listen: { port: 8, host: 0.0.0.0, drainDelayMs: 0 }\nroutes:\n  - name: api\n    path: /api\n    upstream: { urls: ["${upstream.url}"] }\n    headers: { request: { set: { x-tag: ${tag} } } }\n`;
     const file = writeConfig('serve.yaml', config('one'));
+    const pidFile = join(dir, 'gateway.pid');
     // --port/--host override listen.port/listen.host from the file.
-    const run = start(['--config', file, '--port', '0', '--host', '127.0.0.1']);
+    const run = start([
+      '--config',
+      file,
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--pid-file',
+      pidFile,
+    ]);
     try {
       const listening = await waitFor(() => {
         const line = run.lines().find((l) => l.msg === 'gateway: listening');
@@ -153,6 +164,15 @@ describe('trellis-gateway serving', () => {
         return line;
       });
       expect(listening.host).toBe('127.0.0.1');
+      // `pidof trellis-gateway` finds it; --pid-file names it; /metrics is on the admin port.
+      expect(readFileSync(pidFile, 'utf8').trim()).toBe(String(run.child.pid));
+      if (process.platform === 'linux') {
+        expect(readFileSync(`/proc/${run.child.pid}/comm`, 'utf8').trim()).toBe('trellis-gateway');
+      }
+      expect(listening.adminPort).toEqual(expect.any(Number));
+      expect(
+        (await fetch(`http://127.0.0.1:${listening.adminPort as number}/metrics`)).status,
+      ).toBe(200);
       const base = `http://127.0.0.1:${listening.port as number}`;
       const tagOf = async () => {
         const res = await fetch(`${base}/api/items?x=1`);
@@ -187,6 +207,7 @@ describe('trellis-gateway serving', () => {
 
       run.child.kill('SIGTERM');
       expect(await exitCode(run)).toBe(0);
+      expect(existsSync(pidFile)).toBe(false);
       expect(run.lines().map((l) => l.msg)).toContain('health: stopping -> stopped');
     } finally {
       if (run.child.exitCode === null) run.child.kill('SIGKILL');

@@ -13,8 +13,16 @@ describe('docs/gateway.md', () => {
     const block = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
     expect(block).toBeDefined();
     const config = parseGatewayConfig(parse(block as string));
-    expect(config.routes.map((r) => r.name)).toEqual(['users', 'orders', 'events', 'chat']);
+    expect(config.routes.map((r) => r.name)).toEqual([
+      'users',
+      'orders',
+      'files',
+      'events',
+      'chat',
+    ]);
     expect(config.routes[0]?.bulkhead).toEqual({ limit: 200, queue: 50 });
-    expect(config.routes[2]?.timeouts.streaming).toBe(true);
+    expect(config.routes[3]?.timeouts.streaming).toBe(true);
+    expect(config.routes[2]?.allowEncodedDelimiters).toBe(true);
+    expect(config.admin.mode).toBe('port');
   });
 });

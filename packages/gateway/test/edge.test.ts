@@ -95,7 +95,7 @@ describe('access log', () => {
       status: 401,
       aborted: false,
     });
-    expect(line.obj.requestId).toMatch(/^req-/);
+    expect(line.obj.requestId).toMatch(/^[0-9a-f]{16}-[0-9a-z]+$/);
     expect(typeof line.obj.durationMs).toBe('number');
     expect(line.obj.bytes).toBeGreaterThan(0);
     expect(JSON.parse(JSON.stringify(line.obj))).toEqual(line.obj);
@@ -115,7 +115,6 @@ describe('access log', () => {
     const quiet = captureLogger();
     h = await startHarness({ logger: quiet.logger, global: { accessLog: { enabled: false } } });
     await (await fetch(`${h.url}/ok`)).text();
-    expect(h.edge.accessLog).toBeUndefined();
     expect(quiet.lines).toHaveLength(0);
   });
 });

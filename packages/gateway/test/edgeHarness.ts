@@ -1,62 +1,50 @@
-/** Shared setup for the edge-stage tests: an echo upstream and an edge test server. */
-import { type Logger, silentLogger } from '@trellis/core';
+/**
+ * Shared setup for the stage tests: an echo upstream and a real gateway (`createGateway`) with
+ * one route `r1` on `/` carrying the stage settings under test.
+ */
+import type { Logger } from '@trellis/core';
 import { createTestClock, type TestClock } from '@trellis/core/testing';
-import {
-  type EdgeTestServer,
-  startEchoUpstream,
-  startEdgeTestServer,
-} from '../src/edge/edgeTestServer.js';
-import {
-  createEdge,
-  type Edge,
-  type EdgeDeps,
-  edgeGlobalSchema,
-  edgeRouteSchema,
-} from '../src/edge/index.js';
+import { createGateway, type Gateway } from '../src/index.js';
+import { type EchoUpstream, startEchoUpstream } from './echoUpstream.js';
 
 export interface Harness {
   readonly url: string;
-  readonly edge: Edge;
+  readonly gateway: Gateway;
   readonly clock: TestClock;
   close(): Promise<void>;
 }
 
 export interface HarnessOptions {
-  readonly global?: unknown;
-  readonly route?: unknown;
-  readonly now?: () => number;
+  /** Gateway-wide settings (auth providers, redis, accessLog, trustedProxies...). */
+  readonly global?: Record<string, unknown>;
+  /** Stage settings of the route (cors, auth, rateLimit, headers). */
+  readonly route?: Record<string, unknown>;
   readonly logger?: Logger;
+  /** Headers the echo upstream adds to every answer. */
   readonly upstreamHeaders?: Record<string, string>;
-  readonly deps?: Partial<EdgeDeps>;
   readonly clock?: TestClock;
+  /** Wall-clock time for JWT `exp`/`nbf`. */
+  readonly now?: () => number;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const clock = options.clock ?? createTestClock();
-  const edge = createEdge(edgeGlobalSchema.parse(options.global ?? {}), {
-    clock,
-    logger: options.logger ?? silentLogger,
-    now: options.now,
-    ...options.deps,
-  });
-  const upstream: EdgeTestServer = await startEchoUpstream(options.upstreamHeaders);
-  const route = { ...edgeRouteSchema.parse(options.route ?? {}), id: 'r1' };
-  const server = await startEdgeTestServer({
-    accessLog: edge.accessLog,
-    stripHeader: edge.identityHeader,
-    chain: edge.forRoute(route),
-    upstream: upstream.url,
-    routeId: 'r1',
-    now: () => clock.now(),
-  });
+  const upstream: EchoUpstream = await startEchoUpstream(options.upstreamHeaders);
+  const gateway = createGateway(
+    {
+      ...options.global,
+      routes: [{ name: 'r1', path: '/', upstream: upstream.url, retry: false, ...options.route }],
+    },
+    { clock, logger: options.logger, now: options.now },
+  );
+  const { port } = await gateway.listen(0, '127.0.0.1');
   return {
-    url: server.url,
-    edge,
+    url: `http://127.0.0.1:${port}`,
+    gateway,
     clock,
     close: async () => {
-      await server.close();
+      await gateway.close();
       await upstream.close();
-      await edge.close();
     },
   };
 }

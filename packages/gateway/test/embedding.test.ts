@@ -96,7 +96,7 @@ describe('Express', () => {
       body: 'abc',
     });
     expect(res.status).toBe(400);
-    expect(await res.json()).toMatchObject({ error: { code: 'TRELLIS_GATEWAY_BODY_CONSUMED' } });
+    expect(await res.json()).toMatchObject({ status: 400, code: 'TRELLIS_GATEWAY_BODY_CONSUMED' });
     expect(up.seen).toHaveLength(0);
   });
 });
@@ -146,8 +146,12 @@ describe('Fastify', () => {
 });
 
 describe('WebSocket upgrades', () => {
-  it('attachUpgrade proxies a WebSocket both ways; non-websocket routes refuse the upgrade', async () => {
-    const wsUpstream = createServer();
+  it('attachUpgrade proxies a WebSocket both ways; on a plain route the request is served without the upgrade', async () => {
+    // Plain requests (no Upgrade header reached it) get 426 from this upstream.
+    const wsUpstream = createServer((_req, res) => {
+      res.statusCode = 426;
+      res.end('upgrade required');
+    });
     const wss = new WebSocketServer({ server: wsUpstream });
     wss.on('connection', (socket, req) => {
       socket.send(`hello ${req.url}`);
@@ -179,7 +183,7 @@ describe('WebSocket upgrades', () => {
     expect(messages).toEqual(['hello /ws/room?x=1', 'echo ping']);
     const refused = new WebSocket(`${url}/plain`);
     const [err] = (await once(refused, 'error')) as [Error];
-    expect(err.message).toContain('404');
+    expect(err.message).toContain('426');
   });
 
   it('upgrades go through the route chain: auth refuses a WebSocket without credentials', async () => {

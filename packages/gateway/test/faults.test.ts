@@ -93,7 +93,7 @@ describe('faults', () => {
     });
     const res = await fetch(`${g.url}/x`);
     expect(res.status).toBe(502);
-    expect(await res.json()).toMatchObject({ error: { code: 'TRELLIS_CONNECT_FAILED' } });
+    expect(await res.json()).toMatchObject({ status: 502, code: 'TRELLIS_CONNECT_FAILED' });
   });
 
   it('upstream resets mid-body: the client sees an aborted response, never a hang', async () => {
@@ -127,7 +127,7 @@ describe('faults', () => {
     });
     const res = await fetch(`${g.url}/x`);
     expect(res.status).toBe(504);
-    expect(await res.json()).toMatchObject({ error: { code: 'TRELLIS_TIMEOUT' } });
+    expect(await res.json()).toMatchObject({ status: 504, code: 'TRELLIS_TIMEOUT' });
   });
 
   it('upstream answers invalid HTTP: 502', async () => {
@@ -235,7 +235,7 @@ describe('faults', () => {
     const second = await fetch(`${g.url}/slow`);
     expect(second.status).toBe(503);
     expect(second.headers.get('retry-after')).toBe('1');
-    expect(await second.json()).toMatchObject({ error: { code: 'TRELLIS_BULKHEAD_FULL' } });
+    expect(await second.json()).toMatchObject({ status: 503, code: 'TRELLIS_BULKHEAD_FULL' });
     release();
     expect((await first).status).toBe(200);
     expect(up.seen).toHaveLength(1);

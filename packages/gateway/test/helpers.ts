@@ -64,10 +64,15 @@ export async function startUpstream(handler: UpstreamHandler = echo): Promise<Up
 export async function startGateway(
   config: GatewayConfigInput,
   options?: GatewayOptions,
-): Promise<{ gateway: Gateway; url: string; port: number }> {
+): Promise<{ gateway: Gateway; url: string; port: number; adminUrl: string }> {
   const gateway = createGateway(config, options);
-  const { port } = await gateway.listen(0, '127.0.0.1');
-  return { gateway, url: `http://127.0.0.1:${port}`, port };
+  const { port, adminPort } = await gateway.listen(0, '127.0.0.1');
+  return {
+    gateway,
+    url: `http://127.0.0.1:${port}`,
+    port,
+    adminUrl: `http://127.0.0.1:${adminPort ?? 0}`,
+  };
 }
 
 /** Sends raw bytes on a fresh socket and returns everything the server wrote until it closed (or `waitMs`). */

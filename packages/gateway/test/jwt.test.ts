@@ -104,7 +104,7 @@ describe('JWT with a static RSA public key', () => {
     const { res, text } = await get(h);
     expect(res.status).toBe(401);
     expect(res.headers.get('www-authenticate')).toBe('Bearer realm="trellis"');
-    expect(JSON.parse(text).error.code).toBe('TRELLIS_GATEWAY_UNAUTHORIZED');
+    expect(JSON.parse(text).code).toBe('TRELLIS_GATEWAY_UNAUTHORIZED');
   });
 
   it('rejects algorithm confusion: HS256 signed with the RSA public key as the secret', async () => {
@@ -184,7 +184,7 @@ describe('JWT with a static RSA public key', () => {
     const { res, text } = await get(h, { authorization: `Bearer ${token}` });
     expect(res.status).toBe(403);
     expect(res.headers.get('www-authenticate')).toContain('error="insufficient_scope"');
-    expect(JSON.parse(text).error.message).toContain('scope orders:read');
+    expect(JSON.parse(text).detail).toContain('scope orders:read');
   });
 
   it('401 for garbage and for a non-Bearer scheme', async () => {
@@ -332,10 +332,10 @@ describe('JWT with a JWKS URL', () => {
     failing = false;
     const k1 = await generateKeyPair('RS256', { extractable: true });
     keys = [await jwkOf(k1, 'k1', 'RS256')];
-    const { JwtProvider } = await import('../src/edge/jwtProvider.js');
+    const { JwtProvider } = await import('../src/stages/auth/jwtProvider.js');
     const { createTestClock } = await import('@trellis/core/testing');
     const { silentLogger } = await import('@trellis/core');
-    const { jwtProviderSchema } = await import('../src/edge/jwtProvider.js');
+    const { jwtProviderSchema } = await import('../src/stages/auth/jwtProvider.js');
     const clock = createTestClock();
     const provider = new JwtProvider(jwtProviderSchema.parse({ jwksUrl, algorithms: ['RS256'] }), {
       clock,
@@ -398,7 +398,7 @@ describe('JWT with a JWKS URL', () => {
       const down = await get(h, { authorization: `Bearer ${t1}` });
       expect(down.res.status).toBe(503);
       expect(down.res.headers.get('retry-after')).toBe('5');
-      expect(JSON.parse(down.text).error.code).toBe('TRELLIS_GATEWAY_AUTH_UNAVAILABLE');
+      expect(JSON.parse(down.text).code).toBe('TRELLIS_GATEWAY_AUTH_UNAVAILABLE');
 
       failing = false;
       keys = [await jwkOf(k1, 'k1', 'RS256')];

@@ -30,7 +30,9 @@ describe('metrics and health', () => {
     cleanup.push(() => g.gateway.close());
     await (await fetch(`${g.url}/users/1`)).text();
     await (await fetch(`${g.url}/nowhere`)).text();
-    const text = await (await fetch(`${g.url}/metrics`)).text();
+    // Secure default: /metrics is on the admin listener, not on the public port.
+    expect((await fetch(`${g.url}/metrics`)).status).toBe(404);
+    const text = await (await fetch(`${g.adminUrl}/metrics`)).text();
     expect(text).toMatch(
       /http_server_request_duration_seconds_count\{[^}]*http_route="users"[^}]*\} 1/,
     );
@@ -41,7 +43,7 @@ describe('metrics and health', () => {
       /http_server_request_duration_seconds_count\{[^}]*http_response_status_code="404"/,
     );
     expect(text).toContain(
-      'trellis_gateway_errors_total{route="unmatched",code="TRELLIS_GATEWAY_NO_ROUTE"} 1',
+      'trellis_gateway_errors_total{route="unmatched",code="TRELLIS_GATEWAY_NO_ROUTE"} 2',
     );
     if (hasEngine('promtool')) {
       const check = promtoolCheck(text);
@@ -106,7 +108,7 @@ describe('tracing', () => {
     expect(failed).toBeGreaterThanOrEqual(1);
     expect(attempts).toBe(2 + failed);
     for (const s of spans) expect(s.spanContext().traceId).toBe(TRACE_ID);
-    const metrics = await (await fetch(`${g.url}/metrics`)).text();
+    const metrics = await (await fetch(`${g.adminUrl}/metrics`)).text();
     expect(metrics).toContain(`trellis_gateway_retries_total{route="r"} ${failed}`);
     const sent = good.seen.map((s) => String(s.headers.traceparent));
     const okSpanIds = spans.filter((s) => s.status.code !== 2).map((s) => s.spanContext().spanId);

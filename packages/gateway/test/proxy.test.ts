@@ -26,7 +26,11 @@ describe('proxying', () => {
     expect(again.headers.get('x-request-id')).not.toBe(id);
     const miss = await fetch(`${g.url}/nope`);
     expect(miss.status).toBe(404);
-    expect(await miss.json()).toMatchObject({ error: { code: 'TRELLIS_GATEWAY_NO_ROUTE' } });
+    expect(await miss.json()).toMatchObject({
+      type: 'urn:trellis:error:TRELLIS_GATEWAY_NO_ROUTE',
+      status: 404,
+      code: 'TRELLIS_GATEWAY_NO_ROUTE',
+    });
   });
 
   it('streams a POST body and applies stripPrefix', async () => {
@@ -62,7 +66,10 @@ describe('routing and rewriting', () => {
     });
     expect((await fetch(`${g.url}/orders/42/items`)).status).toBe(404);
     expect(await (await fetch(`${g.url}/b/c/d`)).json()).toMatchObject({ url: '/base/c/d' });
-    expect((await fetch(`${g.url}/p`)).status).toBe(404);
+    // The path matches a POST-only route: 405 with Allow, never a fall-through.
+    const wrongMethod = await fetch(`${g.url}/p`);
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.headers.get('allow')).toBe('POST');
     expect((await fetch(`${g.url}/p`, { method: 'POST' })).status).toBe(200);
     expect((await fetch(`${g.url}/h`)).status).toBe(404);
     const { request } = await import('node:http');
