@@ -28,7 +28,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { createClient } from '@trellis/core';
 import autocannon from 'autocannon';
-import { type BenchRow, median, writeResult } from '../report.js';
+import { type BenchRow, median, writeResult } from '../lib/report.js';
 import { BODY, benchApi, PATH } from './contract.js';
 import { prepareTsRest } from './tsrest.js';
 

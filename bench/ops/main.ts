@@ -103,13 +103,23 @@ const tiles = await page.locator('.tile').count();
 const rows = await page.locator('tr[data-breaker]').count();
 if (process.env.BENCH_OPS_SCREENSHOT)
   await page.screenshot({ path: process.env.BENCH_OPS_SCREENSHOT });
+interface PageDocument {
+  documentElement: { getAttribute(name: string): string | null };
+  getElementById(id: string): { textContent: string | null } | null;
+}
+
 const renders: number[] = [];
 let last = '';
 while (renders.length < 20) {
   await page.waitForFunction(
-    (prev) =>
-      document.documentElement.getAttribute('data-render-ms') !== prev ||
-      document.getElementById('updated')?.textContent !== prev,
+    (prev) => {
+      // Runs in the page (playwright serialises it); the bench is not compiled with the DOM lib.
+      const doc = (globalThis as unknown as { document: PageDocument }).document;
+      return (
+        doc.documentElement.getAttribute('data-render-ms') !== prev ||
+        doc.getElementById('updated')?.textContent !== prev
+      );
+    },
     last,
   );
   const v = (await page.getAttribute('html', 'data-render-ms')) ?? '';

@@ -27,7 +27,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { type BenchRow, writeResult } from '../report.js';
+import { type BenchRow, writeResult } from '../lib/report.js';
 
 const CAPACITY = 500;
 const DEADLINE = 500;

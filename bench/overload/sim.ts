@@ -24,7 +24,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { type Clock, type ClockTimer, createShedder, type Shedder } from '@trellis/core';
 import { adaptiveLimit } from '@trellis/resilience';
-import { type BenchRow, writeResult } from '../report.js';
+import { type BenchRow, writeResult } from '../lib/report.js';
 
 export type Scenario = 'wait' | 'drop' | 'cpu';
 export type Protection = 'none' | 'under-pressure' | 'bulkhead-tuned' | 'bulkhead-200' | 'trellis';
