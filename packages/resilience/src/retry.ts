@@ -121,7 +121,9 @@ export interface GiveUpEvent {
 
 const defaultRetryOn = (err: unknown): boolean => {
   try {
-    if (isTrellisError(err) && !err.retryable) return false;
+    // A Trellis error says itself whether another attempt may succeed (e.g. a 409 "in progress"
+    // from idempotency() is retryable although it is a 4xx).
+    if (isTrellisError(err)) return err.retryable;
   } catch {
     return true; // unreadable: not a Trellis error, so worth another attempt like any failure
   }

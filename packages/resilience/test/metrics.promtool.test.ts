@@ -2,6 +2,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { hasEngine, promtoolCheck } from '../../../testing/engines.js';
 import {
+  adaptiveLimit,
   bulkhead,
   circuitBreaker,
   fallback,
@@ -27,6 +28,7 @@ describe.skipIf(!hasEngine('promtool'))('resilience metrics pass promtool', () =
         bulkhead({ limit: 2 }),
         hedge({ delayMs: 5 }),
         timeout(100),
+        adaptiveLimit(),
       ),
       { registry, name: 'orders' },
     );
