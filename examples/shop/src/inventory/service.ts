@@ -47,7 +47,6 @@ export async function startInventory(
   const app = Fastify();
   await app.register(trellis, { health, metrics });
   fastifyProblemErrors(app, options.logger);
-  fastifyProblemErrors(app, options.logger);
 
   // Chaos applies to the business routes only: probes and /metrics stay honest.
   app.addHook('onRequest', async (request, reply) => {
