@@ -85,9 +85,9 @@ describe('example shop (in process)', () => {
     expect(body).toMatchObject({
       status: 400,
       code: 'TRELLIS_REQUEST_INVALID',
-      detail: 'the request body is not valid JSON',
-      errors: [{ path: 'body', message: 'not valid JSON' }],
+      errors: [{ path: 'body', message: expect.stringMatching(/JSON/) }],
     });
+    expect(body.detail).toMatch(/JSON/);
     // Nothing of the server's insides: no stack frames, no local paths, no HTML page.
     expect(text).not.toMatch(/\bat \S+ \(|node_modules|<html|<pre|\/work\/|SyntaxError/i);
   });
