@@ -595,11 +595,12 @@ describe('createClient metrics', () => {
       const labels = `http_request_method="GET",server_address="127.0.0.1",server_port="${server.port}"`;
       expect(text).toContain('# TYPE http_client_request_duration_seconds histogram');
       expect(text).toContain(
-        `http_client_request_duration_seconds_count{${labels},http_response_status_code="200",error_type=""} 2`,
+        `http_client_request_duration_seconds_count{${labels},http_response_status_code="200"} 2`,
       );
       expect(text).toContain(
         `http_client_request_duration_seconds_count{${labels},http_response_status_code="404",error_type="404"} 1`,
       );
+      expect(text).not.toContain('=""');
       expect(text).toContain('le="0.005"');
       expect(text).toContain('le="7.5"');
     } finally {

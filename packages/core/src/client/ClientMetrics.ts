@@ -55,13 +55,16 @@ export class ClientMetrics {
     const key = `${method} ${address} ${port} ${status} ${errorType ?? ''}`;
     let child = this.#children.get(key);
     if (child === undefined) {
-      child = this.#histogram.labels({
+      // OpenTelemetry leaves out an attribute that does not apply (no status when no answer
+      // came, no error type on success): the label is left out too, never set to "".
+      const labels: Partial<Record<Label, string | number>> = {
         http_request_method: method,
         server_address: address,
         server_port: port,
-        http_response_status_code: status === 0 ? '' : status,
-        error_type: errorType ?? '',
-      });
+      };
+      if (status !== 0) labels.http_response_status_code = status;
+      if (errorType !== undefined && errorType !== '') labels.error_type = errorType;
+      child = this.#histogram.labels(labels);
       this.#children.set(key, child);
     }
     child.observe(seconds);
