@@ -19,7 +19,6 @@ import {
   classifyStatus,
   type FaultKind,
   SHED_CODE,
-  SHED_HEADER,
 } from '../faults/classifyFault.js';
 
 /** Whose fault an attempt's outcome is, and its `error.type`; both undefined for a success. */
@@ -82,10 +81,8 @@ function statusErrorType(status: number, fault: FaultKind | undefined): string {
 }
 
 function errorTypeOfFailure(err: unknown, fault: FaultKind): string {
-  if (err instanceof HttpError) {
-    const shed = err.problem?.code === SHED_CODE || err.headers?.[SHED_HEADER] !== undefined;
-    return statusErrorType(err.status, shed ? 'overload' : fault);
-  }
+  // classifyFault already read the shed header and problem code.
+  if (err instanceof HttpError) return statusErrorType(err.status, fault);
   if (err instanceof ResponseValidationError) return 'response_invalid';
   if (err instanceof RequestValidationError) return 'request_invalid';
   if (err instanceof AbortedError) return 'aborted';
