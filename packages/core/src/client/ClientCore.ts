@@ -9,6 +9,7 @@ import type { Policy, PolicyContext } from '../Policy.js';
 import { clampDelay } from '../time/duration.js';
 import { AttemptRunner } from './AttemptRunner.js';
 import { ClientMetrics } from './ClientMetrics.js';
+import type { ClientStreamShared } from './ClientStreams.js';
 import { type CallLimit, timeoutError } from './clientErrors.js';
 import type { ParsedClientOptions } from './clientOptions.js';
 import { withThrottle } from './clientThrottle.js';
@@ -36,6 +37,8 @@ export class ClientCore {
   readonly #headers: Readonly<Record<string, string>>;
   readonly #clock: Clock;
   readonly #attempts: AttemptRunner;
+  /** What the client's streamed endpoints share with its calls (ClientStreams). */
+  readonly shared: ClientStreamShared;
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -57,12 +60,21 @@ export class ClientCore {
     this.#timeoutMs = o.timeoutMs;
     this.#headers = { accept: 'application/json', ...lowerCaseKeys(o.headers) };
     const m = o.metrics;
+    const tracer = (o.tracerProvider ?? trace).getTracer('@trellis/core');
+    const metrics =
+      m === undefined ? undefined : new ClientMetrics('getSingleMetric' in m ? m : m.registry);
+    this.shared = {
+      target: this.#target,
+      policy: this.#policy,
+      tracer,
+      metrics,
+      clock: this.#clock,
+    };
     this.#attempts = new AttemptRunner({
       target: this.#target,
       clock: this.#clock,
-      tracer: (o.tracerProvider ?? trace).getTracer('@trellis/core'),
-      metrics:
-        m === undefined ? undefined : new ClientMetrics('getSingleMetric' in m ? m : m.registry),
+      tracer,
+      metrics,
       maxResponseBytes: o.maxResponseBytes,
       reader: new ResponseReader(o.validateResponse),
       isClosed: () => this.#closed,

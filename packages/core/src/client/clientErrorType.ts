@@ -12,6 +12,7 @@ import {
   HttpError,
   RequestValidationError,
   ResponseValidationError,
+  ShutdownError,
   TimeoutError,
 } from '../errors.js';
 import {
@@ -41,6 +42,7 @@ export const CLIENT_ERROR_TYPES = {
   request_invalid: 'caller',
   caller_error: 'caller',
   response_invalid: 'local',
+  shutdown: 'local',
   local_error: 'local',
 } as const satisfies Record<string, FaultKind>;
 
@@ -88,6 +90,7 @@ function errorTypeOfFailure(err: unknown, fault: FaultKind): string {
   if (err instanceof AbortedError) return 'aborted';
   if (err instanceof TimeoutError) return fault === 'caller' ? 'deadline' : 'timeout';
   if (err instanceof ConnectError) return 'connection_error';
+  if (err instanceof ShutdownError) return 'shutdown';
   if (fault === 'overload' && (err as { code?: unknown }).code === SHED_CODE) return 'shed';
   // DOMException AbortError / TimeoutError from a caller's signal.
   const name = (err as { name?: unknown } | null)?.name;
