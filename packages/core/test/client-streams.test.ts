@@ -1,7 +1,7 @@
 // Streamed endpoints (sse()/ndjson()) share the client's pools and discovery watch, and record
 // the client's span, metric and balancer feedback per stream open. Real servers on port 0.
 import type { ServerResponse } from 'node:http';
-import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -50,6 +50,7 @@ class CountingResolver implements Resolver {
       this.unwatches++;
     };
   }
+  async close(): Promise<void> {}
 }
 
 function recordingBalancer() {
@@ -171,8 +172,12 @@ describe('client streams: shared pools, spans, metrics and balancer feedback', (
 
   it('a stream through discovery uses the same pool and watch as calls, and is counted', async () => {
     expect((await client.whoami()).name).toBe('a');
-    const items = [];
-    for await (const item of client.lines({ params: { count: 3 } })) items.push(item);
+    const items: unknown[] = [];
+    const parent = tracing.provider.getTracer('test').startSpan('parent');
+    await context.with(trace.setSpan(context.active(), parent), async () => {
+      for await (const item of client.lines({ params: { count: 3 } })) items.push(item);
+    });
+    parent.end();
     expect(items).toEqual([{ n: 0 }, { n: 1 }, { n: 2 }]);
     // One discovery watch and one keep-alive connection for the call and the stream together.
     expect(resolver.watches).toBe(1);
@@ -181,6 +186,7 @@ describe('client streams: shared pools, spans, metrics and balancer feedback', (
     expect(await count('', 200)).toBe(2);
     const streamSpan = spans().find((s) => s.name === 'GET /lines/{count}');
     expect(streamSpan?.kind).toBe(SpanKind.CLIENT);
+    expect(streamSpan?.parentSpanContext?.spanId).toBe(parent.spanContext().spanId);
     expect(streamSpan?.attributes).toMatchObject({
       'http.request.method': 'GET',
       'server.address': '127.0.0.1',

@@ -39,7 +39,12 @@ describe('clientOutcome', () => {
       [http(429), '429', 'overload'],
       [http(503, { 'x-trellis-shed': 'queue' }), 'shed', 'overload'],
       [http(503), '503', 'upstream'],
-      [new ShedError('s', { reason: 'queue', retryAfterMs: 1 } as never), 'shed', 'overload'],
+      [new ShedError('s', { reason: 'queue', retryAfterMs: 1 }), 'shed', 'overload'],
+      [
+        new ThrottledError('t', { probability: 0.5, requests: 10, accepts: 2 }),
+        'throttled',
+        'overload',
+      ],
       [new DOMException('stop', 'AbortError'), 'aborted', 'caller'],
       [new TypeError('odd'), '_OTHER', 'upstream'],
       ['not an error', '_OTHER', 'upstream'],
@@ -47,7 +52,6 @@ describe('clientOutcome', () => {
     for (const [err, type, kind] of cases) {
       expect(clientOutcome(err, 0, false), String(type)).toEqual({ fault: kind, errorType: type });
     }
-    void ThrottledError;
   });
 
   it('statuses: success has no error type, shed 503 and 429 are overload', () => {
