@@ -13,8 +13,10 @@ import {
   type Instance,
   type PickOutcome,
   type Resolver,
+  runWithDeadline,
   ShutdownError,
 } from '../src/index.js';
+import { createTestClock } from '../src/testing/TestClock.js';
 import { json, startServer, type TestServer, waitForNoConnections } from './clientServer.js';
 import { installTracing, type TracingHarness } from './tracingHarness.js';
 
@@ -32,6 +34,7 @@ const endpoints = {
   shed: { method: 'GET', path: '/shed', response: ndjson(Tick) },
   boom: { method: 'GET', path: '/boom', response: ndjson(Tick) },
   open: { method: 'GET', path: '/open', response: sse(Tick) },
+  hang: { method: 'GET', path: '/hang', response: ndjson(Tick) },
   twice: { method: 'GET', path: '/twice', response: sse(Tick) },
 } as const;
 
@@ -115,6 +118,7 @@ describe('client streams: shared pools, spans, metrics and balancer feedback', (
         sseWrite(res, [`retry: 1\nid: ${twiceOpens}\ndata: {"n":${twiceOpens}}\n\n`]);
         return res.end();
       }
+      if (url === '/hang') return; // never answers
       json(res, 404, { error: 'no route' });
     });
     server.server.on('connection', () => {
@@ -296,6 +300,41 @@ describe('client streams: shared pools, spans, metrics and balancer feedback', (
     }).rejects.toBeInstanceOf(ShutdownError);
     expect(await count('', 200, 'shutdown')).toBe(1);
     expect(await waitForNoConnections(server)).toBe(0);
+  });
+
+  it("an open that outlives the caller's deadline is the caller's fault; timeoutMs the upstream's", async () => {
+    const clock = createTestClock();
+    const own = createClient({
+      service: 'ticks',
+      resolver,
+      balancer: feedback.balancer,
+      endpoints,
+      metrics: registry,
+      clock,
+      timeoutMs: 1_000,
+    });
+    const drain = async () => {
+      for await (const _ of own.hang()) void _;
+    };
+    const late = expect(runWithDeadline(100, drain, clock)).rejects.toMatchObject({
+      code: 'TRELLIS_TIMEOUT',
+      deadline: true,
+    });
+    const sent = await server.nextRequest();
+    expect(sent.headers['x-trellis-deadline-ms']).toBe('100');
+    await clock.advance(100);
+    await late;
+    const slow = expect(drain()).rejects.toMatchObject({ code: 'TRELLIS_TIMEOUT' });
+    await server.nextRequest();
+    await clock.advance(1_000);
+    await slow;
+    await own.close();
+    expect(await count('', undefined, 'deadline')).toBe(1);
+    expect(await count('', undefined, 'timeout')).toBe(1);
+    expect(feedback.outcomes).toEqual([
+      { ok: true, fault: 'caller', durationMs: 100 },
+      { ok: false, fault: 'upstream', durationMs: 1_000 },
+    ]);
   });
 
   it.skipIf(!hasEngine('promtool'))('the streams’ metrics pass promtool', async () => {

@@ -21,7 +21,7 @@ import { toIssues } from '../options.js';
 import type { Policy } from '../Policy.js';
 import { parseProblem } from '../problem/Problem.js';
 import { isTrellisError } from '../TrellisError.js';
-import { MAX_DELAY_MS } from '../time/duration.js';
+import { clampDelay, MAX_DELAY_MS } from '../time/duration.js';
 import { sleep } from '../time/sleep.js';
 import { abortError } from './clientErrors.js';
 import { PathTemplate } from './PathTemplate.js';
@@ -345,7 +345,16 @@ export class ClientStreams {
     input: StreamInput,
     active: Context,
   ): Promise<{ res: Dispatcher.ResponseData; attempt: StreamAttempt } | undefined> {
-    const budget = input.timeoutMs ?? this.#settings.timeoutMs;
+    const clock = this.#clock;
+    const budget = clampDelay(input.timeoutMs ?? this.#settings.timeoutMs);
+    // The caller's inherited deadline (runWithDeadline, a trusted x-trellis-deadline-ms) bounds
+    // the open too: running out of it is the caller's fault, not the upstream's.
+    let deadlineAt: number | undefined;
+    const ctx = getRequestContext();
+    if (ctx?.deadline !== undefined) {
+      const left = ctx.deadline - (ctx.clock ?? clock).now();
+      if (left < budget) deadlineAt = clock.now() + left;
+    }
     const shared = this.#shared;
     const target = shared.target;
     const path = request.path;
@@ -370,17 +379,23 @@ export class ClientStreams {
         throw new ShutdownError('createClient: the client is closed');
       }
       const upstream = lease.upstream;
-      const sent = { ...headers, [DEADLINE_HEADER]: String(budget) };
+      const ms = deadlineAt === undefined ? budget : Math.max(0, deadlineAt - clock.now());
+      const sent = { ...headers, [DEADLINE_HEADER]: String(Math.floor(ms)) };
       const attempt = new StreamAttempt(shared, lease, { ...req, attempt: n }, active, sent);
       const controller = new AbortController();
-      const timer = this.#clock.setTimeout(
+      const timer = clock.setTimeout(
         () =>
           controller.abort(
-            new TimeoutError(`${name}: the stream did not open within ${budget} ms`, {
-              timeoutMs: budget,
-            }),
+            deadlineAt === undefined
+              ? new TimeoutError(`${name}: the stream did not open within ${budget} ms`, {
+                  timeoutMs: budget,
+                })
+              : new TimeoutError(
+                  `${name}: the stream did not open before the caller's deadline (${Math.round(ms)} ms were left)`,
+                  { timeoutMs: Math.round(ms), deadline: true, retryable: false },
+                ),
           ),
-        budget,
+        ms,
       );
       const onAbort = () =>
         controller.abort(abortError(attemptSignal as AbortSignal, callerSignal));
