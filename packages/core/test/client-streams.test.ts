@@ -244,15 +244,22 @@ describe('client streams: shared pools, spans, metrics and balancer feedback', (
     await expect(async () => {
       for await (const _ of client.boom()) void _;
     }).rejects.toMatchObject({ status: 500 });
+    // A header value undici refuses to send is the caller's request, not the instance's fault.
+    await expect(async () => {
+      for await (const _ of client.boom({ headers: { 'x-note': 'a\r\nb' } })) void _;
+    }).rejects.toMatchObject({ code: 'TRELLIS_REQUEST_INVALID' });
     expect(feedback.outcomes).toEqual([
       { ok: true, fault: 'overload', durationMs: expect.any(Number) },
       { ok: false, fault: 'upstream', durationMs: expect.any(Number) },
+      { ok: true, fault: 'caller', durationMs: expect.any(Number) },
     ]);
+    expect(await count('', undefined, 'request_invalid')).toBe(1);
     expect(await count('', 503, 'shed')).toBe(1);
     expect(await count('', 500, '500')).toBe(1);
     expect(spans().map((s) => [s.attributes['error.type'], s.status.code])).toEqual([
       ['shed', SpanStatusCode.ERROR],
       ['500', SpanStatusCode.ERROR],
+      ['request_invalid', SpanStatusCode.ERROR],
     ]);
   });
 

@@ -35,7 +35,7 @@ export class ClientMetrics {
     } else {
       this.#histogram = new Histogram<Label>({
         name: CLIENT_DURATION_METRIC,
-        help: 'Duration of outbound HTTP requests made by Trellis typed clients, per attempt.',
+        help: 'Duration of outbound HTTP requests made by Trellis typed clients, per attempt (streams: until the stream opened).',
         labelNames: LABELS,
         buckets: [...HTTP_DURATION_BUCKETS],
         // prom-client types `registers` as the default content type only; any registry works.

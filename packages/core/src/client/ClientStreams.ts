@@ -23,7 +23,7 @@ import { parseProblem } from '../problem/Problem.js';
 import { isTrellisError } from '../TrellisError.js';
 import { clampDelay, MAX_DELAY_MS } from '../time/duration.js';
 import { sleep } from '../time/sleep.js';
-import { abortError } from './clientErrors.js';
+import { abortError, toTransportError } from './clientErrors.js';
 import { PathTemplate } from './PathTemplate.js';
 import { serializeQuery } from './query.js';
 import { NdjsonParser, SseParser } from './readStream.js';
@@ -189,6 +189,8 @@ export class ClientStreams {
       const onAbort = () => discard(body);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#live.add(body);
+      // close() ran between the open and here: cut this one too.
+      if (this.#closed) discard(body);
       let ended = false;
       let transportError: unknown;
       // How the stream ended, for its span and metric; stays undefined when the server ended it
@@ -447,11 +449,9 @@ export class ClientStreams {
         const reason = controller.signal.reason;
         if (isTrellisError(err)) error = err;
         else if (controller.signal.aborted && isTrellisError(reason)) error = reason;
-        else
-          error = new ConnectError(
-            `${name}: could not open the stream: ${(err as Error)?.message ?? String(err)}`,
-            { target: upstream.origin, cause: err },
-          );
+        // undici's own errors, mapped like a call's: a header undici refuses is the caller's
+        // request (RequestValidationError), a reset or refusal the upstream's (ConnectError).
+        else error = toTransportError(err, target.name, upstream.origin, name);
         attempt.end(error, res?.headers);
         throw error;
       } finally {
