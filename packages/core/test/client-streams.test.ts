@@ -157,7 +157,7 @@ describe('client streams: shared pools, spans, metrics and balancer feedback', (
   });
   afterEach(() => client.close());
 
-  const count = async (path: string, status: number | undefined, errorType?: string) => {
+  const count = async (status: number | undefined, errorType?: string) => {
     const labels = [
       'http_request_method="GET"',
       'server_address="127.0.0.1"',
@@ -166,7 +166,6 @@ describe('client streams: shared pools, spans, metrics and balancer feedback', (
       ...(errorType === undefined ? [] : [`error_type="${errorType}"`]),
     ].join(',');
     const text = await registry.metrics();
-    void path;
     const line = text
       .split('\n')
       .find((l) => l.startsWith(`http_client_request_duration_seconds_count{${labels}} `));
@@ -187,7 +186,7 @@ describe('client streams: shared pools, spans, metrics and balancer feedback', (
     expect(resolver.watches).toBe(1);
     expect(connections).toBe(1);
     // The histogram counts both (the stream's observation is its time until it opened).
-    expect(await count('', 200)).toBe(2);
+    expect(await count(200)).toBe(2);
     const streamSpan = spans().find((s) => s.name === 'GET /lines/{count}');
     expect(streamSpan?.kind).toBe(SpanKind.CLIENT);
     expect(streamSpan?.parentSpanContext?.spanId).toBe(parent.spanContext().spanId);
@@ -230,7 +229,7 @@ describe('client streams: shared pools, spans, metrics and balancer feedback', (
     }
     expect(seen).toEqual([{ data: { n: 1 } }, { data: { n: 2 } }]);
     expect(feedback.outcomes).toEqual([{ ok: true, durationMs: expect.any(Number) }]);
-    expect(await count('', 200)).toBe(1);
+    expect(await count(200)).toBe(1);
     expect((await registry.metrics()).includes('error_type')).toBe(false);
     const [span] = spans();
     expect(span?.name).toBe('GET /open');
@@ -253,9 +252,9 @@ describe('client streams: shared pools, spans, metrics and balancer feedback', (
       { ok: false, fault: 'upstream', durationMs: expect.any(Number) },
       { ok: true, fault: 'caller', durationMs: expect.any(Number) },
     ]);
-    expect(await count('', undefined, 'request_invalid')).toBe(1);
-    expect(await count('', 503, 'shed')).toBe(1);
-    expect(await count('', 500, '500')).toBe(1);
+    expect(await count(undefined, 'request_invalid')).toBe(1);
+    expect(await count(503, 'shed')).toBe(1);
+    expect(await count(500, '500')).toBe(1);
     expect(spans().map((s) => [s.attributes['error.type'], s.status.code])).toEqual([
       ['shed', SpanStatusCode.ERROR],
       ['500', SpanStatusCode.ERROR],
@@ -270,8 +269,8 @@ describe('client streams: shared pools, spans, metrics and balancer feedback', (
     await expect(async () => {
       for await (const _ of client.bad()) void _;
     }).rejects.toMatchObject({ code: 'TRELLIS_RESPONSE_INVALID' });
-    expect(await count('', 200, 'connection_error')).toBe(1);
-    expect(await count('', 200, 'response_invalid')).toBe(1);
+    expect(await count(200, 'connection_error')).toBe(1);
+    expect(await count(200, 'response_invalid')).toBe(1);
     // The opens themselves went fine: nothing against the instance.
     expect(feedback.outcomes.map((o) => o.ok)).toEqual([true, true]);
     expect(spans().map((s) => s.attributes['error.type'])).toEqual([
@@ -287,7 +286,7 @@ describe('client streams: shared pools, spans, metrics and balancer feedback', (
       if (seen.length === 3) break;
     }
     expect(seen.map((e) => (e as { data: { n: number } }).data.n)).toEqual([1, 2, 3]);
-    expect(await count('', 200)).toBe(3);
+    expect(await count(200)).toBe(3);
     expect(spans()).toHaveLength(3);
     expect(feedback.outcomes).toHaveLength(3);
     // Each connection carried its own span as the parent, and resumed from the last id.
@@ -305,7 +304,7 @@ describe('client streams: shared pools, spans, metrics and balancer feedback', (
     await expect(async () => {
       for (;;) if ((await it.next()).done) break;
     }).rejects.toBeInstanceOf(ShutdownError);
-    expect(await count('', 200, 'shutdown')).toBe(1);
+    expect(await count(200, 'shutdown')).toBe(1);
     expect(await waitForNoConnections(server)).toBe(0);
   });
 
@@ -336,8 +335,8 @@ describe('client streams: shared pools, spans, metrics and balancer feedback', (
     await clock.advance(1_000);
     await slow;
     await own.close();
-    expect(await count('', undefined, 'deadline')).toBe(1);
-    expect(await count('', undefined, 'timeout')).toBe(1);
+    expect(await count(undefined, 'deadline')).toBe(1);
+    expect(await count(undefined, 'timeout')).toBe(1);
     expect(feedback.outcomes).toEqual([
       { ok: true, fault: 'caller', durationMs: 100 },
       { ok: false, fault: 'upstream', durationMs: 1_000 },
