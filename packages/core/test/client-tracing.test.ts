@@ -146,7 +146,7 @@ describe('createClient tracing (OpenTelemetry SDK with an in-memory exporter)', 
     expect(notFound?.status.code).toBe(SpanStatusCode.ERROR);
     expect(notFound?.attributes['error.type']).toBe('404');
     expect(failed?.status.code).toBe(SpanStatusCode.ERROR);
-    expect(failed?.attributes['error.type']).toBe('ConnectError');
+    expect(failed?.attributes['error.type']).toBe('connection_error');
     expect(failed?.attributes['http.response.status_code']).toBeUndefined();
   });
 });

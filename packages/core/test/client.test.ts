@@ -600,6 +600,7 @@ describe('createClient metrics', () => {
       expect(text).toContain(
         `http_client_request_duration_seconds_count{${labels},http_response_status_code="404",error_type="404"} 1`,
       );
+      expect(text).not.toContain('=""');
       expect(text).toContain('le="0.005"');
       expect(text).toContain('le="7.5"');
     } finally {

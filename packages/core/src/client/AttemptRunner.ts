@@ -12,25 +12,19 @@ import {
 import type { Clock } from '../Clock.js';
 import { DEADLINE_HEADER } from '../context.js';
 import { ShutdownError } from '../errors.js';
-import {
-  classifyFault,
-  classifyStatus,
-  countsAgainstUpstream,
-  type FaultKind,
-  SHED_HEADER,
-} from '../faults/classifyFault.js';
+import { classifyFault, countsAgainstUpstream, SHED_HEADER } from '../faults/classifyFault.js';
 import { clampDelay } from '../time/duration.js';
 import { ClientExchange } from './ClientExchange.js';
 import type { ClientMetrics } from './ClientMetrics.js';
 import {
   abortError,
   type CallLimit,
-  errorTypeOf,
   mayHaveReached,
   timeoutError,
   tooLargeError,
   toTransportError,
 } from './clientErrors.js';
+import { clientOutcome } from './clientErrorType.js';
 import type { CompiledEndpoint } from './compileEndpoint.js';
 import type { PreparedRequest } from './prepareRequest.js';
 import type { ResponseReader } from './ResponseReader.js';
@@ -138,26 +132,22 @@ export class AttemptRunner {
     }
 
     let status = 0;
-    let errorType: string | undefined;
     let failure: unknown;
     const reachedBefore = a.sent.reached;
     try {
       await this.#send(ep, prepared, upstream, exchange, a);
       status = exchange.statusCode;
-      const result = this.#reader.interpret(ep, exchange, resendable);
-      if (status >= 400) errorType = String(status);
-      return result;
+      return this.#reader.interpret(ep, exchange, resendable);
     } catch (err) {
       failure = err;
       // An overload answer (429, a Trellis shed 503) says the request was not processed.
       if (classifyFault(err) === 'overload') a.sent.reached = reachedBefore;
-      errorType ??= errorTypeOf(err, status);
       if (recording) span.recordException(err as Error);
       throw err;
     } finally {
       clock.clearTimeout(timer);
       signal?.removeEventListener('abort', exchange);
-      this.#finish(ep, lease, exchange, span, recording, startedAt, status, errorType, failure);
+      this.#finish(ep, lease, exchange, span, recording, startedAt, status, failure);
     }
   }
 
@@ -237,18 +227,21 @@ export class AttemptRunner {
     recording: boolean,
     startedAt: number,
     status: number,
-    errorType: string | undefined,
     failure: unknown,
   ): void {
     const clock = this.#clock;
     const upstream = lease.upstream;
+    // One rule with the gateway and the breakers: only upstream faults count against the
+    // instance. A caller's abort, its own deadline, a request it built wrong, a local schema
+    // failure or a shed answer never eject a healthy instance; the metric and the span say
+    // which of these it was.
+    const { fault, errorType } =
+      failure === undefined && status < 400
+        ? NO_FAULT
+        : clientOutcome(failure, status, exchange.headers[SHED_HEADER] !== undefined);
     const endedAt = lease.pick !== undefined || this.#metrics !== undefined ? clock.now() : 0;
     if (lease.pick !== undefined) {
       const answeredAt = exchange.headersAt === 0 ? endedAt : exchange.headersAt;
-      // One rule with the gateway and the breakers: only upstream faults count against the
-      // instance. A caller's abort, its own deadline, a request it built wrong, a local schema
-      // failure or a shed answer never eject a healthy instance.
-      const fault = faultOf(failure, status, exchange);
       lease.pick.done({
         ok: !countsAgainstUpstream(fault),
         fault,
@@ -268,16 +261,7 @@ export class AttemptRunner {
   }
 }
 
-/** Whose fault an attempt's outcome is; undefined for a success. */
-function faultOf(
-  failure: unknown,
-  status: number,
-  exchange: ClientExchange,
-): FaultKind | undefined {
-  if (failure !== undefined) return classifyFault(failure);
-  if (status < 400) return undefined;
-  return classifyStatus(status, { shed: exchange.headers[SHED_HEADER] !== undefined });
-}
+const NO_FAULT = { fault: undefined, errorType: undefined } as const;
 
 function onSignal(exchange: ClientExchange): void {
   exchange.abort(abortError(exchange.signal as AbortSignal, exchange.callerSignal));

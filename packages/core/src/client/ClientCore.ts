@@ -10,6 +10,7 @@ import { INSTRUMENT_POLICY, isInstrumentable } from '../status/instrumentPolicy.
 import { clampDelay } from '../time/duration.js';
 import { AttemptRunner } from './AttemptRunner.js';
 import { ClientMetrics } from './ClientMetrics.js';
+import type { ClientStreamShared } from './ClientStreams.js';
 import { type CallLimit, timeoutError } from './clientErrors.js';
 import type { ParsedClientOptions } from './clientOptions.js';
 import { withThrottle } from './clientThrottle.js';
@@ -38,6 +39,8 @@ export class ClientCore {
   readonly #headers: Readonly<Record<string, string>>;
   readonly #clock: Clock;
   readonly #attempts: AttemptRunner;
+  /** What the client's streamed endpoints share with its calls (ClientStreams). */
+  readonly shared: ClientStreamShared;
   #closed = false;
   #closing: Promise<void> | undefined;
   readonly #unregister: (() => void) | undefined;
@@ -75,11 +78,20 @@ export class ClientCore {
         closed: this.#closed,
       }),
     });
+    const tracer = (o.tracerProvider ?? trace).getTracer('@trellis/core');
+    const metrics = registry === undefined ? undefined : new ClientMetrics(registry);
+    this.shared = {
+      target: this.#target,
+      policy: this.#policy,
+      tracer,
+      metrics,
+      clock: this.#clock,
+    };
     this.#attempts = new AttemptRunner({
       target: this.#target,
       clock: this.#clock,
-      tracer: (o.tracerProvider ?? trace).getTracer('@trellis/core'),
-      metrics: registry === undefined ? undefined : new ClientMetrics(registry),
+      tracer,
+      metrics,
       maxResponseBytes: o.maxResponseBytes,
       reader: new ResponseReader(o.validateResponse),
       isClosed: () => this.#closed,

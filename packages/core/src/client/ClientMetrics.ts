@@ -35,7 +35,7 @@ export class ClientMetrics {
     } else {
       this.#histogram = new Histogram<Label>({
         name: CLIENT_DURATION_METRIC,
-        help: 'Duration of outbound HTTP requests made by Trellis typed clients, per attempt.',
+        help: 'Duration of outbound HTTP requests made by Trellis typed clients, per attempt (streams: until the stream opened).',
         labelNames: LABELS,
         buckets: [...HTTP_DURATION_BUCKETS],
         // prom-client types `registers` as the default content type only; any registry works.
@@ -55,15 +55,16 @@ export class ClientMetrics {
     const key = `${method} ${address} ${port} ${status} ${errorType ?? ''}`;
     let child = this.#children.get(key);
     if (child === undefined) {
-      // A label without a value is left out, never exported as "" (OpenTelemetry's semantic
-      // conventions set error_type only on failures and the status only when one came back).
-      child = this.#histogram.labels({
+      // OpenTelemetry leaves out an attribute that does not apply (no status when no answer
+      // came, no error type on success): the label is left out too, never set to "".
+      const labels: Partial<Record<Label, string | number>> = {
         http_request_method: method,
         server_address: address,
         server_port: port,
-        ...(status !== 0 && { http_response_status_code: status }),
-        ...(errorType !== undefined && errorType !== '' && { error_type: errorType }),
-      });
+      };
+      if (status !== 0) labels.http_response_status_code = status;
+      if (errorType !== undefined && errorType !== '') labels.error_type = errorType;
+      child = this.#histogram.labels(labels);
       this.#children.set(key, child);
     }
     child.observe(seconds);

@@ -1,11 +1,11 @@
 import { StringDecoder } from 'node:string_decoder';
+import { type Context, context as otelContext } from '@opentelemetry/api';
 import type { Dispatcher } from 'undici';
 import type { z } from 'zod';
-import { type Clock, systemClock } from '../Clock.js';
+import type { Clock } from '../Clock.js';
 import { DEADLINE_HEADER, getRequestContext } from '../context.js';
 import type { EndpointDefinition } from '../contract/endpoint.js';
 import type { StreamResponse } from '../contract/stream.js';
-import type { Balancer, Resolver } from '../discovery.js';
 import {
   AbortedError,
   type ConfigIssue,
@@ -21,29 +21,33 @@ import { toIssues } from '../options.js';
 import type { Policy } from '../Policy.js';
 import { parseProblem } from '../problem/Problem.js';
 import { isTrellisError } from '../TrellisError.js';
-import { MAX_DELAY_MS } from '../time/duration.js';
+import { clampDelay, MAX_DELAY_MS } from '../time/duration.js';
 import { sleep } from '../time/sleep.js';
+import { abortError, toTransportError } from './clientErrors.js';
 import { PathTemplate } from './PathTemplate.js';
 import { serializeQuery } from './query.js';
 import { NdjsonParser, SseParser } from './readStream.js';
 import { parseRetryAfter } from './retryAfter.js';
-import { roundRobinBalancer, ServiceTarget } from './ServiceTarget.js';
-import { StaticTarget, type Target } from './Upstream.js';
+import { ServiceTarget } from './ServiceTarget.js';
+import { StreamAttempt, type StreamTelemetry } from './StreamAttempt.js';
+import type { Target } from './Upstream.js';
 
 /** What the stream side of a client needs from the client's (parsed) options. */
 export interface ClientStreamSettings {
-  readonly baseUrl?: string | undefined;
-  readonly service?: string | undefined;
-  readonly resolver?: Resolver | undefined;
-  readonly balancer?: Balancer | undefined;
-  readonly connections?: number | undefined;
-  readonly keepAliveTimeoutMs: number;
   readonly headers?: Readonly<Record<string, string>> | undefined;
-  readonly policy?: Policy | undefined;
   readonly timeoutMs: number;
   readonly validateResponse: boolean | { readonly sampleRate: number };
-  readonly clock?: Clock | undefined;
   readonly logger?: Logger | undefined;
+}
+
+/**
+ * What the streams share with the rest of the client (ClientCore): the upstream pools and the
+ * discovery watch (one `Target`), the policy (throttle included), the tracer, the metrics and
+ * the clock.
+ */
+export interface ClientStreamShared extends StreamTelemetry {
+  readonly target: Target;
+  readonly policy: Policy | undefined;
 }
 
 type StreamInput = {
@@ -68,23 +72,27 @@ const MAX_ITEM_CHARS = 16 * 1024 * 1024;
  * an `AsyncIterable` of validated items. Opening a stream (and every SSE reconnection, with
  * `Last-Event-ID`) goes through the client's policy; once open, the whole-call `timeoutMs` stops
  * and `idleTimeoutMs` (default 60 s) watches the gaps between chunks. Breaking out of the loop or
- * aborting the signal closes the connection. Its pools open on first use and close with the
- * client.
+ * aborting the signal closes the connection. Streams use the client's own pools and discovery
+ * watch, and record the client's span and metric per open (StreamAttempt). Closing the client
+ * cuts the streams still open (their loops throw `ShutdownError`).
  */
 export class ClientStreams {
   readonly #settings: ClientStreamSettings;
+  readonly #shared: ClientStreamShared;
   readonly #clock: Clock;
   readonly #logger: Logger;
+  /** Bodies of the streams currently open, cut on close(). */
+  readonly #live = new Set<Dispatcher.ResponseData['body']>();
   readonly #headers: Record<string, string>;
   readonly #validateAll: boolean;
   readonly #sampleRate: number;
   #credit = 0;
-  #target: Target | undefined;
   #closed = false;
 
-  constructor(settings: ClientStreamSettings) {
+  constructor(settings: ClientStreamSettings, shared: ClientStreamShared) {
     this.#settings = settings;
-    this.#clock = settings.clock ?? systemClock;
+    this.#shared = shared;
+    this.#clock = shared.clock;
     this.#logger = settings.logger ?? silentLogger;
     this.#headers = {};
     for (const [k, v] of Object.entries(settings.headers ?? {})) this.#headers[k.toLowerCase()] = v;
@@ -98,31 +106,23 @@ export class ClientStreams {
     const template = new PathTemplate(def.path, name);
     const stream = def.response as StreamResponse;
     return (input: StreamInput = {}) => ({
+      // The trace context of whoever starts the loop parents the stream's spans.
       [Symbol.asyncIterator]: () =>
-        this.#iterate(name, def, template, stream, input)[Symbol.asyncIterator](),
+        this.#iterate(name, def, template, stream, input, otelContext.active())[
+          Symbol.asyncIterator
+        ](),
     });
   }
 
-  async close(): Promise<void> {
+  /**
+   * Refuses new streams and cuts the open ones, so the client's pools can close (a pool waits
+   * for its requests, and an event stream may never end by itself). The pools and the discovery
+   * watch are the client's: ClientCore closes them, once.
+   */
+  close(): void {
     this.#closed = true;
-    await this.#target?.close();
-  }
-
-  #targetOf(): Target {
-    if (this.#target !== undefined) return this.#target;
-    const s = this.#settings;
-    const pool = { connections: s.connections, keepAliveTimeoutMs: s.keepAliveTimeoutMs };
-    this.#target =
-      s.baseUrl !== undefined
-        ? new StaticTarget(s.baseUrl, pool)
-        : new ServiceTarget(
-            s.service as string,
-            s.resolver as Resolver,
-            s.balancer ?? roundRobinBalancer(),
-            pool,
-            this.#logger,
-          );
-    return this.#target;
+    for (const body of this.#live) discard(body);
+    this.#live.clear();
   }
 
   #shouldValidate(): boolean {
@@ -140,6 +140,7 @@ export class ClientStreams {
     template: PathTemplate,
     stream: StreamResponse,
     input: StreamInput,
+    active: Context,
   ): AsyncGenerator<unknown> {
     if (this.#closed) throw new ShutdownError('createClient: the client is closed');
     checkStreamOptions(name, input);
@@ -153,8 +154,9 @@ export class ClientStreams {
       if (signal?.aborted) throw aborted(signal);
       const headers = { ...request.headers };
       if (sse && lastEventId !== undefined) headers['last-event-id'] = lastEventId;
-      const res = await this.#open(name, def, request.path, request.body, headers, input);
-      if (res === undefined) return; // SSE 204: the server says stop.
+      const opened = await this.#open(name, def, template, request, headers, input, active);
+      if (opened === undefined) return; // SSE 204: the server says stop.
+      const { res, attempt } = opened;
       const items: unknown[] = [];
       let failure: Error | undefined;
       const parser = sse
@@ -186,8 +188,14 @@ export class ClientStreams {
       }
       const onAbort = () => discard(body);
       signal?.addEventListener('abort', onAbort, { once: true });
+      this.#live.add(body);
+      // close() ran between the open and here: cut this one too.
+      if (this.#closed) discard(body);
       let ended = false;
       let transportError: unknown;
+      // How the stream ended, for its span and metric; stays undefined when the server ended it
+      // or the caller broke out of its loop (neither is anybody's fault).
+      let outcome: unknown;
       try {
         try {
           for await (const chunk of body) {
@@ -214,27 +222,37 @@ export class ClientStreams {
           if (failure !== undefined) throw failure;
           ended = true;
           if (idleError !== undefined) throw idleError;
+          if (this.#closed) throw new ShutdownError('createClient: the client is closed');
           if (signal?.aborted) throw aborted(signal);
         } catch (err) {
-          if (idleError !== undefined) throw idleError;
-          if (signal?.aborted) throw aborted(signal);
-          if (err === failure) throw err;
-          if (isTrellisError(err) && !(err instanceof ConnectError)) throw err;
+          const own = err === failure || (isTrellisError(err) && !(err instanceof ConnectError));
+          outcome =
+            idleError ??
+            (signal?.aborted ? aborted(signal) : undefined) ??
+            (this.#closed ? new ShutdownError('createClient: the client is closed') : undefined) ??
+            (own ? err : undefined);
+          if (outcome !== undefined) throw outcome;
           transportError = err;
+          outcome = new ConnectError(
+            `${name}: the stream broke off: ${String((err as Error)?.message ?? err)}`,
+            { target: this.#shared.target.name, cause: err },
+          );
         }
       } finally {
         clock.clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
+        this.#live.delete(body);
         if (!body.destroyed) discard(body);
+        attempt.end(outcome);
       }
       if (!sse) {
         if (ended) return;
-        throw new ConnectError(
-          `${name}: the stream broke off: ${String((transportError as Error)?.message ?? transportError)}`,
-          {
-            target: this.#targetOf().name,
+        throw (
+          outcome ??
+          new ConnectError(`${name}: the stream broke off`, {
+            target: this.#shared.target.name,
             cause: transportError,
-          },
+          })
         );
       }
       // SSE: reconnect after the server's `retry`, resuming from the last event id.
@@ -316,47 +334,90 @@ export class ClientStreams {
     return { path: template.build(params) + serializeQuery(query), body: text, headers };
   }
 
-  /** Opens the stream (through the policy): resolves with a 2xx response, or undefined for SSE 204. */
+  /**
+   * Opens the stream (through the policy): resolves with a 2xx response and its attempt (whose
+   * span and metric end with the stream), or undefined for SSE 204.
+   */
   #open(
     name: string,
     def: EndpointDefinition,
-    path: string,
-    body: string | undefined,
+    template: PathTemplate,
+    request: { readonly path: string; readonly body: string | undefined },
     headers: Record<string, string>,
     input: StreamInput,
-  ): Promise<Dispatcher.ResponseData | undefined> {
-    const budget = input.timeoutMs ?? this.#settings.timeoutMs;
-    const attempt = async (attemptSignal: AbortSignal | undefined) => {
+    active: Context,
+  ): Promise<{ res: Dispatcher.ResponseData; attempt: StreamAttempt } | undefined> {
+    const clock = this.#clock;
+    const budget = clampDelay(input.timeoutMs ?? this.#settings.timeoutMs);
+    // The caller's inherited deadline (runWithDeadline, a trusted x-trellis-deadline-ms) bounds
+    // the open too: running out of it is the caller's fault, not the upstream's.
+    let deadlineAt: number | undefined;
+    const ctx = getRequestContext();
+    if (ctx?.deadline !== undefined) {
+      const left = ctx.deadline - (ctx.clock ?? clock).now();
+      if (left < budget) deadlineAt = clock.now() + left;
+    }
+    const shared = this.#shared;
+    const target = shared.target;
+    const path = request.path;
+    const callerSignal = input.signal;
+    const tried = target instanceof ServiceTarget ? new Set<string>() : undefined;
+    const req = {
+      method: def.method,
+      spanName: `${def.method} ${template.otelTemplate}`,
+      urlTemplate: template.otelTemplate,
+      path,
+    };
+    const run = async (attemptSignal: AbortSignal | undefined, n: number) => {
       if (this.#closed) throw new ShutdownError('createClient: the client is closed');
-      const lease = await this.#targetOf().acquire(undefined);
+      if (attemptSignal?.aborted) throw abortError(attemptSignal, callerSignal);
+      const leased = target.acquire(tried);
+      const lease = leased instanceof Promise ? await leased : leased;
+      tried?.add(lease.upstream.id);
+      if (attemptSignal?.aborted || this.#closed) {
+        // Nothing was sent: the instance is not at fault.
+        lease.pick?.done({ ok: true, durationMs: 0 });
+        if (attemptSignal?.aborted) throw abortError(attemptSignal, callerSignal);
+        throw new ShutdownError('createClient: the client is closed');
+      }
       const upstream = lease.upstream;
+      const ms = deadlineAt === undefined ? budget : Math.max(0, deadlineAt - clock.now());
+      const sent = { ...headers, [DEADLINE_HEADER]: String(Math.floor(ms)) };
+      const attempt = new StreamAttempt(shared, lease, { ...req, attempt: n }, active, sent);
       const controller = new AbortController();
-      const timer = this.#clock.setTimeout(
+      const timer = clock.setTimeout(
         () =>
           controller.abort(
-            new TimeoutError(`${name}: the stream did not open within ${budget} ms`, {
-              timeoutMs: budget,
-            }),
+            deadlineAt === undefined
+              ? new TimeoutError(`${name}: the stream did not open within ${budget} ms`, {
+                  timeoutMs: budget,
+                })
+              : new TimeoutError(
+                  `${name}: the stream did not open before the caller's deadline (${Math.round(ms)} ms were left)`,
+                  { timeoutMs: Math.round(ms), deadline: true, retryable: false },
+                ),
           ),
-        budget,
+        ms,
       );
-      const onAbort = () => controller.abort(aborted(attemptSignal as AbortSignal));
+      const onAbort = () =>
+        controller.abort(abortError(attemptSignal as AbortSignal, callerSignal));
       attemptSignal?.addEventListener('abort', onAbort, { once: true });
-      const started = this.#clock.now();
+      let res: Dispatcher.ResponseData | undefined;
       try {
-        const res = await upstream.pool.request({
+        res = await upstream.pool.request({
           origin: upstream.origin,
           path: upstream.prefix + path,
           method: def.method,
-          headers: { ...headers, [DEADLINE_HEADER]: String(budget) },
-          body,
+          headers: sent,
+          body: request.body,
           signal: controller.signal,
           // The idle timeout watches the body; undici's own would cut long quiet streams.
           bodyTimeout: 0,
         });
-        lease.pick?.done({ ok: res.statusCode < 500, durationMs: this.#clock.now() - started });
+        attempt.answered(res.statusCode, res.headers);
         if (res.statusCode === 204 && def.method !== 'HEAD') {
           discard(res.body);
+          attempt.end(undefined, res.headers);
           return undefined;
         }
         if (res.statusCode < 200 || res.statusCode > 299) {
@@ -378,29 +439,31 @@ export class ClientStreams {
             ...(problem !== undefined && { problem }),
           });
         }
-        return res;
+        if (this.#closed) {
+          discard(res.body);
+          throw new ShutdownError('createClient: the client is closed');
+        }
+        return { res, attempt };
       } catch (err) {
-        lease.pick?.done({ ok: false, durationMs: this.#clock.now() - started });
-        if (isTrellisError(err)) throw err;
+        let error: Error;
         const reason = controller.signal.reason;
-        if (controller.signal.aborted && isTrellisError(reason)) throw reason;
-        throw new ConnectError(
-          `${name}: could not open the stream: ${(err as Error)?.message ?? String(err)}`,
-          {
-            target: upstream.origin,
-            cause: err,
-          },
-        );
+        if (isTrellisError(err)) error = err;
+        else if (controller.signal.aborted && isTrellisError(reason)) error = reason;
+        // undici's own errors, mapped like a call's: a header undici refuses is the caller's
+        // request (RequestValidationError), a reset or refusal the upstream's (ConnectError).
+        else error = toTransportError(err, target.name, upstream.origin, name);
+        attempt.end(error, res?.headers);
+        throw error;
       } finally {
         this.#clock.clearTimeout(timer);
         attemptSignal?.removeEventListener('abort', onAbort);
       }
     };
-    const policy = this.#settings.policy;
-    if (policy === undefined) return attempt(input.signal);
+    const policy = shared.policy;
+    if (policy === undefined) return run(callerSignal, 1);
     return policy.execute(
-      (ctx) => attempt(ctx.signal),
-      input.signal !== undefined ? { signal: input.signal } : {},
+      (ctx) => run(ctx.signal, ctx.attempt),
+      callerSignal !== undefined ? { signal: callerSignal } : {},
     );
   }
 }

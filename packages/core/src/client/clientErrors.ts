@@ -164,10 +164,3 @@ export function httpError(ep: CompiledEndpoint, exchange: ClientExchange, resend
     ...(problem !== undefined && { problem }),
   });
 }
-
-/** OpenTelemetry's `error.type`: the status, the error's name, or `_OTHER`. */
-export function errorTypeOf(err: unknown, status: number): string {
-  if (status >= 400) return String(status);
-  if (err instanceof Error && err.name !== '') return err.name;
-  return '_OTHER';
-}

@@ -57,9 +57,14 @@ const NO_INPUT: CallInput = {};
 export function createClient<const E extends EndpointMap>(options: ClientOptions<E>): Client<E> {
   const o = parseOptions(clientOptionsSchema, options, 'createClient');
   const core = new ClientCore(o);
-  const streams = new ClientStreams(o);
+  // Streams share the core's pools, discovery watch, policy, tracer and metrics.
+  const streams = new ClientStreams(o, core.shared);
   const client: Record<string, unknown> = {
-    close: () => Promise.all([core.close(), streams.close()]).then(() => undefined),
+    // Cut the open streams first: the pools wait for their requests before closing.
+    close: () => {
+      streams.close();
+      return core.close();
+    },
   };
   for (const name of Object.keys(o.endpoints)) {
     const def = o.endpoints[name] as EndpointDefinition;
