@@ -111,17 +111,14 @@ interface PageDocument {
 const renders: number[] = [];
 let last = '';
 while (renders.length < 20) {
-  await page.waitForFunction(
-    (prev) => {
-      // Runs in the page (playwright serialises it); the bench is not compiled with the DOM lib.
-      const doc = (globalThis as unknown as { document: PageDocument }).document;
-      return (
-        doc.documentElement.getAttribute('data-render-ms') !== prev ||
-        doc.getElementById('updated')?.textContent !== prev
-      );
-    },
-    last,
-  );
+  await page.waitForFunction((prev) => {
+    // Runs in the page (playwright serialises it); the bench is not compiled with the DOM lib.
+    const doc = (globalThis as unknown as { document: PageDocument }).document;
+    return (
+      doc.documentElement.getAttribute('data-render-ms') !== prev ||
+      doc.getElementById('updated')?.textContent !== prev
+    );
+  }, last);
   const v = (await page.getAttribute('html', 'data-render-ms')) ?? '';
   const stamp = (await page.textContent('#updated')) ?? '';
   if (stamp + v !== last) {
