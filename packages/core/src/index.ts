@@ -68,7 +68,7 @@ export { type Logger, silentLogger } from './Logger.js';
 export * from './logging/index.js';
 export * from './metrics/index.js';
 export * from './options/index.js';
-export { formatPath, parseOptions, toIssues } from './options.js';
+export { configError, formatPath, parseOptions, toIssues } from './options.js';
 export { type ExecuteOptions, noopPolicy, type Policy, type PolicyContext } from './Policy.js';
 export * from './problem/index.js';
 export * from './server/index.js';

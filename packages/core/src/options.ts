@@ -27,11 +27,22 @@ export function parseOptions<S extends z.ZodType>(
 ): z.output<S> {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
-  const issues = toIssues(result.error);
+  throw configError(component, toIssues(result.error), { cause: result.error });
+}
+
+/**
+ * The one way Trellis builds a `ConfigError` by hand (for checks a schema cannot express):
+ * `component: invalid options: path: message; path: message`, with `issues` listing each.
+ */
+export function configError(
+  component: string,
+  issues: readonly ConfigIssue[],
+  options: { cause?: unknown; what?: string } = {},
+): ConfigError {
   const detail = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
-  throw new ConfigError(`${component}: invalid options: ${detail}`, {
+  return new ConfigError(`${component}: invalid ${options.what ?? 'options'}: ${detail}`, {
     component,
-    issues,
-    cause: result.error,
+    issues: [...issues],
+    ...(options.cause !== undefined && { cause: options.cause }),
   });
 }

@@ -6,11 +6,11 @@ import {
   AdminMethodError,
   AdminNotFoundError,
   AdminUnauthorizedError,
-  ConfigError,
+  type ConfigError,
   ShedError,
 } from '../errors.js';
 import { type Logger, silentLogger } from '../Logger.js';
-import { parseOptions } from '../options.js';
+import { configError, parseOptions } from '../options.js';
 import { problemOf, writeProblem } from '../problem/Problem.js';
 import type { StatusRegistry } from '../status/createStatusRegistry.js';
 import type { StatusSource } from '../status/StatusSource.js';
@@ -438,8 +438,5 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
 function parseError(): ConfigError {
   const message =
     'give a token, or unauthenticated: true for a listener of its own (createAdminServer)';
-  return new ConfigError(`createAdminHandler: invalid options: token: ${message}`, {
-    component: 'createAdminHandler',
-    issues: [{ path: 'token', message }],
-  });
+  return configError('createAdminHandler', [{ path: 'token', message }]);
 }

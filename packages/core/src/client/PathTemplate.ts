@@ -1,4 +1,5 @@
-import { ConfigError, RequestValidationError } from '../errors.js';
+import { RequestValidationError } from '../errors.js';
+import { configError } from '../options.js';
 
 const NAME = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
@@ -19,10 +20,9 @@ export class PathTemplate {
 
   constructor(template: string, endpointName: string) {
     if (!template.startsWith('/')) {
-      throw new ConfigError(`createClient: endpoints.${endpointName}.path must start with "/"`, {
-        component: 'createClient',
-        issues: [{ path: `endpoints.${endpointName}.path`, message: 'must start with "/"' }],
-      });
+      throw configError('createClient', [
+        { path: `endpoints.${endpointName}.path`, message: 'must start with "/"' },
+      ]);
     }
     const names: string[] = [];
     const statics: string[] = [];
@@ -38,10 +38,7 @@ export class PathTemplate {
       const name = segment.slice(1);
       if (!NAME.test(name) || names.includes(name)) {
         const message = `path parameter "${segment}" must be a unique identifier`;
-        throw new ConfigError(`createClient: endpoints.${endpointName}.path: ${message}`, {
-          component: 'createClient',
-          issues: [{ path: `endpoints.${endpointName}.path`, message }],
-        });
+        throw configError('createClient', [{ path: `endpoints.${endpointName}.path`, message }]);
       }
       names.push(name);
       statics.push(current);

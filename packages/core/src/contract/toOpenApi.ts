@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { parseOptions } from '../options.js';
+import { configError, parseOptions } from '../options.js';
 import type { EndpointDefinition, EndpointMap } from './endpoint.js';
 import { isStreamResponse, isZodSchema } from './stream.js';
 
@@ -94,10 +94,9 @@ export function toOpenApi(endpoints: EndpointMap, options: OpenApiOptions): Open
   const paths: OpenApiDocument['paths'] = {};
   for (const [name, def] of Object.entries(endpoints)) {
     if (typeof def !== 'object' || def === null || typeof def.path !== 'string') {
-      throw new ConfigError(`toOpenApi: endpoints.${name} is not an endpoint definition`, {
-        component: 'toOpenApi',
-        issues: [{ path: `endpoints.${name}`, message: 'must be an endpoint definition' }],
-      });
+      throw configError('toOpenApi', [
+        { path: `endpoints.${name}`, message: 'must be an endpoint definition' },
+      ]);
     }
     const path = def.path.replace(/:([A-Za-z0-9_$]+)/g, '{$1}');
     paths[path] ??= {};

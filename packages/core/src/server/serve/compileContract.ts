@@ -4,7 +4,7 @@ import { isStreamResponse, isZodSchema, type StreamResponse } from '../../contra
 import { toOpenApi } from '../../contract/toOpenApi.js';
 import { ConfigError, type ConfigIssue } from '../../errors.js';
 import { type Logger, silentLogger } from '../../Logger.js';
-import { parseOptions, toIssues } from '../../options.js';
+import { configError, parseOptions, toIssues } from '../../options.js';
 import { type ParsedServeOptions, type ServeOptions, serveOptionsSchema } from './serveOptions.js';
 
 const METHODS = new Set<string>(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -195,7 +195,7 @@ function compileAll(
   if (typeof handlers !== 'object' || handlers === null) {
     issues.push({ path: 'handlers', message: 'must be an object with one handler per endpoint' });
   }
-  if (issues.length > 0) throw configError(component, issues);
+  if (issues.length > 0) throw contractError(component, issues);
   const h = handlers as Record<string, unknown>;
   const out: ServedEndpoint[] = [];
   const seen = new Map<string, string>();
@@ -264,7 +264,7 @@ function compileAll(
       });
     }
   }
-  if (issues.length > 0) throw configError(component, issues);
+  if (issues.length > 0) throw contractError(component, issues);
   return out;
 }
 
@@ -300,9 +300,8 @@ function checkDefinition(def: EndpointDefinition, at: string, issues: ConfigIssu
   }
 }
 
-function configError(component: string, issues: ConfigIssue[]) {
-  const detail = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
-  return new ConfigError(`${component}: invalid contract: ${detail}`, { component, issues });
+function contractError(component: string, issues: ConfigIssue[]) {
+  return configError(component, issues, { what: 'contract' });
 }
 
 type Def = {
