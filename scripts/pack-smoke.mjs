@@ -178,6 +178,14 @@ await run.test('npm install of the tarballs into a fresh project outside the rep
       'zod@4',
       '@types/express@5',
       '@types/node@20',
+      // The optional peers, which a user installs with the subpath that needs them
+      // (@trellis/resilience/opossum, /p-retry, @trellis/core/idempotency/redis, /postgres, ...).
+      'fastify@5',
+      'opossum@9',
+      'p-retry@7',
+      'ioredis@5',
+      'pg@8',
+      '@electric-sql/pglite',
     ],
     app,
   );
