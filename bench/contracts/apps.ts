@@ -2,11 +2,19 @@
  * The apps bench/contracts/main.ts measures, one per process: `node apps.ts <variant>` listens
  * on a free port and sends `{ port }` over IPC.
  *
- * - `<framework>-hand`: the route written by hand with the same zod parses (params, query, body)
- *   and a 400 on failure; Express with `express.json()`, Fastify with its own JSON parser.
+ * - `<framework>-hand`: the route written by hand with the same zod parses as the served
+ *   route with its default options: params, query and body (a 400 on failure), and the answer
+ *   against `Created` (a 500 if it broke it); Express with `express.json()` and `res.json`,
+ *   Fastify with its own JSON parser and `reply.send`.
  * - `<framework>-served`: the same route from `serve(benchApi, ...)`, default options (response
  *   validation on).
+ * - `<framework>-hand-noresp` / `<framework>-served-noresp`: the same without the check of the
+ *   answer (`validateResponse: false` for the served one).
  * - `sse`: `serve` streaming `Tick` events as fast as the connection takes them.
+ *
+ * Every app answers the IPC message `'cpu'` with `{ cpu: process.cpuUsage() }` (user + system
+ * microseconds of the whole process), which bench/contracts/cost.ts reads around a batch of
+ * requests while the server is otherwise idle.
  */
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
@@ -14,10 +22,11 @@ import { serve as serveExpress } from '@trellis/core/express';
 import { serve as serveFastify } from '@trellis/core/fastify';
 import express5 from 'express';
 import Fastify from 'fastify';
-import { Body, benchApi, Params, Query } from './contract.js';
+import { Body, benchApi, Created, Params, Query } from './contract.js';
 
 const express4 = createRequire(import.meta.url)('express4') as typeof express5;
 const variant = process.argv[2] ?? '';
+const checkAnswer = !variant.endsWith('-noresp');
 
 const handlers = {
   addItem: ({
@@ -62,12 +71,20 @@ async function start(): Promise<number> {
           res.status(400).json({ error: 'invalid request' });
           return;
         }
-        res
-          .status(201)
-          .json({ shop: p.data.shop, sku: b.data.sku, qty: b.data.qty, limit: q.data.limit ?? 20 });
+        const out = {
+          shop: p.data.shop,
+          sku: b.data.sku,
+          qty: b.data.qty,
+          limit: q.data.limit ?? 20,
+        };
+        if (checkAnswer && !Created.safeParse(out).success) {
+          res.status(500).json({ error: 'internal error' });
+          return;
+        }
+        res.status(201).json(out);
       });
     } else {
-      app.use(serveExpress(benchApi, handlers));
+      app.use(serveExpress(benchApi, handlers, { validateResponse: checkAnswer }));
     }
     return listenExpress(app);
   }
@@ -81,17 +98,28 @@ async function start(): Promise<number> {
         reply.code(400).send({ error: 'invalid request' });
         return;
       }
-      reply
-        .code(201)
-        .send({ shop: p.data.shop, sku: b.data.sku, qty: b.data.qty, limit: q.data.limit ?? 20 });
+      const out = {
+        shop: p.data.shop,
+        sku: b.data.sku,
+        qty: b.data.qty,
+        limit: q.data.limit ?? 20,
+      };
+      if (checkAnswer && !Created.safeParse(out).success) {
+        reply.code(500).send({ error: 'internal error' });
+        return;
+      }
+      reply.code(201).send(out);
     });
   } else {
-    await app.register(serveFastify(benchApi, handlers));
+    await app.register(serveFastify(benchApi, handlers, { validateResponse: checkAnswer }));
   }
   await app.listen({ port: 0, host: '127.0.0.1' });
   return (app.server.address() as AddressInfo).port;
 }
 
 const port = await start();
+process.on('message', (m) => {
+  if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() });
+});
 process.send?.({ port });
 process.on('disconnect', () => process.exit(0));

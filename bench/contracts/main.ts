@@ -28,14 +28,19 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { createClient } from '@trellis/core';
 import autocannon from 'autocannon';
-import { type BenchRow, median, writeResult } from '../report.js';
+import { type BenchRow, median, writeResult } from '../lib/report.js';
 import { BODY, benchApi, PATH } from './contract.js';
+import { type CostResult, measureCost } from './cost.js';
 import { prepareTsRest } from './tsrest.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SLICE_S = Number(process.env.BENCH_SLICE_S ?? 2);
 const SSE_S = Number(process.env.BENCH_SSE_S ?? 3);
 const CONNECTIONS = 50;
+const COST_REQUESTS = Number(process.env.BENCH_COST_REQUESTS ?? 20_000);
+const COST_WARMUP = Number(process.env.BENCH_COST_WARMUP ?? 10_000);
+const COST_ROUNDS = Number(process.env.BENCH_COST_ROUNDS ?? 3);
+const COST_CONNECTIONS = Number(process.env.BENCH_COST_CONNECTIONS ?? 8);
 
 interface App {
   variant: string;
@@ -108,41 +113,98 @@ async function compare(label: string, a: App, b: App) {
   return { ratio: median(ratios), a: median(aRps), b: median(bRps) };
 }
 
+const ONLY = (process.env.BENCH_ONLY ?? '').split(',').filter(Boolean);
+const wanted = (part: string) => ONLY.length === 0 || ONLY.includes(part);
+const costOpts = {
+  requests: COST_REQUESTS,
+  warmup: COST_WARMUP,
+  rounds: COST_ROUNDS,
+  connections: COST_CONNECTIONS,
+  log,
+};
+const us = (x: number) => `${x.toFixed(1)} µs`;
+
 for (const framework of ['express4', 'express5', 'fastify']) {
+  if (!wanted(framework)) continue;
   const hand = await start(`${framework}-hand`);
   const served = await start(`${framework}-served`);
+  const handIn = await start(`${framework}-hand-noresp`);
+  const servedIn = await start(`${framework}-served-noresp`);
   try {
-    const r = await compare(framework, served, hand);
-    rows.push({
-      name: `${framework}: served contract vs hand-written (params+query+body)`,
-      value: Math.round(r.a),
-      unit: 'req/s',
-      peer: `hand-written ${Math.round(r.b)} req/s`,
-      ratio: Number(r.ratio.toFixed(3)),
-      target: '≥ 0.95×',
-      pass: r.ratio >= 0.95,
-    });
+    for (const app of [hand, served, handIn, servedIn]) await check(app);
+    const cost = await measureCost([hand, served, handIn, servedIn], costOpts);
+    for (const [s, h, what] of [
+      [served, hand, 'params+query+body+answer checked (defaults)'],
+      [servedIn, handIn, 'params+query+body, answer not checked (validateResponse: false)'],
+    ] as const) {
+      const cs = cost.get(s) as CostResult;
+      const ch = cost.get(h) as CostResult;
+      const ratio = ch.us / cs.us;
+      log(
+        `${framework} cost, ${what}: served ${us(cs.us)}, hand-written ${us(ch.us)} CPU per request, hand ÷ served ${ratio.toFixed(3)}`,
+      );
+      rows.push({
+        name: `${framework}: CPU per request, served contract vs hand-written, ${what}`,
+        value: Number(cs.us.toFixed(1)),
+        unit: 'µs CPU/request (ratio: hand ÷ served)',
+        peer: `hand-written ${ch.us.toFixed(1)} µs`,
+        ratio: Number(ratio.toFixed(3)),
+        target: '≥ 0.95×',
+        pass: ratio >= 0.95,
+      });
+    }
+    if (SLICE_S > 0) {
+      const r = await compare(framework, served, hand);
+      rows.push({
+        name: `${framework}: req/s, served contract vs hand-written, params+query+body+answer checked`,
+        value: Math.round(r.a),
+        unit: 'req/s (ratio: served ÷ hand)',
+        peer: `hand-written ${Math.round(r.b)} req/s`,
+        ratio: Number(r.ratio.toFixed(3)),
+        target: '≥ 0.95×',
+        pass: r.ratio >= 0.95,
+      });
+    }
   } finally {
-    hand.child.kill();
-    served.child.kill();
+    for (const app of [hand, served, handIn, servedIn]) app.child.kill();
   }
 }
 
-if (process.env.BENCH_TSREST === '1') {
+if (process.env.BENCH_TSREST === '1' && wanted('tsrest')) {
   const script = prepareTsRest(log);
   const tsrest = await start('tsrest-express4', script);
   const served = await start('express4-served');
   try {
-    const r = await compare('ts-rest', served, tsrest);
+    await check(tsrest);
+    await check(served);
+    const cost = await measureCost([tsrest, served], costOpts);
+    const cs = cost.get(served) as CostResult;
+    const ct = cost.get(tsrest) as CostResult;
+    const ratio = ct.us / cs.us;
+    log(
+      `ts-rest cost: served ${us(cs.us)}, ts-rest ${us(ct.us)} CPU per request, ts-rest ÷ served ${ratio.toFixed(3)}`,
+    );
     rows.push({
-      name: 'express4: served contract (zod 4) vs @ts-rest/express 3.52 (zod 3), same contract',
-      value: Math.round(r.a),
-      unit: 'req/s',
-      peer: `ts-rest ${Math.round(r.b)} req/s`,
-      ratio: Number(r.ratio.toFixed(3)),
+      name: 'express4: CPU per request, served contract (zod 4) vs @ts-rest/express 3.52 (zod 3), same contract, answers checked',
+      value: Number(cs.us.toFixed(1)),
+      unit: 'µs CPU/request (ratio: ts-rest ÷ served)',
+      peer: `ts-rest ${ct.us.toFixed(1)} µs`,
+      ratio: Number(ratio.toFixed(3)),
       target: '≥ 1.0×',
-      pass: r.ratio >= 1,
+      pass: ratio >= 1,
     });
+    if (SLICE_S > 0) {
+      const r = await compare('ts-rest', served, tsrest);
+      rows.push({
+        name: 'express4: req/s, served contract (zod 4) vs @ts-rest/express 3.52 (zod 3), same contract',
+        value: Math.round(r.a),
+        unit: 'req/s (ratio: served ÷ ts-rest)',
+        peer: `ts-rest ${Math.round(r.b)} req/s`,
+        ratio: Number(r.ratio.toFixed(3)),
+        target: '≥ 1.0×',
+        pass: r.ratio >= 1,
+      });
+    }
   } finally {
     tsrest.child.kill();
     served.child.kill();
@@ -150,7 +212,7 @@ if (process.env.BENCH_TSREST === '1') {
 }
 
 // SSE through the typed client, one connection.
-{
+if (wanted('sse')) {
   const app = await start('sse');
   const client = createClient({ baseUrl: app.url, endpoints: { ticks: benchApi.ticks } });
   try {
@@ -190,17 +252,18 @@ for (const r of rows) {
     `${r.pass ? 'met ' : 'MISS'}  ${r.name}: ${r.value} ${r.unit}${r.ratio !== undefined ? `, ratio ${r.ratio} (${r.peer})` : ''}, target ${r.target}`,
   );
 }
-writeResult({
-  area: 'contracts',
-  title: 'Served contracts and SSE through the typed client',
-  command: 'npx tsx bench/contracts/main.ts',
-  setup: `autocannon ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${SLICE_S} s per app, apps in their own processes, Node ${process.version}`,
-  rows,
-  notes: [
-    'Shared 2-core machine: absolute figures are indicative; ratios are same-run and interleaved.',
-    process.env.BENCH_TSREST === '1'
-      ? 'ts-rest: @ts-rest/express 3.52.1 with Express 4.22 and zod 3.25, installed into .tmp/tsrest at run time; the ratio also compares zod 3 with zod 4.'
-      : 'ts-rest not compared in this run (BENCH_TSREST=1 installs it into .tmp/tsrest and compares).',
-    'The served apps run with the default options (response validation on); the hand-written route validates params, query and body only.',
-  ],
-});
+if (ONLY.length === 0)
+  writeResult({
+    area: 'contracts',
+    title: 'Served contracts and SSE through the typed client',
+    command: 'npx tsx bench/contracts/main.ts',
+    setup: `autocannon ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${SLICE_S} s per app, apps in their own processes, Node ${process.version}`,
+    rows,
+    notes: [
+      'Shared 2-core machine: absolute figures are indicative; ratios are same-run and interleaved.',
+      process.env.BENCH_TSREST === '1'
+        ? 'ts-rest: @ts-rest/express 3.52.1 with Express 4.22 and zod 3.25, installed into .tmp/tsrest at run time; the ratio also compares zod 3 with zod 4.'
+        : 'ts-rest not compared in this run (BENCH_TSREST=1 installs it into .tmp/tsrest and compares).',
+      'The served apps run with the default options (response validation on); the hand-written route validates params, query and body only.',
+    ],
+  });

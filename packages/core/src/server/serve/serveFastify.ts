@@ -25,8 +25,8 @@ import {
   prefixIssues,
   type ServedEndpoint,
 } from './compileContract.js';
+import { HandlerArgs } from './HandlerArgs.js';
 import type { Handlers } from './Handlers.js';
-import { lazySignal } from './lazySignal.js';
 import { isJsonContentType, normalizeQuery } from './requestParts.js';
 import type { ServeOptions } from './serveOptions.js';
 import { writeStream } from './writeStream.js';
@@ -183,28 +183,7 @@ function register(fastify: FastifyInstance, contract: Contract): void {
   for (const ep of contract.endpoints) {
     const validatorCompiler = ({ httpPart }: { httpPart?: string }) => {
       const part = PART[httpPart ?? ''] ?? httpPart ?? 'body';
-      const schema = (
-        part === 'params'
-          ? ep.params
-          : part === 'query'
-            ? ep.query
-            : part === 'body'
-              ? ep.body
-              : ep.headers
-      ) as z.ZodType;
-      return (data: unknown) => {
-        const issues: ConfigIssue[] = [];
-        let value = data;
-        if (part === 'query' && value !== null && typeof value === 'object') {
-          value = normalizeQuery(ep, { ...(value as Record<string, unknown>) }, issues);
-        }
-        let r = schema.safeParse(value);
-        if (!r.success && part === 'body' && value === null) r = schema.safeParse(undefined);
-        if (r.success && issues.length === 0) return { value: r.data };
-        if (!r.success) prefixIssues(part, r.error, issues);
-        const detail = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
-        return { error: new RequestValidationError(`invalid request: ${detail}`, { issues }) };
-      };
+      return partValidator(ep, part);
     };
     const serializerCompiler = ({ schema }: { schema: unknown }) => {
       const s = schema as z.ZodType;
@@ -230,51 +209,22 @@ function register(fastify: FastifyInstance, contract: Contract): void {
       serializerCompiler,
       errorHandler: errorHandlerFor(ep),
       bodyLimit,
-      ...(ep.body !== undefined && {
-        onRequest: (request: FastifyRequest, _reply: FastifyReply, next: (err?: Error) => void) => {
-          const h = request.headers;
-          const hasBody =
-            h['transfer-encoding'] !== undefined ||
-            (h['content-length'] !== undefined && h['content-length'] !== '0');
-          if (hasBody && !isJsonContentType(h['content-type'])) {
-            next(
-              new UnsupportedMediaTypeError(
-                `content-type ${h['content-type'] ?? '(none)'} is not supported: send application/json`,
-              ),
-            );
-            return;
-          }
-          next();
-        },
-      }),
+      ...(ep.body !== undefined && { onRequest: refuseNonJsonBody }),
       handler(request, reply) {
-        const raw = reply.raw;
-        const signal = lazySignal(raw);
-        const result = ep.handler({
-          params: request.params,
-          query: request.query,
-          body: request.body,
-          headers: request.headers,
-          request,
-          get signal() {
-            return signal();
-          },
-        });
-        const answer = (a: unknown): void => {
-          if (contract.checkAnswer(ep, a, false) !== undefined) throw new ContractViolation([]);
-          const { status, body, headers } = a as HandlerAnswer;
-          if (ep.stream !== undefined && status === 200) {
-            reply.hijack();
-            const merged = { ...(reply.getHeaders() as Record<string, string>), ...headers };
-            void writeStream(contract, ep, body as AsyncIterable<unknown>, raw, merged);
-            return;
-          }
-          reply.code(status);
-          if (headers !== undefined) reply.headers(headers as Record<string, string>);
-          reply.send(body);
-        };
-        if (result instanceof Promise) return result.then(answer);
-        answer(result);
+        const result = ep.handler(
+          new HandlerArgs(
+            request.params,
+            request.query,
+            request.body,
+            request.headers,
+            request,
+            reply.raw,
+          ),
+        );
+        if (result instanceof Promise) {
+          return result.then((a: unknown) => answerFastify(contract, ep, reply, a));
+        }
+        answerFastify(contract, ep, reply, result);
         return undefined;
       },
     });
@@ -310,6 +260,106 @@ function register(fastify: FastifyInstance, contract: Contract): void {
       },
     });
   }
+}
+
+/**
+ * The validator of one part of one endpoint (Fastify's `validatorCompiler`): the part's schema's
+ * `safeParse`, whose output replaces the part, or a `RequestValidationError` naming each field.
+ */
+type PartResult = { value: unknown } | { error: Error };
+
+function partValidator(ep: ServedEndpoint, part: string): (data: unknown) => PartResult {
+  const schema = (
+    part === 'params'
+      ? ep.params
+      : part === 'query'
+        ? ep.query
+        : part === 'body'
+          ? ep.body
+          : ep.headers
+  ) as z.ZodType;
+  const refuse = (issues: ConfigIssue[]): PartResult => {
+    const detail = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
+    return { error: new RequestValidationError(`invalid request: ${detail}`, { issues }) };
+  };
+  if (part === 'query') {
+    return (data: unknown): PartResult => {
+      let value = data;
+      let issues: ConfigIssue[] | undefined;
+      if (value !== null && typeof value === 'object' && queryNeedsNormalizing(ep, value)) {
+        issues = [];
+        value = normalizeQuery(ep, { ...(value as Record<string, unknown>) }, issues);
+      }
+      const r = schema.safeParse(value);
+      if (r.success && (issues === undefined || issues.length === 0)) return { value: r.data };
+      issues ??= [];
+      if (!r.success) prefixIssues(part, r.error, issues);
+      return refuse(issues);
+    };
+  }
+  if (part === 'body') {
+    return (data: unknown): PartResult => {
+      let r = schema.safeParse(data);
+      if (!r.success && data === null) r = schema.safeParse(undefined);
+      if (r.success) return { value: r.data };
+      return refuse(prefixIssues(part, r.error));
+    };
+  }
+  return (data: unknown): PartResult => {
+    const r = schema.safeParse(data);
+    if (r.success) return { value: r.data };
+    return refuse(prefixIssues(part, r.error));
+  };
+}
+
+/** True when `normalizeQuery` would change something: a repeated key, or an array key. */
+function queryNeedsNormalizing(ep: ServedEndpoint, query: object): boolean {
+  const arrayKeys = ep.arrayKeys;
+  for (const key in query) {
+    if (Array.isArray((query as Record<string, unknown>)[key]) || arrayKeys.has(key)) return true;
+  }
+  return false;
+}
+
+/** `onRequest` of an endpoint with a body: a body that is not declared JSON is a 415. */
+function refuseNonJsonBody(
+  request: FastifyRequest,
+  _reply: FastifyReply,
+  next: (err?: Error) => void,
+): void {
+  const h = request.headers;
+  const hasBody =
+    h['transfer-encoding'] !== undefined ||
+    (h['content-length'] !== undefined && h['content-length'] !== '0');
+  if (hasBody && !isJsonContentType(h['content-type'])) {
+    next(
+      new UnsupportedMediaTypeError(
+        `content-type ${h['content-type'] ?? '(none)'} is not supported: send application/json`,
+      ),
+    );
+    return;
+  }
+  next();
+}
+
+/** Sends a handler's answer through the reply (its body through the route's serializer). */
+function answerFastify(
+  contract: Contract,
+  ep: ServedEndpoint,
+  reply: FastifyReply,
+  a: unknown,
+): void {
+  if (contract.checkAnswer(ep, a, false) !== undefined) throw new ContractViolation([]);
+  const { status, body, headers } = a as HandlerAnswer;
+  if (ep.stream !== undefined && status === 200) {
+    reply.hijack();
+    const merged = { ...(reply.getHeaders() as Record<string, string>), ...headers };
+    void writeStream(contract, ep, body as AsyncIterable<unknown>, reply.raw, merged);
+    return;
+  }
+  reply.code(status);
+  if (headers !== undefined) reply.headers(headers as Record<string, string>);
+  reply.send(body);
 }
 
 function request_type(err: FastifyError): string {
