@@ -10,6 +10,11 @@
  *   validation on).
  * - `<framework>-hand-noresp` / `<framework>-served-noresp`: the same without the check of the
  *   answer (`validateResponse: false` for the served one).
+ * - `fastify-hooks`: the hand-written Fastify route moved into Fastify's own validation and
+ *   serialisation hooks (route `schema` with the zod schemas, a `validatorCompiler` returning
+ *   `{ value }` from `safeParse`, a `serializerCompiler` checking the answer, as
+ *   fastify-type-provider-zod does): what plugging into Fastify's hooks costs by itself, the floor
+ *   of the served Fastify route, which the issue asks to use those hooks.
  * - `sse`: `serve` streaming `Tick` events as fast as the connection takes them.
  *
  * Every app answers the IPC message `'cpu'` with `{ cpu: process.cpuUsage() }` (user + system
@@ -22,6 +27,7 @@ import { serve as serveExpress } from '@trellis/core/express';
 import { serve as serveFastify } from '@trellis/core/fastify';
 import express5 from 'express';
 import Fastify from 'fastify';
+import type { z } from 'zod';
 import { Body, benchApi, Created, Params, Query } from './contract.js';
 
 const express4 = createRequire(import.meta.url)('express4') as typeof express5;
@@ -89,7 +95,32 @@ async function start(): Promise<number> {
     return listenExpress(app);
   }
   const app = Fastify();
-  if (kind === 'hand') {
+  if (kind === 'hooks') {
+    const parts: Record<string, z.ZodType> = { params: Params, querystring: Query, body: Body };
+    app.post(
+      '/shops/:shop/items',
+      {
+        schema: { params: Params, querystring: Query, body: Body, response: { 201: Created } },
+        validatorCompiler: ({ httpPart }) => {
+          const schema = parts[httpPart ?? 'body'] as z.ZodType;
+          return (data: unknown) => {
+            const r = schema.safeParse(data);
+            return r.success ? { value: r.data } : { error: r.error };
+          };
+        },
+        serializerCompiler: () => (data: unknown) => {
+          if (!Created.safeParse(data).success) throw new Error('the answer breaks the contract');
+          return JSON.stringify(data);
+        },
+      },
+      (request, reply) => {
+        const p = request.params as z.output<typeof Params>;
+        const q = request.query as z.output<typeof Query>;
+        const b = request.body as z.output<typeof Body>;
+        reply.code(201).send({ shop: p.shop, sku: b.sku, qty: b.qty, limit: q.limit ?? 20 });
+      },
+    );
+  } else if (kind === 'hand') {
     app.post('/shops/:shop/items', (request, reply) => {
       const p = Params.safeParse(request.params);
       const q = Query.safeParse(request.query);
