@@ -49,6 +49,9 @@ createExpressEndpoints(contract, router, app, { responseValidation: true });
 const server = app.listen(0, '127.0.0.1', () => {
   process.send({ port: server.address().port });
 });
+process.on('message', (m) => {
+  if (m === 'cpu') process.send({ cpu: process.cpuUsage() });
+});
 process.on('disconnect', () => process.exit(0));
 `;
 

@@ -316,3 +316,96 @@ describe.each(FLAVOURS)('serve on %s: hostile input', (flavour) => {
     });
   });
 });
+
+// What the handler is given beyond the parts, and bodies where none or another type is sent.
+const inputApi = defineEndpoints({
+  touch: { method: 'POST', path: '/touch', response: z.object({ body: z.string() }) },
+  slow: { method: 'GET', path: '/slow', response: z.object({ ok: z.boolean() }) },
+  put: {
+    method: 'PUT',
+    path: '/things/:id',
+    body: z.object({ name: z.string() }),
+    response: z.object({ name: z.string() }),
+  },
+});
+
+describe.each(FLAVOURS)('serve on %s: handler input', (flavour) => {
+  let served: Served | undefined;
+  afterEach(async () => {
+    await served?.close();
+    served = undefined;
+  });
+
+  it('aborts the handler signal when the client goes away, and only then', async () => {
+    let entered!: () => void;
+    const started = new Promise<void>((r) => {
+      entered = r;
+    });
+    let aborted!: (reason: unknown) => void;
+    const abortSeen = new Promise<unknown>((r) => {
+      aborted = r;
+    });
+    const seen: { body: unknown; query: unknown; aborted: boolean }[] = [];
+    served = await startServed(flavour, inputApi, {
+      touch: async (input: { body: unknown; query: unknown; signal: AbortSignal }) => {
+        seen.push({ body: input.body, query: input.query, aborted: input.signal.aborted });
+        return { status: 200, body: { body: String(input.body) } };
+      },
+      slow: async ({ signal }: { signal: AbortSignal }) => {
+        signal.addEventListener('abort', () => aborted(signal.reason));
+        entered();
+        await new Promise((r) => signal.addEventListener('abort', r));
+        return { status: 200, body: { ok: true } };
+      },
+      put: async ({ body }: { body: { name: string } }) => ({ status: 200, body }),
+    });
+    const ok = await call(served.base, 'POST', '/touch?x=1');
+    expect(ok.status).toBe(200);
+    const controller = new AbortController();
+    const pending = request(`${served.base}/slow`, { signal: controller.signal }).catch(
+      (err: unknown) => err,
+    );
+    await started;
+    controller.abort();
+    expect(String(await abortSeen)).toMatch(/went away/);
+    expect(await pending).toBeInstanceOf(Error);
+    // No body or query schema: the handler gets neither, and its signal was not aborted.
+    expect(seen).toEqual([{ body: undefined, query: undefined, aborted: false }]);
+  });
+
+  it('refuses a body with no content type or a non-JSON one 415, and ignores one where no body is declared', async () => {
+    served = await startServed(flavour, inputApi, {
+      touch: async ({ body }: { body: unknown }) => ({
+        status: 200,
+        body: { body: String(body) },
+      }),
+      slow: async () => ({ status: 200, body: { ok: true } }),
+      put: async ({ body }: { body: { name: string } }) => ({ status: 200, body }),
+    });
+    const body = JSON.stringify({ name: 'x' });
+    for (const headers of [
+      {},
+      { 'content-type': 'text/plain' },
+      { 'content-type': 'application/xml' },
+    ] as Record<string, string>[]) {
+      const res = await call(served.base, 'PUT', '/things/1', { body, headers });
+      expect(res.status, JSON.stringify(headers)).toBe(415);
+      expect(res.json().code).toBe('TRELLIS_UNSUPPORTED_MEDIA_TYPE');
+      expect(res.json().detail).toBe(
+        `content-type ${headers['content-type'] ?? '(none)'} is not supported: send application/json`,
+      );
+    }
+    const json = await call(served.base, 'PUT', '/things/1', {
+      body,
+      headers: { 'content-type': 'application/json; charset=utf-8' },
+    });
+    expect(json.status).toBe(200);
+    expect(json.json()).toEqual({ name: 'x' });
+    const ignored = await call(served.base, 'POST', '/touch', {
+      body: 'hello',
+      headers: { 'content-type': 'text/plain' },
+    });
+    expect(ignored.status).toBe(200);
+    expect(ignored.json()).toEqual({ body: 'undefined' });
+  });
+});

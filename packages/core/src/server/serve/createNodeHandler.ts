@@ -16,7 +16,7 @@ import {
   type HandlerAnswer,
   type ServedEndpoint,
 } from './compileContract.js';
-import { lazySignal } from './lazySignal.js';
+import { HandlerArgs } from './HandlerArgs.js';
 import {
   decodeSegment,
   isJsonContentType,
@@ -229,19 +229,11 @@ export function createNodeHandler(contract: Contract) {
       fail(req, res, parts.issues);
       return;
     }
-    const signal = lazySignal(res);
     let result: unknown;
     try {
-      result = ep.handler({
-        params: parts.params,
-        query: parts.query,
-        body: parts.body,
-        headers: parts.headers,
-        request: req,
-        get signal() {
-          return signal();
-        },
-      });
+      result = ep.handler(
+        new HandlerArgs(parts.params, parts.query, parts.body, parts.headers, req, res),
+      );
     } catch (err) {
       failed(ep, req, res, err);
       return;
