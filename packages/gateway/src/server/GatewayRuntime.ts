@@ -108,6 +108,7 @@ export class GatewayRuntime implements ContextHost {
       pools: this.#pools,
       now: this.#now,
       terminals: this.#terminals,
+      metrics: this.metrics,
     });
     this.#live.add(gen);
     return gen;
