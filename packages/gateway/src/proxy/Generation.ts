@@ -206,10 +206,16 @@ function makeRoute(
             ratio: r.budgetRatio,
             minRetriesPerSecond: r.minRetriesPerSecond,
             clock: deps.clock,
+            ...(deps.status !== undefined && { name: id, status: deps.status }),
           }),
         };
   const bh = config.bulkhead
-    ? bulkhead({ limit: config.bulkhead.limit, queue: config.bulkhead.queue, clock: deps.clock })
+    ? bulkhead({
+        limit: config.bulkhead.limit,
+        queue: config.bulkhead.queue,
+        clock: deps.clock,
+        ...(deps.status !== undefined && { name: id, status: deps.status }),
+      })
     : undefined;
   const upstreamPath = pathMapper(config);
   return {

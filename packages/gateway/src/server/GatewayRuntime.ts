@@ -8,21 +8,29 @@ import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
+  type AdminHandler,
   type Clock,
   ConfigError,
+  createAdminHandler,
   createHealth,
   createMetrics,
+  createStatusRegistry,
   type Health,
   type Logger,
   type Metrics,
   type Resolver,
   ShutdownError,
+  type StatusRegistry,
   silentLogger,
+  statusMetricNames,
+  statusMetrics,
   systemClock,
 } from '@trellis/core';
 import type { ContextHost, RequestContext } from '../chain/RequestContext.js';
 import { type GatewayConfig, parseGatewayConfig } from '../config/gatewayConfig.js';
 import { GatewayMetrics } from '../observe/GatewayMetrics.js';
+import { registerGeneration } from '../observe/registerGeneration.js';
+import { StatusScope } from '../observe/StatusScope.js';
 import { tracingActive } from '../observe/spans.js';
 import { Generation } from '../proxy/Generation.js';
 import { PoolSet } from '../proxy/PoolSet.js';
@@ -39,6 +47,7 @@ export interface RuntimeOptions {
   readonly health?: Health;
   readonly tracing?: boolean;
   readonly closeTimeoutMs?: number;
+  readonly status?: StatusRegistry;
 }
 
 export class GatewayRuntime implements ContextHost {
@@ -48,6 +57,12 @@ export class GatewayRuntime implements ContextHost {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly record: GatewayMetrics;
+  /** The status registry routes, upstreams, breakers and budgets register with. */
+  readonly status: StatusRegistry;
+  readonly #ownStatus: boolean;
+  readonly #statusMetricsOff: (() => void) | undefined;
+  readonly #scopes = new Map<Generation, StatusScope>();
+  #adminApi: { token: unknown; handler: AdminHandler } | undefined;
   readonly servers = new Set<Server>();
   readonly upgradeSockets = new Set<Duplex>();
   readonly detach: (() => void)[] = [];
@@ -79,10 +94,18 @@ export class GatewayRuntime implements ContextHost {
     this.#ownHealth = opts.health === undefined;
     this.health = opts.health ?? createHealth({ signals: false, clock: this.clock });
     this.record = new GatewayMetrics(this.metrics);
+    this.#ownStatus = opts.status === undefined;
+    this.status = opts.status ?? createStatusRegistry({ service: 'gateway', health: this.health });
+    // Once per metrics registry: a host that called statusMetrics itself keeps its own.
+    this.#statusMetricsOff =
+      this.metrics.registry.getSingleMetric(statusMetricNames.events) === undefined
+        ? statusMetrics(this.status, this.metrics)
+        : undefined;
     this.observe = gatewayObserve(this);
     const parsed = parseGatewayConfig(config);
     this.requestIdHeader = parsed.requestIdHeader;
     this.current = this.#build(parsed);
+    this.#scopes.get(this.current)?.activate();
   }
 
   get config(): GatewayConfig {
@@ -100,8 +123,29 @@ export class GatewayRuntime implements ContextHost {
     return this.#idPrefix + (++this.#idCounter).toString(36);
   }
 
+  /**
+   * The admin API (`/admin/*`) for the config in force, or undefined with `admin.api: false`.
+   * Rebuilt when a reload changes `admin.token`.
+   */
+  adminApi(): AdminHandler | undefined {
+    const a = this.config.admin;
+    if (!a.api) return undefined;
+    if (this.#adminApi === undefined || this.#adminApi.token !== a.token) {
+      this.#adminApi?.handler.close();
+      const handler = createAdminHandler({
+        status: this.status,
+        logger: this.logger,
+        ...(a.token === undefined ? { unauthenticated: true } : { token: a.token }),
+      });
+      this.#adminApi = { token: a.token, handler };
+    }
+    return this.#adminApi.handler;
+  }
+
   #build(config: GatewayConfig): Generation {
+    const scope = new StatusScope(this.status, this.logger);
     const gen = new Generation(config, {
+      status: scope,
       resolver: this.#resolver,
       clock: this.clock,
       logger: this.logger,
@@ -110,6 +154,8 @@ export class GatewayRuntime implements ContextHost {
       terminals: this.#terminals,
       metrics: this.metrics,
     });
+    registerGeneration(gen, scope);
+    this.#scopes.set(gen, scope);
     this.#live.add(gen);
     return gen;
   }
@@ -133,6 +179,9 @@ export class GatewayRuntime implements ContextHost {
     }
     const prev = this.current;
     this.current = next;
+    // The old generation's entries leave before the new ones register (names are reused).
+    this.#scopes.get(prev)?.deactivate();
+    this.#scopes.get(next)?.activate();
     this.logger.info({ routes: next.routes.length }, 'gateway: config reloaded');
     void this.#retire(prev);
   }
@@ -142,6 +191,8 @@ export class GatewayRuntime implements ContextHost {
     this.#live.delete(gen);
     const keep = new Set<string>();
     for (const g of this.#live) for (const k of g.poolKeys) keep.add(k);
+    this.#scopes.get(gen)?.deactivate();
+    this.#scopes.delete(gen);
     await gen.close();
     await this.#pools.release(gen.poolKeys, keep);
   }
@@ -190,9 +241,14 @@ export class GatewayRuntime implements ContextHost {
       this.clock,
     );
     this.#live.clear();
+    for (const scope of this.#scopes.values()) scope.deactivate();
+    this.#scopes.clear();
     await withCap(Promise.all(closed), this.#closeTimeoutMs, this.clock);
+    this.#adminApi?.handler.close();
+    this.#statusMetricsOff?.();
     if (this.#ownMetrics) this.metrics.close();
     if (this.#ownHealth) this.health.close();
+    if (this.#ownStatus) this.status.close();
   }
 }
 
