@@ -78,8 +78,8 @@ describe('admin API on the admin listener', () => {
     const list = await components(g.adminUrl);
     const up = list.find((c) => c.kind === 'upstream' && c.name === 'api');
     const inst = (
-      up?.instances as { id: string; ejected: boolean; ejectionReason?: string }[]
-    ).find((i) => i.id === id);
+      up?.instances as { id: string; ejected: boolean; ejectionReason?: string }[] | undefined
+    )?.find((i) => i.id === id);
     expect(inst).toMatchObject({ ejected: true, ejectionReason: 'manual' });
     const back = await fetch(`${g.adminUrl}/admin/services/api/instances/${id}/restore`, {
       method: 'POST',

@@ -33,7 +33,10 @@ export function adminHandler(
   const builtIn = (req: IncomingMessage, res: ServerResponse): void => {
     // The admin API and status page: on the admin listener only, never on the gateway port.
     const api = rt.adminApi();
-    if (api?.matches(req.url ?? '')) return api(req, res);
+    if (api?.matches(req.url ?? '')) {
+      api(req, res);
+      return;
+    }
     if (observe(req, res)) return;
     const path = (req.url ?? '').split('?', 1)[0];
     writeProblem(
