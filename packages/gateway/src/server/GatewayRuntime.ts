@@ -28,6 +28,7 @@ import {
 } from '@trellis/core';
 import type { ContextHost, RequestContext } from '../chain/RequestContext.js';
 import { type GatewayConfig, parseGatewayConfig } from '../config/gatewayConfig.js';
+import { type BreakerReading, breakerStateMetric } from '../observe/breakerStateMetric.js';
 import { GatewayMetrics } from '../observe/GatewayMetrics.js';
 import { registerGeneration } from '../observe/registerGeneration.js';
 import { StatusScope } from '../observe/StatusScope.js';
@@ -61,6 +62,7 @@ export class GatewayRuntime implements ContextHost {
   readonly status: StatusRegistry;
   readonly #ownStatus: boolean;
   readonly #statusMetricsOff: (() => void) | undefined;
+  readonly #breakerMetricOff: () => void;
   readonly #scopes = new Map<Generation, StatusScope>();
   #adminApi: { token: unknown; handler: AdminHandler } | undefined;
   readonly servers = new Set<Server>();
@@ -83,6 +85,8 @@ export class GatewayRuntime implements ContextHost {
   #closing: Promise<void> | undefined;
 
   constructor(config: unknown, opts: RuntimeOptions) {
+    // Validated first: a bad config creates nothing.
+    const parsed = parseGatewayConfig(config);
     this.#resolver = opts.resolver;
     this.#now = opts.now;
     this.logger = opts.logger ?? silentLogger;
@@ -90,7 +94,8 @@ export class GatewayRuntime implements ContextHost {
     this.#tracing = opts.tracing ?? true;
     this.#closeTimeoutMs = opts.closeTimeoutMs ?? 10_000;
     this.#ownMetrics = opts.metrics === undefined;
-    this.metrics = opts.metrics ?? createMetrics({ defaultMetrics: false });
+    // With process and Node.js default metrics (createMetrics adds them once per registry).
+    this.metrics = opts.metrics ?? createMetrics();
     this.#ownHealth = opts.health === undefined;
     this.health = opts.health ?? createHealth({ signals: false, clock: this.clock });
     this.record = new GatewayMetrics(this.metrics);
@@ -102,9 +107,17 @@ export class GatewayRuntime implements ContextHost {
         ? statusMetrics(this.status, this.metrics)
         : undefined;
     this.observe = gatewayObserve(this);
-    const parsed = parseGatewayConfig(config);
+    this.#breakerMetricOff = breakerStateMetric(this.metrics, () => this.#breakerStates());
     this.requestIdHeader = parsed.requestIdHeader;
-    this.current = this.#build(parsed);
+    try {
+      this.current = this.#build(parsed);
+    } catch (err) {
+      // Leave an injected registry as it was.
+      this.#breakerMetricOff();
+      this.#statusMetricsOff?.();
+      if (this.#ownStatus) this.status.close();
+      throw err;
+    }
     this.#scopes.get(this.current)?.activate();
   }
 
@@ -140,6 +153,15 @@ export class GatewayRuntime implements ContextHost {
       this.#adminApi = { token: a.token, handler };
     }
     return this.#adminApi.handler;
+  }
+
+  *#breakerStates(): Iterable<BreakerReading> {
+    if (this.#closing !== undefined) return;
+    for (const route of this.current.routes) {
+      const breakers = route.upstream.breakers;
+      if (breakers === undefined) continue;
+      for (const i of route.upstream.instances) yield [route.id, i.id, breakers.get(i.id).state];
+    }
   }
 
   #build(config: GatewayConfig): Generation {
@@ -207,8 +229,8 @@ export class GatewayRuntime implements ContextHost {
     if (log !== undefined) log(ctx, status, durationMs, status === 499 || ctx.clientGone);
   }
 
-  countError(route: string | undefined, code: string): void {
-    this.record.error(route, code);
+  countError(route: string | undefined, code: string, status: number): void {
+    this.record.error(route, code, status);
   }
   countRetry(route: string): void {
     this.record.retry(route);
@@ -246,6 +268,7 @@ export class GatewayRuntime implements ContextHost {
     await withCap(Promise.all(closed), this.#closeTimeoutMs, this.clock);
     this.#adminApi?.handler.close();
     this.#statusMetricsOff?.();
+    this.#breakerMetricOff();
     if (this.#ownMetrics) this.metrics.close();
     if (this.#ownHealth) this.health.close();
     if (this.#ownStatus) this.status.close();
