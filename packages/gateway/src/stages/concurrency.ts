@@ -9,7 +9,8 @@
  * The shedder reads the deadline the gateway decided on, never the client's header as sent: an
  * untrusted peer's `x-trellis-deadline-ms` is ignored (the route's `timeouts.headersMs` is the
  * deadline), a trusted peer's counts when shorter than the route's timeout, exactly as the proxy
- * terminal forwards it upstream.
+ * terminal forwards it upstream. WebSocket upgrades are not limited (a tunnel would hold a slot
+ * for its whole life).
  */
 import type { IncomingMessage } from 'node:http';
 import {
@@ -139,6 +140,8 @@ export function concurrencyStage(
   const headersMs = route.headersMs;
   const stage: GatewayMiddleware = (c, next) => {
     const ctx = c as RequestContext;
+    // A WebSocket tunnel lives for minutes: it would hold a slot and teach the limit its length.
+    if (ctx.upgrade !== undefined) return next();
     const refused = shedder.admit(admissionView(ctx, headersMs), ctx.res, route.id);
     if (refused !== undefined) {
       const headers: Record<string, string> = {};
