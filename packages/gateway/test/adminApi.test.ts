@@ -4,8 +4,9 @@
  * stops traffic to an instance, isolating an instance's breaker answers 503 without touching the
  * upstream, reload re-registers under the same names, and the API is not on the gateway port.
  */
-import { createStatusRegistry } from '@trellis/core';
+import { ConfigError, createStatusRegistry } from '@trellis/core';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createGateway } from '../src/index.js';
 import { startGateway, startUpstream } from './helpers.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];
@@ -146,6 +147,30 @@ describe('admin API on the admin listener', () => {
     expect(routes).toHaveLength(1);
     expect(routes[0]).toMatchObject({ name: 'r', path: '/v2' });
     expect(list.filter((c) => c.kind === 'upstream' && c.name === 'r')).toHaveLength(1);
+  });
+
+  it('ends /admin/events streams when the gateway closes', async () => {
+    const up = await startUpstream();
+    cleanup.push(() => up.close());
+    const g = await startGateway({ routes: [{ name: 'r', path: '/', upstream: up.url }] });
+    const res = await fetch(`${g.adminUrl}/admin/events`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('text/event-stream');
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    await reader.read(); // the first snapshot
+    await g.gateway.close();
+    let done = false;
+    while (!done) done = (await reader.read()).done;
+    expect(done).toBe(true);
+    expect(g.gateway.status.closed).toBe(true);
+  });
+
+  it('refuses a short token and a status option that is not a registry, naming the field', () => {
+    const routes = [{ path: '/', upstream: 'http://127.0.0.1:1' }];
+    expect(() => createGateway({ routes, admin: { token: 'short' } })).toThrow(ConfigError);
+    expect(() => createGateway({ routes, admin: { token: 'short' } })).toThrow(/admin\.token/);
+    expect(() => createGateway({ routes, admin: { token: {} } })).toThrow(/admin\.token/);
+    expect(() => createGateway({ routes }, { status: {} as never })).toThrow(/status/);
   });
 
   it('registers with an injected registry and leaves it open on close', async () => {

@@ -246,6 +246,8 @@ export class GatewayRuntime implements ContextHost {
 
   /** Resolves within about `closeTimeoutMs` whatever is pending: in-flight requests are then cut. */
   async #close(): Promise<void> {
+    // Event streams of the admin API end first: they would hold the admin listener open.
+    this.#adminApi?.handler.close();
     const servers = [...this.servers];
     const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     for (const s of servers) s.closeIdleConnections();
@@ -266,7 +268,6 @@ export class GatewayRuntime implements ContextHost {
     for (const scope of this.#scopes.values()) scope.deactivate();
     this.#scopes.clear();
     await withCap(Promise.all(closed), this.#closeTimeoutMs, this.clock);
-    this.#adminApi?.handler.close();
     this.#statusMetricsOff?.();
     this.#breakerMetricOff();
     if (this.#ownMetrics) this.metrics.close();
