@@ -27,6 +27,8 @@ export class StatusScope implements StatusRegistryLike {
   readonly #target: StatusRegistry;
   readonly #logger: Logger;
   readonly #entries = new Set<Entry>();
+  /** Breaker entries by name: the upstream snapshot looks each instance's breaker up. */
+  readonly #breakers = new Map<string, Entry>();
   #active = false;
 
   constructor(target: StatusRegistry, logger: Logger) {
@@ -41,9 +43,11 @@ export class StatusScope implements StatusRegistryLike {
       off: undefined,
     };
     this.#entries.add(entry);
+    if (source.kind === 'breaker') this.#breakers.set(entry.name, entry);
     if (this.#active) this.#forward(entry);
     return () => {
       this.#entries.delete(entry);
+      if (this.#breakers.get(entry.name) === entry) this.#breakers.delete(entry.name);
       entry.off?.();
       entry.off = undefined;
     };
@@ -77,14 +81,8 @@ export class StatusScope implements StatusRegistryLike {
   /** A balancer's `service` source as an `upstream` entry with each instance's breaker state. */
   #upstream(name: string, source: StatusSource): StatusSource {
     const breakerOf = (id: string): string | undefined => {
-      const wanted = `${name}/${statusName(id)}`;
-      for (const e of this.#entries) {
-        if (e.name === wanted && e.source.kind === 'breaker') {
-          const state = e.source.snapshot().state;
-          return typeof state === 'string' ? state : undefined;
-        }
-      }
-      return undefined;
+      const state = this.#breakers.get(`${name}/${statusName(id)}`)?.source.snapshot().state;
+      return typeof state === 'string' ? state : undefined;
     };
     return {
       ...source,
