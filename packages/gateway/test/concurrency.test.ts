@@ -4,8 +4,12 @@
  * TRELLIS_SHED (never counted against the breaker), an untrusted client's deadline header cannot
  * drive shedding, a trusted one can, and reload swaps the limits.
  */
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { ConfigError, SHED_CODE, SHED_HEADER } from '@trellis/core';
 import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket, WebSocketServer } from 'ws';
 import { createGateway } from '../src/index.js';
 import { startGateway, startUpstream } from './helpers.js';
 
@@ -114,6 +118,43 @@ describe('routes[].concurrency', () => {
     await h.waitFor(4);
     h.release();
     for (const res of await Promise.all(free)) expect(res.status).toBe(200);
+  });
+
+  it('does not hold a slot for a WebSocket tunnel', async () => {
+    const server = createServer((_req, res) => res.end('plain'));
+    const wss = new WebSocketServer({ server });
+    wss.on('connection', (ws) => ws.send('welcome'));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    cleanup.push(
+      () =>
+        new Promise<void>((r) => {
+          for (const c of wss.clients) c.terminate();
+          wss.close();
+          server.closeAllConnections();
+          server.close(() => r());
+        }),
+    );
+    const upUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const { gateway, port, url } = await startGateway({
+      routes: [
+        route(upUrl, {
+          websocket: true,
+          concurrency: { adaptive: { min: 1, max: 1, initial: 1 } },
+        }),
+      ],
+    });
+    cleanup.push(() => gateway.close());
+    const sockets: WebSocket[] = [];
+    for (let i = 0; i < 3; i++) {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/chat`);
+      sockets.push(ws);
+      const [msg] = await once(ws, 'message');
+      expect(String(msg)).toBe('welcome');
+    }
+    // Three open tunnels, and the single slot is still free for a plain request.
+    expect((await fetch(`${url}/plain`)).status).toBe(200);
+    for (const ws of sockets) ws.close();
   });
 
   it('refuses invalid limit options with a ConfigError naming the field', () => {
