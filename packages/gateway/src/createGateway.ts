@@ -12,7 +12,7 @@
  * new one and swaps it atomically. Requests finish on the generation they started on.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { Clock, Health, Logger, Metrics, Resolver } from '@trellis/core';
+import type { Clock, Health, Logger, Metrics, Resolver, StatusRegistry } from '@trellis/core';
 import { parseOptions } from '@trellis/core';
 import { z } from 'zod';
 import type { GatewayConfig } from './config/gatewayConfig.js';
@@ -44,6 +44,13 @@ export interface GatewayOptions {
    * for paths it does not own (e.g. an `/admin/*` API).
    */
   readonly adminRoutes?: AdminRoutes;
+  /**
+   * The status registry the gateway's routes, upstream groups (instances with their breakers,
+   * eject/restore), breakers and retry budgets register with; its admin API is served on the
+   * admin listener. One (`service: 'gateway'`) is created when absent and closed by `close()`;
+   * an injected one is left open (the gateway's entries unregister).
+   */
+  readonly status?: StatusRegistry;
 }
 
 /** A running gateway. */
@@ -81,6 +88,8 @@ export interface Gateway {
   readonly config: GatewayConfig;
   readonly metrics: Metrics;
   readonly health: Health;
+  /** The status registry (the `status` option, or the one the gateway created). */
+  readonly status: StatusRegistry;
 }
 
 const optionsSchema = z
@@ -94,6 +103,14 @@ const optionsSchema = z
     tracing: z.boolean().optional(),
     closeTimeoutMs: z.number().int().min(0).optional(),
     adminRoutes: z.custom<AdminRoutes>((v) => typeof v === 'function').optional(),
+    status: z
+      .custom<StatusRegistry>(
+        (v) =>
+          typeof (v as StatusRegistry)?.register === 'function' &&
+          typeof (v as StatusRegistry)?.snapshot === 'function',
+        'must be a StatusRegistry from createStatusRegistry()',
+      )
+      .optional(),
   })
   .strict();
 
@@ -135,5 +152,6 @@ export function createGateway(config: unknown, options: GatewayOptions = {}): Ga
     },
     metrics: rt.metrics,
     health: rt.health,
+    status: rt.status,
   };
 }

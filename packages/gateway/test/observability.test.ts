@@ -43,7 +43,7 @@ describe('metrics and health', () => {
       /http_server_request_duration_seconds_count\{[^}]*http_response_status_code="404"/,
     );
     expect(text).toContain(
-      'trellis_gateway_errors_total{route="unmatched",code="TRELLIS_GATEWAY_NO_ROUTE"} 2',
+      'trellis_gateway_errors_total{route="unmatched",code="TRELLIS_GATEWAY_NO_ROUTE",status="404"} 2',
     );
     if (hasEngine('promtool')) {
       const check = promtoolCheck(text);

@@ -19,7 +19,7 @@ export interface ContextHost {
   /** Records metrics and the access log of a finished request. */
   complete(ctx: RequestContext, status: number, now?: number): void;
   /** Counts an error answer the gateway wrote itself. */
-  countError(route: string | undefined, code: string): void;
+  countError(route: string | undefined, code: string, status: number): void;
   /** Answers `/health*` (and `/metrics` with `admin.mode: gateway`) on the gateway port. */
   observe(req: IncomingMessage, res: ServerResponse): boolean;
 }

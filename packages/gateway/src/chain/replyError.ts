@@ -16,7 +16,7 @@ export function replyError(
 ): void {
   const res = ctx.res;
   const p = problemOf(err, { requestId: ctx.requestId });
-  ctx.gateway.countError(ctx.route?.id, p.code);
+  ctx.gateway.countError(ctx.route?.id, p.code, p.status);
   if (res.headersSent || res.writableEnded) {
     // Too late for an answer: the client sees a cut response, never a second one.
     if (!res.writableEnded) res.destroy();

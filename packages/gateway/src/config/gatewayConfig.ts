@@ -6,6 +6,7 @@
  */
 import { ConfigError, type ConfigIssue, toIssues } from '@trellis/core';
 import { z } from 'zod';
+import { routeConcurrencySchema } from '../stages/concurrency.js';
 import { edgeGlobalSchema, edgeRouteSchema } from '../stages/createStages.js';
 import { crossFieldIssues } from './configIssues.js';
 
@@ -251,6 +252,7 @@ const proxyRouteSchema = z
       .optional()
       .describe('In-flight limit for the route (503 + Retry-After when full); absent = none.'),
     websocket: z.boolean().default(false).describe('Proxy WebSocket upgrades on this route.'),
+    concurrency: routeConcurrencySchema.optional(),
   })
   .strict();
 
@@ -351,10 +353,34 @@ const proxyGlobalSchema = z
           .string()
           .default('127.0.0.1')
           .describe('Admin server address (mode `port`); loopback by default.'),
+        token: z
+          .union([
+            z.string().min(16, 'use at least 16 characters').max(4096),
+            z
+              .record(
+                z
+                  .string()
+                  .regex(/^[\w.@:-]{1,100}$/, 'principal names: letters, digits, _ . @ : -'),
+                z.string().min(16, 'use at least 16 characters').max(4096),
+              )
+              .refine((r) => Object.keys(r).length > 0, 'give at least one token'),
+          ])
+          .optional()
+          .describe(
+            'Bearer token(s) the admin API (`/admin/*`) requires (`Authorization: Bearer <token>`), compared in constant time; a record maps a principal (logged with each control action) to its token. Absent: the API answers without a token, on the admin listener only (loopback by default).',
+          ),
+        api: z
+          .boolean()
+          .default(true)
+          .describe(
+            'Serve the admin API and status page (`/admin/`, `/admin/status`, `/admin/events`, breaker and instance controls) on the admin listener. Never on the gateway port.',
+          ),
       })
       .strict()
-      .default({ mode: 'port', host: '127.0.0.1' })
-      .describe('Where `/metrics` is served (`/health*` is always answered on the gateway port).'),
+      .default({ mode: 'port', host: '127.0.0.1', api: true })
+      .describe(
+        'The admin listener: `/metrics` and the admin API (`/health*` is always answered on the gateway port).',
+      ),
   })
   .strict();
 

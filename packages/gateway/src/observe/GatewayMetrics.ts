@@ -1,6 +1,7 @@
 /**
  * What the gateway records per request: the server histogram (core's `recordServerRequest`),
- * the upstream attempt histogram, error answers by code and retries, all on one registry.
+ * the upstream attempt histogram, error answers by route, code and status, and retries, all on
+ * one registry.
  */
 import { createDurationHistogram, type DurationHistogram, type Metrics } from '@trellis/core';
 import { Counter } from 'prom-client';
@@ -8,7 +9,7 @@ import { Counter } from 'prom-client';
 export class GatewayMetrics {
   readonly metrics: Metrics;
   readonly #upstream: DurationHistogram;
-  readonly #errors: Counter<'route' | 'code'>;
+  readonly #errors: Counter<'route' | 'code' | 'status'>;
   readonly #retries: Counter<'route'>;
 
   constructor(metrics: Metrics) {
@@ -22,8 +23,8 @@ export class GatewayMetrics {
     this.#errors = counter(
       metrics,
       'trellis_gateway_errors_total',
-      'Error answers the gateway generated itself (no route, bad path, 405, 413, 502, 503, 504, ...), by route and error code.',
-      ['route', 'code'] as const,
+      'Error answers the gateway generated itself (no route, bad path, 401, 403, 405, 413, 429, 502, 503 shed or circuit open, 504, ...), by route, error code and status.',
+      ['route', 'code', 'status'] as const,
     );
     this.#retries = counter(
       metrics,
@@ -37,8 +38,8 @@ export class GatewayMetrics {
     this.metrics.recordServerRequest({ method, route, status, durationSeconds: seconds });
   }
 
-  error(route: string | undefined, code: string): void {
-    this.#errors.inc({ route: route ?? 'unmatched', code });
+  error(route: string | undefined, code: string, status: number): void {
+    this.#errors.inc({ route: route ?? 'unmatched', code, status: String(status) });
   }
 
   retry(route: string): void {

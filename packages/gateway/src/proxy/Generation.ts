@@ -54,6 +54,10 @@ export interface GenerationDeps {
   readonly pools: PoolSet;
   /** Wall-clock time for JWT checks (default Date.now). */
   readonly now?: (() => number) | undefined;
+  /** Metrics registry of the gateway (concurrency stages record into it). */
+  readonly metrics?: import('@trellis/core').Metrics | undefined;
+  /** Where this generation's components register (see observe/StatusScope). */
+  readonly status?: import('@trellis/core').StatusRegistryLike | undefined;
   /** The two terminals: the HTTP proxy and the WebSocket tunnel. */
   readonly terminals: { readonly http: Terminal; readonly upgrade: Terminal };
 }
@@ -104,7 +108,12 @@ export class Generation {
       names.add(id);
     });
     this.trusted = new TrustedProxies(config.trustedProxies);
-    const edge = createEdge(config, { clock: deps.clock, logger: deps.logger, now: deps.now });
+    const edge = createEdge(config, {
+      clock: deps.clock,
+      logger: deps.logger,
+      now: deps.now,
+      metrics: deps.metrics,
+    });
     this.edge = edge;
     // A silent logger would drop every line: do not build them.
     this.accessLog = deps.logger === silentLogger ? undefined : edge.accessLog;
@@ -113,7 +122,13 @@ export class Generation {
     try {
       config.routes.forEach((route, i) => {
         const id = route.name ?? `routes[${i}]`;
-        built.push(makeRoute(route, id, edge.forRoute({ ...route, id, index: i }), deps));
+        const stages = edge.forRoute({
+          ...route,
+          id,
+          index: i,
+          headersMs: route.timeouts.headersMs,
+        });
+        built.push(makeRoute(route, id, stages, deps));
       });
       this.routes = built;
       this.table = new RouteTable(this.routes);
@@ -191,10 +206,16 @@ function makeRoute(
             ratio: r.budgetRatio,
             minRetriesPerSecond: r.minRetriesPerSecond,
             clock: deps.clock,
+            ...(deps.status !== undefined && { name: id, status: deps.status }),
           }),
         };
   const bh = config.bulkhead
-    ? bulkhead({ limit: config.bulkhead.limit, queue: config.bulkhead.queue, clock: deps.clock })
+    ? bulkhead({
+        limit: config.bulkhead.limit,
+        queue: config.bulkhead.queue,
+        clock: deps.clock,
+        ...(deps.status !== undefined && { name: id, status: deps.status }),
+      })
     : undefined;
   const upstreamPath = pathMapper(config);
   return {

@@ -3,7 +3,7 @@
  * name resolved through the gateway's `Resolver`, a balancer (peakEwma by default) and, per
  * instance, a circuit breaker.
  */
-import type { Clock, Instance, Logger, Pick, Resolver } from '@trellis/core';
+import type { Clock, Instance, Logger, Pick, Resolver, StatusRegistryLike } from '@trellis/core';
 import {
   instanceFromUrl,
   leastRequest,
@@ -53,11 +53,18 @@ export class UpstreamGroup {
   constructor(
     route: RouteConfig,
     routeId: string,
-    deps: { resolver: Resolver | undefined; clock: Clock; logger: Logger },
+    deps: {
+      resolver: Resolver | undefined;
+      clock: Clock;
+      logger: Logger;
+      /** Where the balancer (as `<routeId>`) and each instance's breaker register. */
+      status?: StatusRegistryLike | undefined;
+    },
   ) {
     const up = route.upstream;
     const make = { peakEwma, roundRobin, leastRequest, random }[up.balancer];
-    this.balancer = make({ clock: deps.clock });
+    const status = deps.status === undefined ? {} : { name: routeId, status: deps.status };
+    this.balancer = make({ clock: deps.clock, ...status });
     const cb = route.circuitBreaker;
     this.breakers =
       cb === false
@@ -71,6 +78,7 @@ export class UpstreamGroup {
             windowMs: cb.windowMs,
             halfOpenAfterMs: cb.halfOpenAfterMs,
             clock: deps.clock,
+            ...status,
           });
     let resolver: Resolver;
     if (up.urls !== undefined) {
@@ -113,6 +121,7 @@ export class UpstreamGroup {
   async close(): Promise<void> {
     this.#unwatch();
     this.breakers?.close();
+    this.balancer.close();
     await this.#own?.close();
   }
 }

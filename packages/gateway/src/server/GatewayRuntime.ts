@@ -8,21 +8,30 @@ import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
+  type AdminHandler,
   type Clock,
   ConfigError,
+  createAdminHandler,
   createHealth,
   createMetrics,
+  createStatusRegistry,
   type Health,
   type Logger,
   type Metrics,
   type Resolver,
   ShutdownError,
+  type StatusRegistry,
   silentLogger,
+  statusMetricNames,
+  statusMetrics,
   systemClock,
 } from '@trellis/core';
 import type { ContextHost, RequestContext } from '../chain/RequestContext.js';
 import { type GatewayConfig, parseGatewayConfig } from '../config/gatewayConfig.js';
+import { type BreakerReading, breakerStateMetric } from '../observe/breakerStateMetric.js';
 import { GatewayMetrics } from '../observe/GatewayMetrics.js';
+import { registerGeneration } from '../observe/registerGeneration.js';
+import { StatusScope } from '../observe/StatusScope.js';
 import { tracingActive } from '../observe/spans.js';
 import { Generation } from '../proxy/Generation.js';
 import { PoolSet } from '../proxy/PoolSet.js';
@@ -39,6 +48,7 @@ export interface RuntimeOptions {
   readonly health?: Health;
   readonly tracing?: boolean;
   readonly closeTimeoutMs?: number;
+  readonly status?: StatusRegistry;
 }
 
 export class GatewayRuntime implements ContextHost {
@@ -48,6 +58,13 @@ export class GatewayRuntime implements ContextHost {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly record: GatewayMetrics;
+  /** The status registry routes, upstreams, breakers and budgets register with. */
+  readonly status: StatusRegistry;
+  readonly #ownStatus: boolean;
+  readonly #statusMetricsOff: (() => void) | undefined;
+  readonly #breakerMetricOff: () => void;
+  readonly #scopes = new Map<Generation, StatusScope>();
+  #adminApi: { token: unknown; handler: AdminHandler } | undefined;
   readonly servers = new Set<Server>();
   readonly upgradeSockets = new Set<Duplex>();
   readonly detach: (() => void)[] = [];
@@ -68,6 +85,8 @@ export class GatewayRuntime implements ContextHost {
   #closing: Promise<void> | undefined;
 
   constructor(config: unknown, opts: RuntimeOptions) {
+    // Validated first: a bad config creates nothing.
+    const parsed = parseGatewayConfig(config);
     this.#resolver = opts.resolver;
     this.#now = opts.now;
     this.logger = opts.logger ?? silentLogger;
@@ -75,14 +94,31 @@ export class GatewayRuntime implements ContextHost {
     this.#tracing = opts.tracing ?? true;
     this.#closeTimeoutMs = opts.closeTimeoutMs ?? 10_000;
     this.#ownMetrics = opts.metrics === undefined;
-    this.metrics = opts.metrics ?? createMetrics({ defaultMetrics: false });
+    // With process and Node.js default metrics (createMetrics adds them once per registry).
+    this.metrics = opts.metrics ?? createMetrics();
     this.#ownHealth = opts.health === undefined;
     this.health = opts.health ?? createHealth({ signals: false, clock: this.clock });
     this.record = new GatewayMetrics(this.metrics);
+    this.#ownStatus = opts.status === undefined;
+    this.status = opts.status ?? createStatusRegistry({ service: 'gateway', health: this.health });
+    // Once per metrics registry: a host that called statusMetrics itself keeps its own.
+    this.#statusMetricsOff =
+      this.metrics.registry.getSingleMetric(statusMetricNames.events) === undefined
+        ? statusMetrics(this.status, this.metrics)
+        : undefined;
     this.observe = gatewayObserve(this);
-    const parsed = parseGatewayConfig(config);
+    this.#breakerMetricOff = breakerStateMetric(this.metrics, () => this.#breakerStates());
     this.requestIdHeader = parsed.requestIdHeader;
-    this.current = this.#build(parsed);
+    try {
+      this.current = this.#build(parsed);
+    } catch (err) {
+      // Leave an injected registry as it was.
+      this.#breakerMetricOff();
+      this.#statusMetricsOff?.();
+      if (this.#ownStatus) this.status.close();
+      throw err;
+    }
+    this.#scopes.get(this.current)?.activate();
   }
 
   get config(): GatewayConfig {
@@ -100,15 +136,48 @@ export class GatewayRuntime implements ContextHost {
     return this.#idPrefix + (++this.#idCounter).toString(36);
   }
 
+  /**
+   * The admin API (`/admin/*`) for the config in force, or undefined with `admin.api: false`.
+   * Rebuilt when a reload changes `admin.token`.
+   */
+  adminApi(): AdminHandler | undefined {
+    const a = this.config.admin;
+    if (!a.api) return undefined;
+    if (this.#adminApi === undefined || this.#adminApi.token !== a.token) {
+      this.#adminApi?.handler.close();
+      const handler = createAdminHandler({
+        status: this.status,
+        logger: this.logger,
+        ...(a.token === undefined ? { unauthenticated: true } : { token: a.token }),
+      });
+      this.#adminApi = { token: a.token, handler };
+    }
+    return this.#adminApi.handler;
+  }
+
+  *#breakerStates(): Iterable<BreakerReading> {
+    if (this.#closing !== undefined) return;
+    for (const route of this.current.routes) {
+      const breakers = route.upstream.breakers;
+      if (breakers === undefined) continue;
+      for (const i of route.upstream.instances) yield [route.id, i.id, breakers.get(i.id).state];
+    }
+  }
+
   #build(config: GatewayConfig): Generation {
+    const scope = new StatusScope(this.status, this.logger);
     const gen = new Generation(config, {
+      status: scope,
       resolver: this.#resolver,
       clock: this.clock,
       logger: this.logger,
       pools: this.#pools,
       now: this.#now,
       terminals: this.#terminals,
+      metrics: this.metrics,
     });
+    registerGeneration(gen, scope);
+    this.#scopes.set(gen, scope);
     this.#live.add(gen);
     return gen;
   }
@@ -132,6 +201,9 @@ export class GatewayRuntime implements ContextHost {
     }
     const prev = this.current;
     this.current = next;
+    // The old generation's entries leave before the new ones register (names are reused).
+    this.#scopes.get(prev)?.deactivate();
+    this.#scopes.get(next)?.activate();
     this.logger.info({ routes: next.routes.length }, 'gateway: config reloaded');
     void this.#retire(prev);
   }
@@ -141,6 +213,8 @@ export class GatewayRuntime implements ContextHost {
     this.#live.delete(gen);
     const keep = new Set<string>();
     for (const g of this.#live) for (const k of g.poolKeys) keep.add(k);
+    this.#scopes.get(gen)?.deactivate();
+    this.#scopes.delete(gen);
     await gen.close();
     await this.#pools.release(gen.poolKeys, keep);
   }
@@ -155,8 +229,8 @@ export class GatewayRuntime implements ContextHost {
     if (log !== undefined) log(ctx, status, durationMs, status === 499 || ctx.clientGone);
   }
 
-  countError(route: string | undefined, code: string): void {
-    this.record.error(route, code);
+  countError(route: string | undefined, code: string, status: number): void {
+    this.record.error(route, code, status);
   }
   countRetry(route: string): void {
     this.record.retry(route);
@@ -172,6 +246,8 @@ export class GatewayRuntime implements ContextHost {
 
   /** Resolves within about `closeTimeoutMs` whatever is pending: in-flight requests are then cut. */
   async #close(): Promise<void> {
+    // Event streams of the admin API end first: they would hold the admin listener open.
+    this.#adminApi?.handler.close();
     const servers = [...this.servers];
     const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     for (const s of servers) s.closeIdleConnections();
@@ -189,9 +265,14 @@ export class GatewayRuntime implements ContextHost {
       this.clock,
     );
     this.#live.clear();
+    for (const scope of this.#scopes.values()) scope.deactivate();
+    this.#scopes.clear();
     await withCap(Promise.all(closed), this.#closeTimeoutMs, this.clock);
+    this.#statusMetricsOff?.();
+    this.#breakerMetricOff();
     if (this.#ownMetrics) this.metrics.close();
     if (this.#ownHealth) this.health.close();
+    if (this.#ownStatus) this.status.close();
   }
 }
 

@@ -24,13 +24,19 @@ export type AdminRoutes = (req: IncomingMessage, res: ServerResponse, next: () =
 /** The default admin port of a gateway whose main port is not 0 (not Prometheus' 9090). */
 export const DEFAULT_ADMIN_PORT = 9901;
 
-/** The admin handler: `adminRoutes` first, then `/health*` and `/metrics`, else 404. */
+/** The admin handler: `adminRoutes` first, then `/admin/*`, `/health*` and `/metrics`, else 404. */
 export function adminHandler(
   rt: GatewayRuntime,
   adminRoutes: AdminRoutes | undefined,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const observe = createObservabilityHandler({ health: rt.health, metrics: rt.metrics });
   const builtIn = (req: IncomingMessage, res: ServerResponse): void => {
+    // The admin API and status page: on the admin listener only, never on the gateway port.
+    const api = rt.adminApi();
+    if (api?.matches(req.url ?? '')) {
+      api(req, res);
+      return;
+    }
     if (observe(req, res)) return;
     const path = (req.url ?? '').split('?', 1)[0];
     writeProblem(

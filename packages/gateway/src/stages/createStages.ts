@@ -4,13 +4,13 @@
  * config schema and runs `createEdge(...).forRoute(route)` before proxying.
  *
  * Order of a route's chain (documented in docs/gateway.md):
- *   cors -> auth -> rateLimit -> header transforms -> [proxy core: bulkhead, proxy]
+ *   cors -> auth -> rateLimit -> concurrency -> header transforms -> [proxy core: bulkhead, proxy]
  * A route without edge settings gets an empty chain (the proxy core's fast path). Two things
  * are not stages, so they cost nothing per request: the client's copy of the identity header
  * (`identityHeader`) is dropped by the proxy core while it copies the request headers, and the
  * access log (`accessLog`) is written by the proxy core when a request is over.
  */
-import { ConfigError, type Logger, ShutdownError } from '@trellis/core';
+import { ConfigError, type Logger, type Metrics, ShutdownError } from '@trellis/core';
 import { z } from 'zod';
 import type { GatewayDeps, GatewayMiddleware } from '../chain/GatewayMiddleware.js';
 import { listenSchema } from '../config/listenSchema.js';
@@ -18,6 +18,11 @@ import { type AccessLogWriter, accessLogSchema, createAccessLog } from '../obser
 import { ApiKeyStore, apiKeysSchema } from './auth/apiKeys.js';
 import { authMiddleware, identityHeaderSchema, routeAuthSchema } from './auth/auth.js';
 import { JwtProvider, jwtProviderSchema } from './auth/jwtProvider.js';
+import {
+  concurrencyStage,
+  type RouteConcurrency,
+  type RouteConcurrencyConfig,
+} from './concurrency.js';
 import { corsMiddleware, corsSchema } from './cors.js';
 import { headerTransformsMiddleware, headerTransformsSchema } from './headers.js';
 import { createRateLimiter, type RedisLike } from './rateLimit/createRateLimiter.js';
@@ -79,8 +84,17 @@ export type EdgeGlobalConfig = z.output<typeof edgeGlobalSchema>;
 export interface Edge {
   /** The ordered middlewares for one route (may be empty). */
   forRoute(
-    route: EdgeRouteConfig & { readonly id: string; readonly index?: number },
+    route: EdgeRouteConfig & {
+      readonly id: string;
+      readonly index?: number;
+      /** The route's overload protection (a stage after the rate limit). */
+      readonly concurrency?: RouteConcurrencyConfig | undefined;
+      /** The route's `timeouts.headersMs`: the deadline of a request without a trusted one. */
+      readonly headersMs?: number;
+    },
   ): GatewayMiddleware[];
+  /** The concurrency limits built by `forRoute`, by route id (for the status registry). */
+  readonly concurrency: ReadonlyMap<string, RouteConcurrency>;
   /** Writes the access-log line of a finished request; undefined when the log is disabled. */
   readonly accessLog: AccessLogWriter | undefined;
   /**
@@ -98,6 +112,8 @@ export interface EdgeDeps extends GatewayDeps {
   readonly now?: () => number;
   /** An ioredis client to use instead of connecting to `redis.url` (not closed by the edge). */
   readonly redis?: RedisLike;
+  /** Where the concurrency stages record limits and shed requests. */
+  readonly metrics?: Metrics | undefined;
 }
 
 /**
@@ -126,6 +142,7 @@ export function createEdge(config: EdgeGlobalConfig, deps: EdgeDeps): Edge {
   const limiters: Promise<KeyedRateLimiter>[] = [];
   let ownedRedis: Promise<RedisLike> | undefined;
   let closed = false;
+  const concurrency = new Map<string, RouteConcurrency>();
 
   const redisClient = (): Promise<RedisLike> | undefined => {
     if (deps.redis) return Promise.resolve(deps.redis);
@@ -166,6 +183,7 @@ export function createEdge(config: EdgeGlobalConfig, deps: EdgeDeps): Edge {
   return {
     accessLog: config.accessLog.enabled ? createAccessLog(config.accessLog, logger) : undefined,
     identityHeader: identityHeader.name.toLowerCase(),
+    concurrency,
     forRoute(route) {
       const chain: GatewayMiddleware[] = [];
       const path = route.index === undefined ? `routes.${route.id}` : `routes[${route.index}]`;
@@ -210,12 +228,22 @@ export function createEdge(config: EdgeGlobalConfig, deps: EdgeDeps): Edge {
         };
         chain.push(rateLimitMiddleware(rl, getLimiter));
       }
+      if (route.concurrency) {
+        const c = concurrencyStage(
+          route.concurrency,
+          { id: route.id, headersMs: route.headersMs ?? 30_000 },
+          { clock: deps.clock, metrics: deps.metrics },
+        );
+        concurrency.set(route.id, c);
+        chain.push(c.stage);
+      }
       if (route.headers) chain.push(headerTransformsMiddleware(route.headers));
       return chain;
     },
     async close() {
       if (closed) return;
       closed = true;
+      for (const c of concurrency.values()) c.close();
       await Promise.all([...providers.values()].map((p) => p.close()));
       await Promise.all(
         limiters.map((l) =>
