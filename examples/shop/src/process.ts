@@ -98,7 +98,15 @@ if (role === 'gateway') {
     name = 'inventory';
   } else if (role === 'orders') {
     db = await openDatabase(values.postgres);
-    service = await startOrders({ port, drainDelayMs, logger, resolver, db });
+    service = await startOrders({
+      port,
+      drainDelayMs,
+      logger,
+      resolver,
+      db,
+      // A relay killed mid-batch frees its claimed messages after this lease.
+      ...(values['lease-ms'] && { relay: { leaseMs: Number(values['lease-ms']) } }),
+    });
     name = 'orders';
   } else {
     throw new Error(`unknown role "${role}"`);
