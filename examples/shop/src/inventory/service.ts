@@ -41,7 +41,8 @@ export async function migrateInventory(db: Queryable): Promise<void> {
   // two rows, so the demo and the tests can count that it never happens.
   await db.query(`CREATE TABLE IF NOT EXISTS reservations (
     reservation_id text PRIMARY KEY, order_id text NOT NULL, product_id text NOT NULL,
-    quantity int NOT NULL, served_by text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())`);
+    quantity int NOT NULL, served_by text NOT NULL, message_id text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now())`);
   for (const [id, n] of Object.entries(INITIAL_STOCK)) {
     await db.query(
       'INSERT INTO stock (product_id, available) VALUES ($1, $2) ON CONFLICT DO NOTHING',
@@ -115,7 +116,7 @@ export async function startInventory(
           if (available === undefined) return { status: 404, body: { error: 'unknown product' } };
           return { status: 200, body: { productId: params.productId, available } };
         },
-        reserve: async ({ body, request }) => {
+        reserve: async ({ body, headers, request }) => {
           // The stock change, the reservation and the recorded answer commit together.
           const answer = await db.transaction(async (tx) => {
             const taken = await tx.query(
@@ -135,8 +136,15 @@ export async function startInventory(
               servedBy: name,
             };
             await tx.query(
-              'INSERT INTO reservations (reservation_id, order_id, product_id, quantity, served_by) VALUES ($1, $2, $3, $4, $5)',
-              [reservation.reservationId, body.orderId, body.productId, body.quantity, name],
+              'INSERT INTO reservations (reservation_id, order_id, product_id, quantity, served_by, message_id) VALUES ($1, $2, $3, $4, $5, $6)',
+              [
+                reservation.reservationId,
+                body.orderId,
+                body.productId,
+                body.quantity,
+                name,
+                headers['idempotency-key'],
+              ],
             );
             const reserved = { status: 200 as const, body: reservation };
             await idempotencyOf(request.raw)?.recordIn(tx, reserved);
