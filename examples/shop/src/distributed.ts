@@ -121,9 +121,18 @@ export async function startDistributedShop(
   const services: Record<string, string> = {};
   const statusPages: Record<string, string> = {};
   try {
-    for (const role of ['catalog', 'inventory-a', 'inventory-b', 'orders'])
-      services[role] = await spawnRole(role);
-    const gateways = [await spawnRole('gateway'), await spawnRole('gateway')];
+    // Two at a time (each process pays its own start-up); inventory-a creates inventory's tables
+    // before inventory-b starts. `children` keeps the spawn order: services, then gateways.
+    for (const pair of [
+      ['catalog', 'inventory-a'],
+      ['inventory-b', 'orders'],
+    ]) {
+      const urls = await Promise.all(pair.map((role) => spawnRole(role)));
+      pair.forEach((role, i) => {
+        services[role] = urls[i]!;
+      });
+    }
+    const gateways = await Promise.all([spawnRole('gateway'), spawnRole('gateway')]);
     return {
       gateways,
       services,

@@ -54,6 +54,12 @@ const resolver: Resolver =
   });
 const drainDelayMs = 500;
 
+// A signal before the service is ready (a Ctrl-C during startup): nothing to drain yet, exit now
+// (a registration already made expires with its lease). Replaced by the graceful handler below.
+const early = () => process.exit(0);
+process.once('SIGINT', early);
+process.once('SIGTERM', early);
+
 let stop: () => Promise<void>;
 let url: string;
 let adminUrl = '';
@@ -130,6 +136,8 @@ if (role === 'gateway') {
 }
 
 console.log(`READY ${role} ${url} ${adminUrl}`);
+process.off('SIGINT', early);
+process.off('SIGTERM', early);
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
