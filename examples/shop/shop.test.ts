@@ -580,9 +580,10 @@ describe.skipIf(!hasEngine('etcd') || !hasEngine('redis'))(
       // The engines stopped too (they ran in their own process group, so nothing else would).
       const etcdUrl = /^\s+etcd\s+(\S+)$/m.exec(out)?.[1];
       const redisUrl = /^\s+redis\s+(\S+)$/m.exec(out)?.[1];
+      const postgresUrl = /^\s+postgres\s+(postgres:\S+)$/m.exec(out)?.[1];
       expect(etcdUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
       expect(redisUrl).toMatch(/^redis:\/\/127\.0\.0\.1:\d+$/);
-      for (const url of [etcdUrl!, redisUrl!]) {
+      for (const url of [etcdUrl!, redisUrl!, ...(postgresUrl ? [postgresUrl] : [])]) {
         const port = Number(new URL(url).port);
         const refused = await new Promise<boolean>((resolve) => {
           const s = connect(port, '127.0.0.1');
