@@ -2,6 +2,7 @@
 // system (examples/shop) on its embedded defaults until Ctrl-C. Arguments go to the example:
 //   npm start               the shop on ports 8080-8084 (SHOP_PORT moves them)
 //   npm start -- chaos      the chaos demo (same as `npm run demo:chaos`)
+//   npm start -- consistency  the outbox + idempotency demo with processes killed (`npm run demo:consistency`)
 //   ... -- --from-source    skip the build; run against the TypeScript sources (as the tests do)
 //
 // Ctrl-C: the terminal sends SIGINT to the whole foreground process group, so the example gets
@@ -19,6 +20,7 @@ const entries = {
   shop: 'main.ts',
   chaos: 'chaos.ts',
   distributed: 'distributed.ts',
+  consistency: 'consistency.ts',
 };
 const entry = entries[mode];
 if (!entry) {

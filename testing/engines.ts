@@ -438,7 +438,7 @@ function isAlive(pid: number): boolean {
  * loopback port (fsync off: test data only). Postgres refuses to run as root, so as root both
  * run as the `postgres` user through `runuser` (Debian's package creates that user).
  */
-export async function startPostgres(): Promise<PostgresHandle> {
+export async function startPostgres(options: EngineOptions = {}): Promise<PostgresHandle> {
   const bin = postgresBinDir();
   if (bin === undefined) throw new Error('startPostgres: no /usr/lib/postgresql/<major>/bin');
   const asRoot = process.getuid?.() === 0;
@@ -497,7 +497,10 @@ export async function startPostgres(): Promise<PostgresHandle> {
       '-c',
       'max_connections=200',
     ]);
-    child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(cmd, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: options.detached === true,
+    });
     const output = captureOutput(child);
     try {
       await waitForPort(port, child, 'postgres');

@@ -1,15 +1,17 @@
 /**
  * Starts the whole example system in one process: catalog, two inventory instances, orders and
- * the gateway, wired by static discovery (no external engine needed).
+ * the gateway, wired by static discovery, each data-owning service with its own embedded PGlite
+ * database (no external engine needed).
  */
 import type { Logger } from '@trellis/core';
 import { staticDiscovery } from '@trellis/discovery';
 import { createGateway, type Gateway } from '@trellis/gateway';
 import { startCatalog } from './catalog/service.js';
+import { openDatabase, type ShopDb } from './db.js';
 import { shopGatewayConfig } from './gateway.js';
 import { type InventoryHandle, startInventory } from './inventory/service.js';
 import { type Fulfilment, type OrdersHandle, startOrders } from './orders/service.js';
-import { demoLogger, type ServiceHandle } from './service.js';
+import { type ServiceHandle, shopLogger } from './service.js';
 
 export interface ShopPorts {
   gateway: number;
@@ -36,6 +38,8 @@ export interface Shop {
   readonly catalog: ServiceHandle;
   readonly inventory: readonly [InventoryHandle, InventoryHandle];
   readonly orders: OrdersHandle;
+  /** The services' own databases (PGlite): orders', and inventory's (shared by its instances). */
+  readonly databases: { readonly orders: ShopDb; readonly inventory: ShopDb };
   /** Graceful shutdown: the gateway first, then orders, then the services orders calls. */
   stop(): Promise<void>;
 }
@@ -43,8 +47,12 @@ export interface Shop {
 export async function startShop(options: ShopOptions = {}): Promise<Shop> {
   const ports = options.ports ?? { gateway: 0, catalog: 0, inventory: [0, 0], orders: 0 };
   const drainDelayMs = options.drainDelayMs ?? 1_000;
-  const log = options.logger ?? ((name: string) => demoLogger(name, options.quiet ?? false));
+  const log =
+    options.logger ?? ((name: string) => shopLogger(name, { quiet: options.quiet ?? false }));
   const started: ServiceHandle[] = [];
+  // One database per service that owns data: inventory's is shared by its two instances.
+  const [ordersDb, inventoryDb] = await Promise.all([openDatabase(), openDatabase()]);
+  const closeDatabases = () => Promise.all([ordersDb.close(), inventoryDb.close()]);
   try {
     const catalog = await startCatalog({
       port: ports.catalog,
@@ -56,6 +64,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       port: ports.inventory[0],
       drainDelayMs,
       instance: 'a',
+      db: inventoryDb,
       logger: log('inventory-a'),
     });
     started.push(inventoryA);
@@ -63,6 +72,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       port: ports.inventory[1],
       drainDelayMs,
       instance: 'b',
+      db: inventoryDb,
       logger: log('inventory-b'),
     });
     started.push(inventoryB);
@@ -74,6 +84,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       port: ports.orders,
       drainDelayMs,
       resolver: discovery,
+      db: ordersDb,
       logger: log('orders'),
       ...(options.fulfilment !== undefined && { fulfilment: options.fulfilment }),
     });
@@ -93,6 +104,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       catalog,
       inventory: [inventoryA, inventoryB],
       orders,
+      databases: { orders: ordersDb, inventory: inventoryDb },
       stop() {
         stopping ??= (async () => {
           // Every service fails readiness and starts draining at once; the gateway closes
@@ -103,12 +115,14 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
           await gateway.close();
           await services;
           await discovery.close();
+          await closeDatabases();
         })();
         return stopping;
       },
     };
   } catch (err) {
     await Promise.allSettled(started.map((s) => s.stop()));
+    await closeDatabases();
     throw err;
   }
 }

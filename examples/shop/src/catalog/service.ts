@@ -1,11 +1,11 @@
 /** The catalog service: Express, owns the product list. */
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { createHealth, createMetrics } from '@trellis/core';
+import { createHealth, createMetrics, createStatusRegistry } from '@trellis/core';
 import { serve, trellis } from '@trellis/core/express';
 import express from 'express';
 import { problemErrors } from '../problems.js';
-import type { ServiceHandle, ServiceOptions } from '../service.js';
+import { type ServiceHandle, type ServiceOptions, startAdmin } from '../service.js';
 import { catalogApi, type Product } from './api.js';
 
 const products: readonly Product[] = [
@@ -23,9 +23,12 @@ export async function startCatalog(options: ServiceOptions): Promise<ServiceHand
     exit: false,
     logger: options.logger,
   });
+  const status = createStatusRegistry({ service: 'catalog', health });
 
   const app = express();
-  app.use(trellis({ health, metrics }));
+  // trustDeadline: catalog sits behind the gateway and is called by orders, Trellis callers that
+  // send their remaining budget in x-trellis-deadline-ms; nothing else reaches it.
+  app.use(trellis({ health, metrics, trustDeadline: true }));
   // The published contract, served: requests and answers are validated against catalogApi,
   // errors are problem+json, and /openapi.json documents it.
   app.use(
@@ -35,6 +38,10 @@ export async function startCatalog(options: ServiceOptions): Promise<ServiceHand
         listProducts: () => ({ status: 200, body: [...products] }),
         getProduct: ({ params }) => {
           const product = products.find((p) => p.id === params.id);
+          options.logger.info(
+            { productId: params.id, found: product !== undefined },
+            'product looked up',
+          );
           return product
             ? { status: 200, body: product }
             : { status: 404, body: { error: `no product ${params.id}` } };
@@ -52,11 +59,14 @@ export async function startCatalog(options: ServiceOptions): Promise<ServiceHand
   await once(server, 'listening');
   health.attach(server);
   const { port } = server.address() as AddressInfo;
+  const adminUrl = await startAdmin(status, health, options.logger, options.adminPort);
   return {
     name: 'catalog',
     url: `http://127.0.0.1:${port}`,
     health,
     metrics,
+    status,
+    adminUrl,
     async stop() {
       await health.shutdown();
       health.close();

@@ -6,12 +6,15 @@ export const Stock = z.object({ productId: z.string(), available: z.number().int
 export type Stock = z.infer<typeof Stock>;
 
 export const ReservationRequest = z.object({
+  /** The order the stock is for (orders' `order-placed` message). */
+  orderId: z.string().min(1),
   productId: z.string(),
   quantity: z.number().int().positive(),
 });
 
 export const Reservation = z.object({
   reservationId: z.string(),
+  orderId: z.string(),
   productId: z.string(),
   quantity: z.number().int().positive(),
   /** Which inventory instance answered: the demo shows traffic moving between them. */
@@ -31,7 +34,8 @@ export const inventoryApi = defineEndpoints({
     method: 'POST',
     path: '/reservations',
     body: ReservationRequest,
-    // Reservations carry an idempotency key, so retrying one is safe.
+    // Reservations carry an idempotency key (the outbox message id), so a redelivery is safe:
+    // idempotency() answers it with the recorded reservation instead of reserving twice.
     headers: z.object({ 'idempotency-key': z.string().min(8) }),
     response: { 200: Reservation, 409: Problem.describe('not enough stock') },
   },

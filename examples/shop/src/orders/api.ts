@@ -13,8 +13,13 @@ export const Order = z.object({
   quantity: z.number().int(),
   totalCents: z.number().int(),
   customer: z.string(),
-  reservationId: z.string(),
-  inventoryInstance: z.string(),
+  /**
+   * `pending` until orders' outbox relay has delivered the `order-placed` message to inventory;
+   * then `reserved` (with the reservation and the instance that made it) or `rejected` (no stock).
+   */
+  reservation: z.enum(['pending', 'reserved', 'rejected']),
+  reservationId: z.string().nullable(),
+  inventoryInstance: z.string().nullable(),
 });
 export type Order = z.infer<typeof Order>;
 
@@ -29,6 +34,14 @@ export const Quote = z.object({
 export type Quote = z.infer<typeof Quote>;
 
 export const Problem = z.object({ error: z.string() });
+
+/** The message orders' outbox carries to inventory when an order is placed. */
+export const OrderPlaced = z.object({
+  orderId: z.string(),
+  productId: z.string(),
+  quantity: z.number().int().positive(),
+});
+export type OrderPlaced = z.infer<typeof OrderPlaced>;
 
 /** The stages an order goes through after it is placed. */
 export const OrderStatus = z.enum(['placed', 'packed', 'shipped']);
@@ -55,7 +68,6 @@ export const ordersApi = defineEndpoints({
     response: {
       201: Order,
       404: Problem.describe('unknown product'),
-      409: Problem.describe('not enough stock'),
     },
   },
   getOrder: {
