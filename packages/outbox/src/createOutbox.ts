@@ -294,6 +294,7 @@ export function createOutbox<const T extends Topics>(options: OutboxOptions<T>):
         keepDelivered: o.keepDelivered,
         logger,
         metrics,
+        stats,
         options: relayOptions,
       });
     },

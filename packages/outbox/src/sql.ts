@@ -32,6 +32,11 @@ export function outboxSql(t: string) {
      * Claims due messages, oldest first, at most one per key and only the earliest pending one
      * of its key (an earlier message still pending, in flight or backing off, blocks the key),
      * skipping rows another relay is claiming right now.
+     *
+     * The head test is a correlated `min(id)` (one probe of the `(key, id)` partial index per
+     * row) rather than `NOT EXISTS`: the planner turns a `NOT EXISTS` into an anti join over
+     * every pending row, then sorts; this form walks the pending rows in id order and stops at
+     * the LIMIT.
      */
     claim: `UPDATE ${t} AS t SET locked_until = now() + ${ms(2)}, locked_by = $3, attempts = t.attempts + 1
       FROM (
@@ -39,8 +44,7 @@ export function outboxSql(t: string) {
         WHERE o.state = 'pending'
           AND o.available_at <= now()
           AND (o.locked_until IS NULL OR o.locked_until < now())
-          AND NOT EXISTS (
-            SELECT 1 FROM ${t} AS e WHERE e.key = o.key AND e.state = 'pending' AND e.id < o.id)
+          AND o.id = (SELECT min(e.id) FROM ${t} AS e WHERE e.key = o.key AND e.state = 'pending')
         ORDER BY o.id
         LIMIT $1
         FOR UPDATE OF o SKIP LOCKED
@@ -48,14 +52,27 @@ export function outboxSql(t: string) {
       WHERE t.id = due.id
       RETURNING t.id::text AS id, t.message_id::text AS message_id, t.topic, t.key, t.payload, t.headers,
         t.attempts, t.created_at`,
-    deleteDelivered: `DELETE FROM ${t} WHERE id = ANY($1::bigint[]) AND locked_by = $2 RETURNING 1 AS ok`,
-    markDelivered: `UPDATE ${t} SET state = 'delivered', done_at = now(), locked_until = NULL
-      WHERE id = ANY($1::bigint[]) AND locked_by = $2 RETURNING 1 AS ok`,
-    retryLater: `UPDATE ${t} SET available_at = now() + ${ms(3)}, locked_until = NULL, locked_by = NULL,
-        last_error = $4
-      WHERE id = $1::bigint AND locked_by = $2 RETURNING 1 AS ok`,
-    deadLetter: `UPDATE ${t} SET state = 'dead', done_at = now(), locked_until = NULL, last_error = $3
-      WHERE id = $1::bigint AND locked_by = $2 RETURNING 1 AS ok`,
+    /**
+     * Records a batch's outcome in one statement: delivered ids are deleted (or marked), failed
+     * ones rescheduled with their own delay or dead-lettered. Each part only touches rows this
+     * relay still holds (`locked_by`); the counts say how many it did.
+     */
+    settle: (keepDelivered: boolean) => `WITH
+      done AS (${
+        keepDelivered
+          ? `UPDATE ${t} SET state = 'delivered', done_at = now(), locked_until = NULL
+        WHERE id = ANY($1::bigint[]) AND locked_by = $2 RETURNING 1`
+          : `DELETE FROM ${t} WHERE id = ANY($1::bigint[]) AND locked_by = $2 RETURNING 1`
+      }),
+      retry AS (UPDATE ${t} AS r SET available_at = now() + interval '1 millisecond' * f.delay,
+          locked_until = NULL, locked_by = NULL, last_error = f.error
+        FROM unnest($3::bigint[], $4::float8[], $5::text[]) AS f(id, delay, error)
+        WHERE r.id = f.id AND r.locked_by = $2 RETURNING 1),
+      dead AS (UPDATE ${t} AS d SET state = 'dead', done_at = now(), locked_until = NULL, last_error = f.error
+        FROM unnest($6::bigint[], $7::text[]) AS f(id, error)
+        WHERE d.id = f.id AND d.locked_by = $2 RETURNING 1)
+      SELECT (SELECT count(*) FROM done)::int AS done, (SELECT count(*) FROM retry)::int AS retried,
+        (SELECT count(*) FROM dead)::int AS dead`,
     stats: `SELECT count(*) FILTER (WHERE state = 'pending')::int AS pending,
         (extract(epoch FROM now() - min(created_at) FILTER (WHERE state = 'pending')) * 1000)::float8 AS oldest_ms,
         count(*) FILTER (WHERE state = 'dead')::int AS dead
