@@ -5,6 +5,7 @@ import {
   describeThrown,
   type Logger,
   parseOptions,
+  STATUS_NAME,
   type StatusRegistryLike,
   sleep,
 } from '@trellis/core';
@@ -126,12 +127,7 @@ const schema = z.strictObject({
     })
     .default({ initialMs: 1_000, maxMs: 300_000 }),
   random: fn<() => number>('must be a function').optional(),
-  name: z
-    .string()
-    .min(1)
-    .max(200)
-    .regex(/^[^\p{Cc}]+$/u, 'must be free of control characters')
-    .optional(),
+  name: z.string().regex(STATUS_NAME, 'must be 1 to 200 letters, digits or _ . : @ / -').optional(),
   status: z
     .custom<StatusRegistryLike>(
       (v) =>

@@ -5,6 +5,7 @@ export const TABLE_NAME = /^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$/;
 
 export function outboxSql(t: string) {
   const ix = t.replace('.', '_');
+  const fn = `${t}_claim_v2`;
   const ms = (p: number) => `interval '1 millisecond' * $${p}::float8`;
   return {
     create: [
@@ -22,7 +23,7 @@ export function outboxSql(t: string) {
         locked_by text,
         last_error text,
         created_at timestamptz NOT NULL DEFAULT now(),
-        done_at timestamptz)`,
+        done_at timestamptz) WITH (fillfactor = 70)`,
       `CREATE INDEX IF NOT EXISTS ${ix}_pending_key ON ${t} (key, id) WHERE state = 'pending'`,
       `CREATE INDEX IF NOT EXISTS ${ix}_pending_due ON ${t} (id) WHERE state = 'pending'`,
     ],
@@ -37,8 +38,21 @@ export function outboxSql(t: string) {
      * row) rather than `NOT EXISTS`: the planner turns a `NOT EXISTS` into an anti join over
      * every pending row, then sorts; this form walks the pending rows in id order and stops at
      * the LIMIT.
+     *
+     * The claim runs in a function created by the migration, so its plan does not depend on
+     * table statistics: with sorts, bitmap and sequential scans and hash / merge joins priced
+     * out, Postgres walks the pending rows in id order and stops at the LIMIT even when its
+     * statistics are stale (right after a burst, before autovacuum analyzes the table, it
+     * otherwise sorts every pending row). The name carries a version: a changed claim is a new
+     * function, and `CREATE` of an existing one is ignored.
      */
-    claim: `UPDATE ${t} AS t SET locked_until = now() + ${ms(2)}, locked_by = $3, attempts = t.attempts + 1
+    createClaim: `CREATE FUNCTION ${fn}(integer, float8, text)
+      RETURNS TABLE (id text, message_id text, topic text, key text, payload jsonb, headers jsonb,
+        attempts integer, created_at timestamptz)
+      LANGUAGE sql VOLATILE
+      SET enable_sort = off SET enable_bitmapscan = off SET enable_seqscan = off
+      SET enable_hashjoin = off SET enable_mergejoin = off
+      AS $fn$ UPDATE ${t} AS t SET locked_until = now() + ${ms(2)}, locked_by = $3, attempts = t.attempts + 1
       FROM (
         SELECT o.id FROM ${t} AS o
         WHERE o.state = 'pending'
@@ -51,7 +65,8 @@ export function outboxSql(t: string) {
       ) AS due
       WHERE t.id = due.id
       RETURNING t.id::text AS id, t.message_id::text AS message_id, t.topic, t.key, t.payload, t.headers,
-        t.attempts, t.created_at`,
+        t.attempts, t.created_at $fn$`,
+    claim: `SELECT * FROM ${fn}($1::integer, $2::float8, $3::text)`,
     /**
      * Records a batch's outcome in one statement: delivered ids are deleted (or marked), failed
      * ones rescheduled with their own delay or dead-lettered. Each part only touches rows this
