@@ -228,7 +228,7 @@ async function outboxBench() {
           AND NOT EXISTS (SELECT 1 FROM trellis_outbox AS e WHERE e.key = o.key AND e.state = 'pending' AND e.id < o.id)
         ORDER BY o.id LIMIT 500 FOR UPDATE OF o SKIP LOCKED) AS due
       WHERE t.id = due.id RETURNING t.id`
-        : `SELECT * FROM trellis_outbox_claim_v2(500, 30000, 'explain')`;
+        : `SELECT * FROM trellis_outbox_claim_v3(500, 30000, 'explain', 1)`;
     const explain = async (notExists: boolean) => {
       const times: number[] = [];
       let rows = 0;

@@ -45,8 +45,14 @@ export interface BackoffSettings {
 export interface RelayOptions {
   /** Where messages go: a function, an HTTP URL (string or `{ url, headers }`), or `{ endpoint }`. */
   readonly deliver: DeliveryTarget;
-  /** Messages claimed per batch (at most one per key). Default 100. */
+  /** Keys claimed per batch (their earliest pending messages). Default 100. */
   readonly batchSize?: number;
+  /**
+   * Messages of one key claimed per batch: its head and up to `perKey - 1` that follow,
+   * delivered in sequence (keys in parallel); a failure hands the rest of the run back
+   * undelivered. Default 1. Raise it when few keys carry many messages each.
+   */
+  readonly perKey?: number;
   /** Deliveries in flight at once. Default 32. */
   readonly concurrency?: number;
   /** Wait between polls when nothing is due. Default 500 ms. */
@@ -115,6 +121,7 @@ const targetSchema = z.union(
 const schema = z.strictObject({
   deliver: targetSchema,
   batchSize: z.number().int().min(1).max(10_000).default(100),
+  perKey: z.number().int().min(1).max(1_000).default(1),
   concurrency: z.number().int().min(1).max(1_000).default(32),
   pollIntervalMs: z.number().int().min(1).max(3_600_000).default(500),
   leaseMs: z.number().int().min(100).max(86_400_000).default(30_000),
@@ -183,8 +190,11 @@ export function createRelay(deps: RelayDeps): Relay {
   let errors = 0;
 
   const claim = async (): Promise<OutboxMessage[]> => {
-    const r = await db.query(sql.claim, [o.batchSize, o.leaseMs, id]);
-    return (r.rows as ClaimedRow[]).map((row) => {
+    const r = await db.query(sql.claim, [o.batchSize, o.leaseMs, id, o.perKey]);
+    const rows = r.rows as ClaimedRow[];
+    // RETURNING has no order: id order keeps each key's run in sequence.
+    if (o.perKey > 1) rows.sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
+    return rows.map((row) => {
       const stored =
         typeof row.headers === 'string'
           ? (JSON.parse(row.headers) as Record<string, string>)
@@ -212,30 +222,47 @@ export function createRelay(deps: RelayDeps): Relay {
     return d / 2 + random() * (d / 2);
   };
 
-  /** Delivers a batch with bounded concurrency; returns the seqs delivered. */
+  /**
+   * Delivers a batch: keys in parallel (at most `concurrency`), each key's messages in sequence;
+   * after a failure the rest of that key's run is handed back undelivered.
+   */
   const deliverBatch = async (batch: OutboxMessage[]) => {
     const done: string[] = [];
     const failures: { m: OutboxMessage; error: string }[] = [];
+    const released: string[] = [];
+    const runs = new Map<string, OutboxMessage[]>();
+    for (const m of batch) {
+      const run = runs.get(m.key);
+      if (run === undefined) runs.set(m.key, [m]);
+      else run.push(m);
+    }
+    const queue = [...runs.values()];
     let next = 0;
     const worker = async () => {
-      while (next < batch.length) {
-        const m = batch[next++] as OutboxMessage;
-        try {
-          await deliver(m);
-          done.push(m.seq);
-        } catch (err) {
-          failures.push({ m, error: describeThrown(err).slice(0, MAX_ERROR) });
+      while (next < queue.length) {
+        const run = queue[next++] as OutboxMessage[];
+        for (let i = 0; i < run.length; i++) {
+          const m = run[i] as OutboxMessage;
+          try {
+            await deliver(m);
+            done.push(m.seq);
+          } catch (err) {
+            failures.push({ m, error: describeThrown(err).slice(0, MAX_ERROR) });
+            for (const rest of run.slice(i + 1)) released.push(rest.seq);
+            break;
+          }
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(o.concurrency, batch.length) }, worker));
-    return { done, failures };
+    await Promise.all(Array.from({ length: Math.min(o.concurrency, queue.length) }, worker));
+    return { done, failures, released };
   };
 
   /** Records a batch's outcome in one round trip, whatever it holds. */
   const settle = async (
     done: string[],
     failures: { m: OutboxMessage; error: string }[],
+    released: string[],
     batch: OutboxMessage[],
   ) => {
     const retry: { m: OutboxMessage; error: string; delay: number }[] = [];
@@ -252,13 +279,25 @@ export function createRelay(deps: RelayDeps): Relay {
       retry.map((f) => f.error),
       pgArray(dead.map((f) => f.m.seq)),
       dead.map((f) => f.error),
+      pgArray(released),
     ]);
-    const counted = r.rows[0] as { done: number; retried: number; dead: number };
-    if (counted.done !== done.length || counted.retried + counted.dead !== failures.length) {
+    const counted = r.rows[0] as { done: number; retried: number; dead: number; released: number };
+    if (
+      counted.done !== done.length ||
+      counted.retried + counted.dead !== failures.length ||
+      counted.released !== released.length
+    ) {
       logger.warn(
         {
           relay: name,
-          lost: done.length + failures.length - counted.done - counted.retried - counted.dead,
+          lost:
+            done.length +
+            failures.length +
+            released.length -
+            counted.done -
+            counted.retried -
+            counted.dead -
+            counted.released,
         },
         'outbox: some messages were re-claimed after this relay’s lease ran out (they may be delivered again)',
       );
@@ -300,10 +339,10 @@ export function createRelay(deps: RelayDeps): Relay {
   /** Delivers a claimed batch, then records the outcome (retrying the bookkeeping a few times). */
   const runBatch = async (batch: OutboxMessage[]) => {
     counts.batches++;
-    const { done, failures } = await deliverBatch(batch);
+    const { done, failures, released } = await deliverBatch(batch);
     for (let attempt = 0; ; attempt++) {
       try {
-        await settle(done, failures, batch);
+        await settle(done, failures, released, batch);
         return;
       } catch (err) {
         // The database went away after delivery: the messages stay claimed until the lease
