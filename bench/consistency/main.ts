@@ -27,6 +27,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 20_000);
 const TXS = Number(process.env.BENCH_TXS ?? 2_000);
+/** Messages of one key per claim (the relay's `perKey`); 1 is the relay's default. */
+const PER_KEY = Number(process.env.BENCH_PER_KEY ?? 10);
 
 type Variant = 'express' | 'express+idem' | 'fastify' | 'fastify+idem';
 const BODY = JSON.stringify({ item: 'lamp', qty: 2 });
@@ -200,7 +202,7 @@ async function outboxBench() {
 
     // 2. Relay throughput.
     console.log(
-      `\n2. outbox relay throughput: ${MESSAGES} messages over 1 000 keys, one relay, HTTP receiver in another process`,
+      `\n2. outbox relay throughput: ${MESSAGES} messages over 1 000 keys, one relay (batchSize 500 keys, perKey ${PER_KEY}, concurrency 128), HTTP receiver in another process`,
     );
     for (let i = 0; i < MESSAGES; i += 500) {
       const c = await pool.connect();
@@ -278,6 +280,7 @@ async function outboxBench() {
     const relay = counted.relay({
       deliver: `http://127.0.0.1:${receiver.port}/events`,
       batchSize: 500,
+      perKey: PER_KEY,
       concurrency: 128,
       pollIntervalMs: 5,
     });
