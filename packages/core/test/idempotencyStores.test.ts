@@ -166,3 +166,51 @@ describe.runIf(redis !== undefined)('Redis down while a key is claimed', () => {
     expect(replay.headers.get('idempotent-replayed')).toBe('true');
   });
 });
+
+describe.runIf(redis !== undefined)('Redis round trips (counted by the server)', () => {
+  /**
+   * Commands clients sent the Redis server: scripts (each one round trip), plus any other
+   * command. `commandstats` also counts the GET/SET a script runs inside, so those are left
+   * out (the store calls them only from its scripts), and `INFO` is this probe itself.
+   */
+  const commands = async (r: { info(section: string): Promise<string> }) => {
+    let calls = 0;
+    for (const m of (await r.info('commandstats')).matchAll(/^cmdstat_(\w+):calls=(\d+)/gm)) {
+      if (!['info', 'get', 'set', 'pexpire', 'del'].includes(m[1] as string)) calls += Number(m[2]);
+    }
+    return calls;
+  };
+
+  it('one per replay, two per new request (the claim, then the record)', async () => {
+    const kit = redis as NonNullable<typeof redis>;
+    const { store } = await kit.make();
+    const app = await startApp('express', { store });
+    // A second connection reads the server's counts.
+    const spy = (await kit.make()).redis;
+    if (spy === undefined) throw new Error('the Redis kit gives its client');
+    try {
+      const post = (key: string) =>
+        fetch(`${app.base}/orders`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'idempotency-key': key },
+          body: '{"item":"lamp","qty":1}',
+        }).then(async (r) => ({ status: r.status, body: await r.text() }));
+      // Warm up: ioredis loads each script once (EVALSHA, then EVAL on NOSCRIPT).
+      await post(`warm-${Date.now()}`);
+      await post(`warm2-${Date.now()}`);
+      const key = `rt-${Date.now()}`;
+      const c0 = await commands(spy);
+      const first = await post(key);
+      const c1 = await commands(spy);
+      const again = await post(key);
+      const c2 = await commands(spy);
+      expect(first.status).toBe(201);
+      expect(again).toEqual(first);
+      expect(app.runs()).toBe(3);
+      expect(c1 - c0).toBe(2);
+      expect(c2 - c1).toBe(1);
+    } finally {
+      await app.close();
+    }
+  });
+});

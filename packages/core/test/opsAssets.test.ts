@@ -8,8 +8,10 @@ import { readFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
 import { roundRobin, staticDiscovery } from '@trellis/discovery';
 import { createGateway } from '@trellis/gateway';
+import { createOutbox } from '@trellis/outbox';
 import {
   bulkhead,
   circuitBreaker,
@@ -38,10 +40,7 @@ const dashboard = JSON.parse(readFileSync(join(ops, 'grafana/trellis-dashboard.j
  * Metrics the dashboard and rules name that no component on this branch exposes yet. Each
  * needs a reason; the test fails if one of them shows up (then it belongs in the checked set).
  */
-const PENDING: Record<string, string> = {
-  trellis_outbox_lag_seconds:
-    '@trellis/outbox (issue 20) is being built on its own branch; its relay must expose this gauge (label relay)',
-};
+const PENDING: Record<string, string> = {};
 
 const havePromtool = hasEngine('promtool');
 
@@ -147,6 +146,13 @@ async function liveMetrics(): Promise<string> {
   });
   const server = app.listen(0, '127.0.0.1');
   await once(server, 'listening');
+
+  // An outbox on PGlite with a named relay (trellis_outbox_*, the lag gauge per relay).
+  const db = new PGlite();
+  const outbox = createOutbox({ db, topics: { 'order-placed': z.object({}) }, metrics });
+  await outbox.migrate();
+  const relay = outbox.relay({ name: 'orders-outbox', deliver: async () => {}, status });
+  await relay.idle();
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   const gateway = createGateway(
@@ -162,6 +168,8 @@ async function liveMetrics(): Promise<string> {
     balancer.eject(`127.0.0.1:${(upstream.address() as AddressInfo).port}`);
     return await get(`${base}/metrics`);
   } finally {
+    await relay.stop();
+    await db.close();
     offStatus();
     server.close();
     gw.close();
@@ -207,12 +215,14 @@ describe('Grafana dashboard and alert rules', () => {
       'trellis_service_instances',
       'trellis_status_events_total',
       'trellis_gateway_upstream_request_duration_seconds_count',
+      'trellis_outbox_lag_seconds',
     ]) {
       expect(exposed, name).toContain(name);
     }
     const samples = text.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
     expect(samples.length).toBeGreaterThan(50);
     expect(samples.filter((l) => /=""/.test(l))).toEqual([]);
+    expect(text).toMatch(/trellis_outbox_lag_seconds\{relay="orders-outbox"\} 0/);
     expect(text).toMatch(/trellis_service_instances\{service="upstream",state="ejected"\} 1/);
     expect(text).toMatch(
       /trellis_status_events_total\{kind="service",source="upstream",type="ejected"\} 1/,

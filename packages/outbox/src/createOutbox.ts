@@ -209,6 +209,11 @@ export function createOutbox<const T extends Topics>(options: OutboxOptions<T>):
   const migrate = () => {
     migrated ??= (async () => {
       for (const s of sql.create) await db.query(s);
+      await db.query(sql.createClaim).catch((err: unknown) => {
+        // Already there (42723), or created by a concurrent migration (23505).
+        const code = (err as { code?: unknown } | null)?.code;
+        if (code !== '42723' && code !== '23505') throw err;
+      });
     })().catch((err: unknown) => {
       migrated = undefined;
       throw err;
@@ -294,6 +299,7 @@ export function createOutbox<const T extends Topics>(options: OutboxOptions<T>):
         keepDelivered: o.keepDelivered,
         logger,
         metrics,
+        stats,
         options: relayOptions,
       });
     },

@@ -5,10 +5,12 @@ import {
   describeThrown,
   type Logger,
   parseOptions,
+  STATUS_NAME,
+  type StatusRegistryLike,
   sleep,
 } from '@trellis/core';
 import { z } from 'zod';
-import type { OutboxMessage, Queryable } from './createOutbox.js';
+import type { OutboxMessage, OutboxStats, Queryable } from './createOutbox.js';
 import type { OutboxMetrics } from './OutboxMetrics.js';
 import type { OutboxSql } from './sql.js';
 
@@ -43,8 +45,14 @@ export interface BackoffSettings {
 export interface RelayOptions {
   /** Where messages go: a function, an HTTP URL (string or `{ url, headers }`), or `{ endpoint }`. */
   readonly deliver: DeliveryTarget;
-  /** Messages claimed per batch (at most one per key). Default 100. */
+  /** Keys claimed per batch (their earliest pending messages). Default 100. */
   readonly batchSize?: number;
+  /**
+   * Messages of one key claimed per batch: its head and up to `perKey - 1` that follow,
+   * delivered in sequence (keys in parallel); a failure hands the rest of the run back
+   * undelivered. Default 1. Raise it when few keys carry many messages each.
+   */
+  readonly perKey?: number;
   /** Deliveries in flight at once. Default 32. */
   readonly concurrency?: number;
   /** Wait between polls when nothing is due. Default 500 ms. */
@@ -59,6 +67,16 @@ export interface RelayOptions {
   readonly backoff?: BackoffSettings;
   /** Random source for jitter, `[0, 1)`. Default `Math.random`. */
   readonly random?: () => number;
+  /**
+   * The relay's name: the `relay` label of `trellis_outbox_lag_seconds` and its status entry.
+   * Default its id (`relay-<uuid>`); give a stable one (e.g. `orders-outbox`) for dashboards.
+   */
+  readonly name?: string;
+  /**
+   * A status registry (`createStatusRegistry()`): the relay registers as kind `relay` (pending,
+   * oldest pending age, delivered / failed / dead-lettered counts) and unregisters on `stop()`.
+   */
+  readonly status?: StatusRegistryLike;
 }
 
 export interface RelayStats {
@@ -103,6 +121,7 @@ const targetSchema = z.union(
 const schema = z.strictObject({
   deliver: targetSchema,
   batchSize: z.number().int().min(1).max(10_000).default(100),
+  perKey: z.number().int().min(1).max(1_000).default(1),
   concurrency: z.number().int().min(1).max(1_000).default(32),
   pollIntervalMs: z.number().int().min(1).max(3_600_000).default(500),
   leaseMs: z.number().int().min(100).max(86_400_000).default(30_000),
@@ -115,6 +134,16 @@ const schema = z.strictObject({
     })
     .default({ initialMs: 1_000, maxMs: 300_000 }),
   random: fn<() => number>('must be a function').optional(),
+  name: z.string().regex(STATUS_NAME, 'must be 1 to 200 letters, digits or _ . : @ / -').optional(),
+  status: z
+    .custom<StatusRegistryLike>(
+      (v) =>
+        typeof v === 'object' &&
+        v !== null &&
+        typeof (v as StatusRegistryLike).register === 'function',
+      'must be a status registry (createStatusRegistry())',
+    )
+    .optional(),
 });
 
 interface ClaimedRow {
@@ -135,8 +164,12 @@ interface RelayDeps {
   keepDelivered: boolean;
   logger: Logger;
   metrics: OutboxMetrics | undefined;
+  stats: () => Promise<OutboxStats>;
   options: RelayOptions;
 }
+
+/** How often a status snapshot may refresh the relay's view of the table. */
+const STATUS_REFRESH_MS = 1_000;
 
 const MAX_ERROR = 2_000;
 
@@ -144,6 +177,8 @@ export function createRelay(deps: RelayDeps): Relay {
   const o = parseOptions(schema, deps.options, 'outbox.relay');
   const { db, sql, logger, metrics } = deps;
   const id = `relay-${randomUUID()}`;
+  const name = o.name ?? id;
+  const settleSql = sql.settle(deps.keepDelivered);
   const random = o.random ?? Math.random;
   const { deliver, close: closeTarget } = toDeliverFn(
     o.deliver as DeliveryTarget,
@@ -155,8 +190,11 @@ export function createRelay(deps: RelayDeps): Relay {
   let errors = 0;
 
   const claim = async (): Promise<OutboxMessage[]> => {
-    const r = await db.query(sql.claim, [o.batchSize, o.leaseMs, id]);
-    return (r.rows as ClaimedRow[]).map((row) => {
+    const r = await db.query(sql.claim, [o.batchSize, o.leaseMs, id, o.perKey]);
+    const rows = r.rows as ClaimedRow[];
+    // RETURNING has no order: id order keeps each key's run in sequence.
+    if (o.perKey > 1) rows.sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
+    return rows.map((row) => {
       const stored =
         typeof row.headers === 'string'
           ? (JSON.parse(row.headers) as Record<string, string>)
@@ -184,89 +222,134 @@ export function createRelay(deps: RelayDeps): Relay {
     return d / 2 + random() * (d / 2);
   };
 
-  /** Delivers a batch with bounded concurrency; returns the seqs delivered. */
+  /**
+   * Delivers a batch: keys in parallel (at most `concurrency`), each key's messages in sequence;
+   * after a failure the rest of that key's run is handed back undelivered.
+   */
   const deliverBatch = async (batch: OutboxMessage[]) => {
     const done: string[] = [];
     const failures: { m: OutboxMessage; error: string }[] = [];
+    const released: string[] = [];
+    const runs = new Map<string, OutboxMessage[]>();
+    for (const m of batch) {
+      const run = runs.get(m.key);
+      if (run === undefined) runs.set(m.key, [m]);
+      else run.push(m);
+    }
+    const queue = [...runs.values()];
     let next = 0;
     const worker = async () => {
-      while (next < batch.length) {
-        const m = batch[next++] as OutboxMessage;
-        try {
-          await deliver(m);
-          done.push(m.seq);
-        } catch (err) {
-          failures.push({ m, error: describeThrown(err).slice(0, MAX_ERROR) });
+      while (next < queue.length) {
+        const run = queue[next++] as OutboxMessage[];
+        for (let i = 0; i < run.length; i++) {
+          const m = run[i] as OutboxMessage;
+          try {
+            await deliver(m);
+            done.push(m.seq);
+          } catch (err) {
+            failures.push({ m, error: describeThrown(err).slice(0, MAX_ERROR) });
+            for (const rest of run.slice(i + 1)) released.push(rest.seq);
+            break;
+          }
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(o.concurrency, batch.length) }, worker));
-    return { done, failures };
+    await Promise.all(Array.from({ length: Math.min(o.concurrency, queue.length) }, worker));
+    return { done, failures, released };
   };
 
+  /** Records a batch's outcome in one round trip, whatever it holds. */
   const settle = async (
     done: string[],
     failures: { m: OutboxMessage; error: string }[],
+    released: string[],
     batch: OutboxMessage[],
   ) => {
-    const topicOf = new Map(batch.map((m) => [m.seq, m.topic]));
-    if (done.length > 0) {
-      const r = await db.query(deps.keepDelivered ? sql.markDelivered : sql.deleteDelivered, [
-        `{${done.join(',')}}`,
-        id,
-      ]);
-      if (r.rows.length !== done.length) {
-        logger.warn(
-          { relay: id, lost: done.length - r.rows.length },
-          'outbox: some delivered messages were re-claimed after this relay’s lease ran out (they may be delivered again)',
-        );
-      }
-      counts.delivered += done.length;
-      if (metrics) for (const seq of done) metrics.delivered.inc({ topic: topicOf.get(seq) ?? '' });
+    const retry: { m: OutboxMessage; error: string; delay: number }[] = [];
+    const dead: { m: OutboxMessage; error: string }[] = [];
+    for (const f of failures) {
+      if (f.m.attempt >= o.maxAttempts) dead.push(f);
+      else retry.push({ ...f, delay: backoffMs(f.m.attempt) });
     }
-    for (const { m, error } of failures) {
+    const r = await db.query(settleSql, [
+      pgArray(done),
+      id,
+      pgArray(retry.map((f) => f.m.seq)),
+      pgArray(retry.map((f) => String(f.delay))),
+      retry.map((f) => f.error),
+      pgArray(dead.map((f) => f.m.seq)),
+      dead.map((f) => f.error),
+      pgArray(released),
+    ]);
+    const counted = r.rows[0] as { done: number; retried: number; dead: number; released: number };
+    if (
+      counted.done !== done.length ||
+      counted.retried + counted.dead !== failures.length ||
+      counted.released !== released.length
+    ) {
+      logger.warn(
+        {
+          relay: name,
+          lost:
+            done.length +
+            failures.length +
+            released.length -
+            counted.done -
+            counted.retried -
+            counted.dead -
+            counted.released,
+        },
+        'outbox: some messages were re-claimed after this relay’s lease ran out (they may be delivered again)',
+      );
+    }
+    if (done.length > 0) {
+      counts.delivered += done.length;
+      if (metrics) {
+        const topicOf = new Map(batch.map((m) => [m.seq, m.topic]));
+        for (const seq of done) metrics.delivered.inc({ topic: topicOf.get(seq) ?? '' });
+      }
+    }
+    for (const { m, error, delay } of retry) {
       counts.failed++;
       metrics?.failed.inc({ topic: m.topic });
-      if (m.attempt >= o.maxAttempts) {
-        await db.query(sql.deadLetter, [m.seq, id, error]);
-        counts.deadLettered++;
-        metrics?.deadLettered.inc({ topic: m.topic });
-        logger.error(
-          { relay: id, messageId: m.id, topic: m.topic, key: m.key, attempts: m.attempt, error },
-          'outbox: message dead-lettered; later messages of its key go on',
-        );
-      } else {
-        const delay = backoffMs(m.attempt);
-        await db.query(sql.retryLater, [m.seq, id, delay, error]);
-        logger.warn(
-          {
-            relay: id,
-            messageId: m.id,
-            topic: m.topic,
-            attempt: m.attempt,
-            retryInMs: Math.round(delay),
-            error,
-          },
-          'outbox: delivery failed; retrying later',
-        );
-      }
+      logger.warn(
+        {
+          relay: name,
+          messageId: m.id,
+          topic: m.topic,
+          attempt: m.attempt,
+          retryInMs: Math.round(delay),
+          error,
+        },
+        'outbox: delivery failed; retrying later',
+      );
+    }
+    for (const { m, error } of dead) {
+      counts.failed++;
+      counts.deadLettered++;
+      metrics?.failed.inc({ topic: m.topic });
+      metrics?.deadLettered.inc({ topic: m.topic });
+      logger.error(
+        { relay: name, messageId: m.id, topic: m.topic, key: m.key, attempts: m.attempt, error },
+        'outbox: message dead-lettered; later messages of its key go on',
+      );
     }
   };
 
   /** Delivers a claimed batch, then records the outcome (retrying the bookkeeping a few times). */
   const runBatch = async (batch: OutboxMessage[]) => {
     counts.batches++;
-    const { done, failures } = await deliverBatch(batch);
+    const { done, failures, released } = await deliverBatch(batch);
     for (let attempt = 0; ; attempt++) {
       try {
-        await settle(done, failures, batch);
+        await settle(done, failures, released, batch);
         return;
       } catch (err) {
         // The database went away after delivery: the messages stay claimed until the lease
         // runs out, then are delivered again (the receiver's idempotency absorbs that).
         if (attempt >= 3 || stopper.signal.aborted) {
           logger.error(
-            { relay: id, err: describeThrown(err) },
+            { relay: name, err: describeThrown(err) },
             'outbox: recording deliveries failed; the messages will be delivered again after the lease',
           );
           return;
@@ -291,7 +374,7 @@ export function createRelay(deps: RelayDeps): Relay {
       } catch (err) {
         errors++;
         logger.warn(
-          { relay: id, err: describeThrown(err) },
+          { relay: name, err: describeThrown(err) },
           'outbox: claiming messages failed; retrying',
         );
         await pause(Math.min(o.pollIntervalMs * 2 ** Math.min(errors, 6), 10_000));
@@ -325,9 +408,42 @@ export function createRelay(deps: RelayDeps): Relay {
     }
   };
 
+  const unlistLag = metrics?.addRelay(name);
+  let seen: { at: number; stats?: OutboxStats; refreshing?: boolean } = { at: 0 };
+  const refresh = () => {
+    if (seen.refreshing || Date.now() - seen.at < STATUS_REFRESH_MS) return;
+    seen = { ...seen, refreshing: true };
+    deps.stats().then(
+      (stats) => {
+        seen = { at: Date.now(), stats };
+      },
+      () => {
+        seen = { ...seen, at: Date.now(), refreshing: false };
+      },
+    );
+  };
+  const unregister = o.status?.register(name, {
+    kind: 'relay',
+    snapshot: () => {
+      // The table is read in the background, at most once a second: a snapshot stays cheap.
+      refresh();
+      return {
+        id,
+        running: !stopper.signal.aborted,
+        pending: seen.stats?.pending ?? null,
+        oldestPendingMs: seen.stats === undefined ? null : Math.round(seen.stats.oldestPendingMs),
+        deadLetteredTotal: seen.stats?.deadLettered ?? null,
+        statsAt: seen.stats === undefined ? null : seen.at,
+        ...counts,
+        batchSize: o.batchSize,
+        concurrency: o.concurrency,
+      };
+    },
+  });
+
   const running = loop().catch((err: unknown) => {
     logger.error(
-      { relay: id, err: describeThrown(err) },
+      { relay: name, err: describeThrown(err) },
       'outbox: the relay stopped on an unexpected error',
     );
   });
@@ -338,6 +454,8 @@ export function createRelay(deps: RelayDeps): Relay {
     stop() {
       stopping ??= (async () => {
         stopper.abort();
+        unregister?.();
+        unlistLag?.();
         await running;
         const w = idleWaiters;
         idleWaiters = [];
@@ -398,4 +516,9 @@ function toDeliverFn(
       client.post({ params: {}, body: m.payload, headers: { ...fixed, ...m.headers } }),
     close: () => client.close(),
   };
+}
+
+/** A Postgres array literal of plain numbers (ids, delays): the same on `pg` and PGlite. */
+function pgArray(values: readonly string[]): string {
+  return `{${values.join(',')}}`;
 }

@@ -66,6 +66,9 @@ export function pgliteDb() {
     async make(): Promise<Db> {
       db ??= new PGlite();
       const lite = db;
+      // PGlite starts in the background, in long synchronous steps: waiting here keeps that out
+      // of the first test that happens to run meanwhile (the Postgres suite's timers).
+      await lite.waitReady;
       return { name: 'pglite', db: lite, tx: (fn) => lite.transaction((t) => fn(t)) };
     },
     async teardown() {

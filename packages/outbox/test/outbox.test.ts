@@ -129,7 +129,8 @@ describe.each(kits.map((k) => [k.name, k] as const))('outbox on %s', (_name, kit
       fc.asyncProperty(
         fc.array(fc.constantFrom('a', 'b', 'c', 'd', 'e'), { minLength: 15, maxLength: 40 }),
         fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 8, maxLength: 8 }),
-        async (keys, delays) => {
+        fc.integer({ min: 1, max: 4 }),
+        async (keys, delays, perKey) => {
           const t = table();
           const outbox = createOutbox({ db: d.db, table: t, topics });
           await outbox.migrate();
@@ -148,7 +149,7 @@ describe.each(kits.map((k) => [k.name, k] as const))('outbox on %s', (_name, kit
             seen.push({ key: m.key, n: (m.payload as { n: number }).n });
           };
           const relays = [0, 1, 2].map(() =>
-            outbox.relay({ pollIntervalMs: 5, batchSize: 3, deliver }),
+            outbox.relay({ pollIntervalMs: 5, batchSize: 3, perKey, deliver }),
           );
           await until(() => seen.length >= keys.length);
           await Promise.all(relays.map((r) => r.stop()));
@@ -208,6 +209,41 @@ describe.each(kits.map((k) => [k.name, k] as const))('outbox on %s', (_name, kit
     expect(await outbox.requeue(bad.id)).toBe(true);
     expect((await outbox.stats()).pending).toBe(1);
     metrics.close();
+  });
+
+  it('perKey: the run of a key is delivered in sequence; a failure hands the rest back without counting an attempt', async () => {
+    const t = table();
+    const outbox = createOutbox({ db: d.db, table: t, topics });
+    await outbox.migrate();
+    await d.tx(async (tx) => {
+      for (let n = 1; n <= 4; n++)
+        await outbox.enqueue(tx, { topic: 'tick', key: 'k', payload: { n } });
+      await outbox.enqueue(tx, { topic: 'tick', key: 'other', payload: { n: 9 } });
+    });
+    const calls: string[] = [];
+    let failed = false;
+    const relay = outbox.relay({
+      perKey: 4,
+      batchSize: 10,
+      pollIntervalMs: 5,
+      backoff: { initialMs: 0, maxMs: 0 },
+      deliver: async (m) => {
+        const { n } = m.payload as { n: number };
+        calls.push(`${n}#${m.attempt}`);
+        if (n === 2 && !failed) {
+          failed = true;
+          throw new Error('once');
+        }
+      },
+    });
+    await until(() => relay.stats().delivered === 5);
+    await relay.stop();
+    const ofK = calls.filter((c) => !c.startsWith('9#'));
+    // 3 and 4 were claimed with the run, handed back, and delivered on their first attempt.
+    expect(ofK).toEqual(['1#1', '2#1', '2#2', '3#1', '4#1']);
+    expect(calls).toContain('9#1');
+    expect(relay.stats()).toMatchObject({ delivered: 5, failed: 1, deadLettered: 0 });
+    expect(await count(d, t)).toBe(0);
   });
 
   it('a receiver that answers 500 then 200: each message delivered once, applied once', async () => {

@@ -1,4 +1,10 @@
-import { AbortedError, ConnectError, ShedError, TimeoutError } from '@trellis/core';
+import {
+  AbortedError,
+  ConnectError,
+  createStatusRegistry,
+  ShedError,
+  TimeoutError,
+} from '@trellis/core';
 import { fromOpossum } from '@trellis/resilience/opossum';
 import CircuitBreaker from 'opossum';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -103,5 +109,37 @@ describe('fromOpossum (the real opossum 9)', () => {
     expect(err).toBeInstanceOf(CircuitOpenError);
     expect(calls).toBe(0);
     breaker.close();
+  });
+
+  it('registers as kind breaker with { name, status }: state, events, isolate -> open(), reset -> close()', async () => {
+    const status = createStatusRegistry();
+    const events: string[] = [];
+    status.onEvent((e) => events.push(`${e.source}:${e.message}`));
+    const policy = fromOpossum(
+      { errorThresholdPercentage: 50, volumeThreshold: 1, resetTimeout: 60_000, timeout: false },
+      { name: 'inventory', status },
+    );
+    const entry = () => status.snapshot().components.find((c) => c.name === 'inventory');
+    expect(entry()).toMatchObject({ kind: 'breaker', state: 'closed', failures: 0 });
+    await policy.execute(down).catch(() => {});
+    expect(entry()).toMatchObject({ state: 'open', failures: 1 });
+    const source = status.get('inventory', 'breaker');
+    source?.reset?.();
+    expect(policy.state).toBe('closed');
+    source?.isolate?.();
+    expect(policy.state).toBe('open');
+    await expect(policy.execute(async () => 'ok')).rejects.toBeInstanceOf(CircuitOpenError);
+    source?.reset?.();
+    expect(entry()).toMatchObject({ state: 'closed' });
+    expect(events).toEqual([
+      'inventory:closed -> open (failure-rate)',
+      'inventory:open -> closed',
+      'inventory:closed -> open (failure-rate)',
+      'inventory:open -> closed',
+    ]);
+    policy.close();
+    expect(status.names()).not.toContain('inventory');
+    expect(() => fromOpossum({}, { status: {} as never })).toThrow(/status/);
+    status.close();
   });
 });

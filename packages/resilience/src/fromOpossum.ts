@@ -14,6 +14,8 @@ import {
   type Policy,
   type PolicyContext,
   parseOptions,
+  type StatusRegistrable,
+  statusField,
   TimeoutError,
 } from '@trellis/core';
 import CircuitBreaker from 'opossum';
@@ -21,6 +23,7 @@ import { z } from 'zod';
 import { abortedError, CallContext, type Task, toContext } from './CallContext.js';
 import type { CircuitState, StateChangeEvent } from './circuitBreaker.js';
 import { BulkheadRejectedError, CircuitOpenError } from './errors.js';
+import { breakerEvent } from './statusSources.js';
 
 /** The action every breaker given to `fromOpossum` must be built with: it runs what it is given. */
 export type Trampoline = (fn: Task<unknown>, ctx: PolicyContext) => Promise<unknown>;
@@ -43,6 +46,11 @@ const breakerSchema = methodsField<TrampolineBreaker>(['fire'], 'an opossum Circ
 
 const optionsSchema = z.looseObject({}).refine((o) => !('fire' in o), 'is not a breaker');
 
+const registrationSchema = z.strictObject({
+  name: z.string().min(1).max(200).optional(),
+  status: statusField.optional(),
+});
+
 /**
  * Turns opossum into a Trellis `Policy`. opossum only ever runs the action a breaker was built
  * with, so a breaker has to be a trampoline that runs the function it is fired with:
@@ -55,6 +63,12 @@ const optionsSchema = z.looseObject({}).refine((o) => !('fire' in o), 'is not a 
  * - `fromOpossum(breaker)` takes a breaker you built as
  *   `new CircuitBreaker((fn, ctx) => fn(ctx), options)` (and still own). A breaker built around
  *   some other action cannot work: it would run that action, not the call.
+ *
+ * With a status registry (`fromOpossum(breakerOrOptions, { name, status })`)
+ * it registers as kind `breaker` under `name` (default `breaker`): its state and opossum's
+ * counts, state changes as events, `isolate` mapped to opossum's `open()` and `reset` to its
+ * `close()`. opossum tries a half-open call `resetTimeout` after `open()`, so an isolation lasts
+ * until then, not until `reset()` as with `circuitBreaker()`. `close()` unregisters it.
  *
  * opossum's rejections become Trellis errors: open -> `CircuitOpenError` (with `retryAfterMs`
  * from `resetTimeout`), `timeout` -> core `TimeoutError` (the call's signal aborts), a full
@@ -72,9 +86,12 @@ const optionsSchema = z.looseObject({}).refine((o) => !('fire' in o), 'is not a 
  */
 export function fromOpossum(
   breakerOrOptions: TrampolineBreaker | CircuitBreaker.Options = {},
+  registration: StatusRegistrable = {},
 ): OpossumPolicy {
   let breaker: TrampolineBreaker;
   let owned = false;
+  const reg = parseOptions(registrationSchema, registration, 'fromOpossum registration');
+  const { name, status } = reg;
   if (breakerSchema.safeParse(breakerOrOptions).success) {
     breaker = breakerOrOptions as TrampolineBreaker;
   } else {
@@ -90,7 +107,28 @@ export function fromOpossum(
     }) as TrampolineBreaker;
     owned = true;
   }
-  return new OpossumAdapter(breaker, owned);
+  const adapter = new OpossumAdapter(breaker, owned);
+  if (status !== undefined) {
+    const unregister = status.register(name ?? 'breaker', {
+      kind: 'breaker',
+      snapshot: () => {
+        const st = breaker.stats;
+        return {
+          state: adapter.state,
+          opossum: true,
+          failures: st.failures,
+          successes: st.successes,
+          rejects: st.rejects,
+          timeouts: st.timeouts,
+        };
+      },
+      events: (listener) => adapter.onStateChange((e) => listener(breakerEvent(e))),
+      isolate: () => breaker.open(),
+      reset: () => breaker.close(),
+    });
+    adapter.onClose(unregister);
+  }
+  return adapter;
 }
 
 const stateOf = (b: TrampolineBreaker): CircuitState =>
@@ -190,7 +228,15 @@ class OpossumAdapter implements OpossumPolicy {
     return err;
   }
 
+  #onClose: (() => void)[] = [];
+
+  /** Runs `fn` on `close()` (the status registration). */
+  onClose(fn: () => void): void {
+    this.#onClose.push(fn);
+  }
+
   close(): void {
+    for (const fn of this.#onClose.splice(0)) fn();
     this.#off();
     this.#emitter.clear();
     if (this.#owned) this.breaker.shutdown();

@@ -4,6 +4,7 @@ import {
   type Clock,
   ConfigError,
   ConnectError,
+  createStatusRegistry,
   HttpError,
   runWithDeadline,
   TimeoutError,
@@ -227,6 +228,32 @@ describe('adaptiveLimit', () => {
       expect(err, JSON.stringify(options)).toBeInstanceOf(ConfigError);
       expect((err as Error).message, JSON.stringify(options)).toContain(field);
     }
+  });
+
+  it('registers with a status registry as kind adaptiveLimit (in flight against the limit) until close()', async () => {
+    const status = createStatusRegistry();
+    const limit = adaptiveLimit({ algorithm: 'aimd', initial: 2, queue: 1, name: 'api', status });
+    const entry = () => status.snapshot().components.find((c) => c.name === 'api');
+    expect(entry()).toMatchObject({
+      kind: 'adaptiveLimit',
+      inflight: 0,
+      limit: 2,
+      queued: 0,
+      maxQueue: 1,
+    });
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const calls = [limit.execute(() => held), limit.execute(() => held), limit.execute(() => held)];
+    expect(entry()).toMatchObject({ inflight: 2, limit: 2, queued: 1, algorithm: 'aimd' });
+    release();
+    await Promise.all(calls);
+    expect(entry()).toMatchObject({ inflight: 0, queued: 0 });
+    limit.close();
+    expect(status.names()).not.toContain('api');
+    expect(() => adaptiveLimit({ status: {} as never })).toThrow(/status/);
+    status.close();
   });
 
   it('publishes its limit, in-flight, rejections and RTT as Prometheus metrics', async () => {

@@ -14,6 +14,8 @@ import {
   type Policy,
   parseOptions,
   remainingMs,
+  type StatusRegistryLike,
+  statusField,
   systemClock,
   TimeoutError,
 } from '@trellis/core';
@@ -59,6 +61,13 @@ export interface AdaptiveLimitOptions {
    */
   window?: WindowOptions | boolean;
   clock?: Clock;
+  /** The name it registers under in `status` (default `adaptiveLimit`). */
+  name?: string;
+  /**
+   * A status registry (`createStatusRegistry()`): the limit registers as kind `adaptiveLimit`
+   * (in flight against the limit, queued against the queue) until `close()`.
+   */
+  status?: StatusRegistryLike;
 }
 
 export interface LimitExecuteOptions extends ExecuteOptions {
@@ -129,6 +138,8 @@ const schema = z
       ])
       .optional(),
     clock: clockField().optional(),
+    name: z.string().min(1).max(200).optional(),
+    status: statusField.optional(),
   })
   .superRefine((o, ctx) => {
     const d = bounds(o.algorithm);
@@ -246,6 +257,7 @@ export class AdaptiveLimitPolicy implements Policy, AdmissionLimiter {
   #onLimitChange: Emitter<LimitChangeEvent> | undefined;
   #onReject: Emitter<LimitRejectEvent> | undefined;
   #onSample: Emitter<LimitSampleEvent> | undefined;
+  #unregister: (() => void) | undefined;
 
   constructor(options: AdaptiveLimitOptions = {}) {
     const o = parseOptions(schema, options, 'adaptiveLimit');
@@ -274,6 +286,25 @@ export class AdaptiveLimitPolicy implements Policy, AdmissionLimiter {
         ]),
       );
     }
+    this.#unregister = o.status?.register(o.name ?? 'adaptiveLimit', {
+      kind: 'adaptiveLimit',
+      snapshot: () => ({
+        algorithm: this.algorithm,
+        inflight: this.#inFlight,
+        limit: this.#limit,
+        queued: this.#queue.length,
+        maxQueue: this.queueLimit,
+        min: this.min,
+        max: this.max,
+        rttMs: this.#rttMs,
+      }),
+    });
+  }
+
+  /** Unregisters it from its status registry; the limit itself keeps working. */
+  close(): void {
+    this.#unregister?.();
+    this.#unregister = undefined;
   }
 
   /** The number of calls allowed at once now (an integer from `min` to `max`). */
