@@ -239,7 +239,10 @@ describe.each(kits.flatMap((k) => flavours.map((f) => [`${k.name} store, ${f}`, 
       expect(a.runs()).toBe(2);
     });
 
-    it.runIf(kit.name === 'postgres' || kit.name === 'pglite')(
+    // Only the SQL stores can write the record in the handler's own transaction: the test is
+    // defined for them alone (not skipped for the others).
+    const sqlStore = kit.name === 'postgres' || kit.name === 'pglite';
+    (sqlStore ? it : () => undefined)(
       'records the answer in the handler’s own transaction: the order and the record commit together',
       async () => {
         const a = await start();
