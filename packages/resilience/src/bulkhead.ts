@@ -1,7 +1,5 @@
 import {
   type Clock,
-  type ClockTimer,
-  clampDelay,
   clockField,
   Emitter,
   type Event,
@@ -21,6 +19,7 @@ import { abortedError, type BaseContext, type Task, toContext } from './CallCont
 import { BulkheadRejectedError } from './errors.js';
 import { instrument } from './instrument.js';
 import { bulkheadSource } from './statusSources.js';
+import { WaitQueue } from './WaitQueue.js';
 
 const schema = z.strictObject({
   limit: z.number().int().min(1),
@@ -47,11 +46,7 @@ export interface BulkheadRejectEvent {
   readonly queued: number;
 }
 
-interface Waiter {
-  run: () => void;
-  fail: (err: unknown) => void;
-  done: boolean;
-}
+const noop = () => undefined;
 
 /**
  * Limits concurrency: at most `limit` calls run, up to `queue` more wait in FIFO order, the
@@ -77,7 +72,7 @@ export class BulkheadPolicy implements Policy {
   readonly queueLimit: number;
   readonly #clock: Clock;
   #running = 0;
-  #queue: Waiter[] = [];
+  readonly #queue: WaitQueue;
   #onReject: Emitter<BulkheadRejectEvent> | undefined;
 
   constructor(options: BulkheadOptions) {
@@ -85,6 +80,7 @@ export class BulkheadPolicy implements Policy {
     this.limit = o.limit;
     this.queueLimit = o.queue;
     this.#clock = o.clock ?? systemClock;
+    this.#queue = new WaitQueue(this.#clock);
     this.#unregister = o.status?.register(o.name ?? 'bulkhead', bulkheadSource(this));
   }
 
@@ -140,51 +136,7 @@ export class BulkheadPolicy implements Policy {
         new TimeoutError('deadline passed before a bulkhead slot', { timeoutMs: 0 }),
       );
     }
-    return new Promise<void>((resolve, reject) => {
-      let timer: ClockTimer | undefined;
-      const cleanup = () => {
-        waiter.done = true;
-        signal.removeEventListener('abort', onAbort);
-        if (timer !== undefined) this.#clock.clearTimeout(timer);
-        const i = this.#queue.indexOf(waiter);
-        if (i !== -1) this.#queue.splice(i, 1);
-      };
-      const onAbort = () => waiter.fail(abortedError(signal));
-      const waiter: Waiter = {
-        done: false,
-        run: () => {
-          cleanup();
-          resolve();
-        },
-        fail: (err) => {
-          if (waiter.done) return;
-          cleanup();
-          reject(err);
-        },
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      if (left !== undefined) {
-        // The deadline may come from the wire (x-trellis-deadline-ms): a timer holds at most
-        // 2^31-1 ms, so arm for what it can hold and check again when it fires.
-        const clock = this.#clock;
-        const deadlineAt = clock.now() + left;
-        const arm = (ms: number) => {
-          timer = clock.setTimeout(() => {
-            const rest = deadlineAt - clock.now();
-            if (rest > 0) arm(rest);
-            else {
-              waiter.fail(
-                new TimeoutError('deadline passed while queued in the bulkhead', {
-                  timeoutMs: left,
-                }),
-              );
-            }
-          }, clampDelay(ms));
-        };
-        arm(left);
-      }
-      this.#queue.push(waiter);
-    });
+    return this.#queue.wait(signal, undefined, left, noop, 'in the bulkhead');
   }
 
   #release(): void {

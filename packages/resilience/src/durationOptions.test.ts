@@ -14,6 +14,7 @@ import {
 import { createTestClock } from '@trellis/core/testing';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { adaptiveLimit } from './adaptiveLimit/adaptiveLimit.js';
 import { bulkhead } from './bulkhead.js';
 import { circuitBreaker } from './circuitBreaker.js';
 import { hedge } from './hedge.js';
@@ -154,6 +155,35 @@ describe('timers see only delays a timer can hold', () => {
     await second;
     expect(queued).toBe('ran');
     expect(test.pendingTimers).toBe(0);
+  });
+
+  it('a caller deadline past 2^31-1 ms does not fail calls queued for an adaptive limit either (one WaitQueue)', async () => {
+    const test = createTestClock();
+    const clock = recordingClock(test);
+    const limit = adaptiveLimit({ algorithm: 'aimd', initial: 1, min: 1, max: 1, queue: 1, clock });
+    let release!: () => void;
+    const first = limit.execute(() => new Promise<void>((r) => (release = r)));
+    let queued: 'waiting' | 'ran' | unknown = 'waiting';
+    const second = runWithDeadline(
+      9_999_999_999,
+      () =>
+        limit.execute(async () => {
+          queued = 'ran';
+        }),
+      test,
+    ).catch((err: unknown) => {
+      queued = err;
+    });
+    await test.advance(1);
+    expect(queued).toBe('waiting');
+    await test.advance(MAX_DELAY_MS);
+    expect(queued).toBe('waiting');
+    expect(clock.delays.every((d) => d <= MAX_DELAY_MS)).toBe(true);
+    release();
+    await first;
+    await second;
+    expect(queued).toBe('ran');
+    limit.close();
   });
 
   it('a queued bulkhead call still times out at its (long) deadline', async () => {

@@ -2,7 +2,6 @@ import {
   type AdmissionLimiter,
   type AdmissionPermit,
   type Clock,
-  type ClockTimer,
   classifyFault,
   clockField,
   durationMs,
@@ -23,6 +22,7 @@ import { z } from 'zod';
 import { abortedError, type BaseContext, type Task, toContext } from '../CallContext.js';
 
 import { LimitExceededError } from '../errors.js';
+import { type Waiter, WaitQueue } from '../WaitQueue.js';
 import { Aimd, type AimdOptions, aimdDefaults } from './aimd.js';
 import { Gradient2, type Gradient2Options, gradient2Defaults } from './gradient2.js';
 import type { LimitAlgorithm } from './LimitAlgorithm.js';
@@ -194,13 +194,6 @@ export const limitDefaults = {
   aimd: { ...bounds('aimd'), ...aimdDefaults },
 } as const;
 
-interface Waiter {
-  partition: string | undefined;
-  run: () => void;
-  fail: (err: unknown) => void;
-  done: boolean;
-}
-
 interface PartitionState {
   readonly share: number;
   inFlight: number;
@@ -253,7 +246,7 @@ export class AdaptiveLimitPolicy implements Policy, AdmissionLimiter {
   #limit: number;
   #inFlight = 0;
   #rttMs = 0;
-  #queue: Waiter[] = [];
+  readonly #queue: WaitQueue<string | undefined>;
   #onLimitChange: Emitter<LimitChangeEvent> | undefined;
   #onReject: Emitter<LimitRejectEvent> | undefined;
   #onSample: Emitter<LimitSampleEvent> | undefined;
@@ -268,6 +261,7 @@ export class AdaptiveLimitPolicy implements Policy, AdmissionLimiter {
     const initial = o.initial ?? clampInt(d.initial, this.min, this.max);
     this.queueLimit = o.queue;
     this.#clock = o.clock ?? systemClock;
+    this.#queue = new WaitQueue(this.#clock);
     const algo =
       o.algorithm === 'vegas'
         ? new Vegas(initial, this.min, this.max, stripUndefined(o.vegas))
@@ -430,43 +424,13 @@ export class AdaptiveLimitPolicy implements Policy, AdmissionLimiter {
         new TimeoutError('deadline passed before a limit slot', { timeoutMs: 0 }),
       );
     }
-    return new Promise<Permit>((resolve, reject) => {
-      let timer: ClockTimer | undefined;
-      const cleanup = () => {
-        waiter.done = true;
-        signal.removeEventListener('abort', onAbort);
-        if (timer !== undefined) this.#clock.clearTimeout(timer);
-        const i = this.#queue.indexOf(waiter);
-        if (i !== -1) this.#queue.splice(i, 1);
-      };
-      const onAbort = () => waiter.fail(abortedError(signal));
-      const waiter: Waiter = {
-        partition,
-        done: false,
-        run: () => {
-          cleanup();
-          resolve(this.#take(partition));
-        },
-        fail: (err) => {
-          if (waiter.done) return;
-          cleanup();
-          reject(err);
-        },
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      if (left !== undefined) {
-        timer = this.#clock.setTimeout(
-          () =>
-            waiter.fail(
-              new TimeoutError('deadline passed while queued for the adaptive limit', {
-                timeoutMs: left,
-              }),
-            ),
-          left,
-        );
-      }
-      this.#queue.push(waiter);
-    });
+    return this.#queue.wait(
+      signal,
+      partition,
+      left,
+      () => this.#take(partition),
+      'for the adaptive limit',
+    );
   }
 
   /** @internal Called by a permit. */
@@ -493,9 +457,9 @@ export class AdaptiveLimitPolicy implements Policy, AdmissionLimiter {
 
   #drain(): void {
     for (let i = 0; i < this.#queue.length; ) {
-      const w = this.#queue[i] as Waiter;
+      const w = this.#queue.at(i) as Waiter<string | undefined>;
       if (this.#inFlight >= this.#limit) return;
-      if (this.#canAdmit(w.partition)) w.run();
+      if (this.#canAdmit(w.key)) w.run();
       else i++;
     }
   }
