@@ -50,6 +50,8 @@ switch (kind) {
     const gateway = createGateway({
       routes: [{ name: 'api', path: '/api', upstream: { urls: [upstream] } }],
       limits: { keepAliveTimeoutMs: 60_000 },
+      // An ephemeral admin listener: the default 9901 may be taken by another gateway.
+      admin: { port: 0 },
     });
     await gateway.listen(port, '127.0.0.1');
     ready();

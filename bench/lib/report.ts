@@ -39,6 +39,7 @@ export const benchEntries: Readonly<Record<string, string>> = {
   server: 'server/main.ts',
   'server-instructions': 'server/instructions.ts',
   gateway: 'gateway/main.ts',
+  'gateway-instructions': 'gateway/instructions.ts',
 };
 
 /** `bench/<folder>/<entry>.ts` of an area (a result area such as `server-v24` -> its base). */

@@ -29,6 +29,15 @@ type ResponseHook = (status: number, headers: Record<string, string | string[]>)
 /** Status recorded when the client went away before the response finished. */
 export const CLIENT_CLOSED = 499;
 
+/** The context a plain request's response belongs to (set by `watchClose`). */
+const CONTEXT = Symbol('trellis.gateway.context');
+type WatchedResponse = ServerResponse & { [CONTEXT]?: RequestContext };
+
+/** The one `close` listener of every proxied response: no closure per request. */
+function onResponseClose(this: WatchedResponse): void {
+  this[CONTEXT]?.clientClosed();
+}
+
 export class RequestContext implements GatewayRequestContext {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
@@ -137,20 +146,26 @@ export class RequestContext implements GatewayRequestContext {
     replyError(this, error, headers);
   }
 
+  /** Listens for the client closing the connection of a plain request (until `finish()`). */
+  watchClose(): void {
+    (this.res as WatchedResponse)[CONTEXT] = this;
+    this.res.on('close', onResponseClose);
+  }
+
   /** Client connection closed: tell the terminal, or end the request here. */
-  readonly onClose = (): void => {
+  clientClosed(): void {
     if (this.res.writableFinished || this.#done) return;
     this.clientGone = true;
     const terminal = this.terminal;
     if (terminal !== undefined) terminal.onClientGone();
     else this.finish(CLIENT_CLOSED);
-  };
+  }
 
   /** Ends a request that is not proxied nor recorded (health endpoints). */
   release(): void {
     if (this.#done) return;
     this.#done = true;
-    this.res.off('close', this.onClose);
+    this.res.off('close', onResponseClose);
     this.gen.leave();
   }
 
@@ -159,7 +174,7 @@ export class RequestContext implements GatewayRequestContext {
     if (this.#done) return;
     this.#done = true;
     this.status = status;
-    this.res.off('close', this.onClose);
+    this.res.off('close', onResponseClose);
     const state = this.#state;
     if (state !== undefined) {
       if (this.upstream !== undefined) state.upstream = this.upstream;

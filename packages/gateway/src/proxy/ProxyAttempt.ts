@@ -158,10 +158,16 @@ export class ProxyAttempt implements Dispatcher.DispatchHandler {
     if (statusCode === 204 || statusCode === 304 || ctx.req.method === 'HEAD') {
       this.#bodiless = true;
       res.end();
+      return;
     }
+    const cl = headers['content-length'];
+    this.#remaining = typeof cl === 'string' ? Number(cl) : -1;
   }
 
+  /** No body may follow (HEAD, 204, 304), or the whole body was already written. */
   #bodiless = false;
+  /** Body bytes the upstream's `Content-Length` still announces (-1: not known). */
+  #remaining = -1;
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#bodiless) return;
@@ -172,6 +178,14 @@ export class ProxyAttempt implements Dispatcher.DispatchHandler {
       return;
     }
     ctx.bytesOut += chunk.length;
+    if (chunk.length === this.#remaining) {
+      // The chunk completes the announced body (a small response arrives in one piece): one
+      // `end(chunk)` sends headers and body in one write, without `write`'s cork tick.
+      this.#bodiless = true;
+      res.end(chunk);
+      return;
+    }
+    if (this.#remaining > 0) this.#remaining -= chunk.length;
     if (res.write(chunk)) return;
     controller.pause();
     // Created on the first backpressure only (most responses never need it).

@@ -258,10 +258,12 @@ class ProxyTerminal implements AttemptListener {
     ctx.upstream = target.origin;
     const timeouts = route.config.timeouts;
     const pool: Pool = this.#gen.pool(target, route);
-    // Asked before dispatching: the dispatch itself takes the free connection.
-    const busy = pool.stats.free === 0;
+    // `dispatch` answers false when the pool has no free connection left after this request
+    // (it was queued, or took the last one). Not `pool.stats.free`: that builds a stats object
+    // walking every connection of the pool five times, per request.
+    let busy: boolean;
     try {
-      pool.dispatch(
+      busy = !pool.dispatch(
         {
           origin: target.origin,
           path: target.basePath + route.upstreamPath(ctx.path, ctx.rest, ctx.params) + ctx.search,
@@ -291,8 +293,8 @@ class ProxyTerminal implements AttemptListener {
       }, ms);
     }
     // Every connection busy: bound the time queued for one (not an upstream fault). undici
-    // starts the request a tick later even on a free connection, so the pool was asked first:
-    // no timer per request while a connection is free.
+    // starts the request a tick later even on a free connection, so `sent` cannot tell; the
+    // pool's answer can: no timer per request while a connection is free.
     if (busy && !call.sent && this.#call === call) {
       this.#queueTimer = rt.clock.setTimeout(() => {
         this.#queueTimer = undefined;

@@ -16,8 +16,8 @@ export function handleRequest(
 ): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const ctx = createContext(rt, rt.current, req, res);
-    // `on`, not `once` (no wrapper per request): `finish()` removes it.
-    res.on('close', ctx.onClose);
+    // One shared listener (no closure or `once` wrapper per request): `finish()` removes it.
+    ctx.watchClose();
     if (rt.closing) {
       replyError(ctx, new ShutdownError('gateway: shutting down'), { 'retry-after': '1' });
       return;

@@ -57,7 +57,7 @@ export function handleUpgrade(
     rt.upgradeSockets.add(socket);
     socket.once('close', () => rt.upgradeSockets.delete(socket));
     const ctx = createContext(rt, rt.current, req, res, { socket, head });
-    socket.once('close', ctx.onClose);
+    socket.once('close', () => ctx.clientClosed());
     const route = routeRequest(ctx);
     if (route === undefined) return;
     if (!route.config.websocket) {
