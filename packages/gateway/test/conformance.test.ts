@@ -5,7 +5,7 @@
  */
 import { once } from 'node:events';
 import { createServer, request } from 'node:http';
-import { type AddressInfo, createServer as createTcpServer } from 'node:net';
+import { type AddressInfo, connect, createServer as createTcpServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { rawRequest, startGateway, startUpstream, statusOf, type Upstream } from './helpers.js';
 
@@ -136,6 +136,39 @@ describe('request line and Host (RFC 9112 §3.2, RFC 3986)', () => {
     expect(bodyOf(raw)).toMatchObject({ status: 400, code });
     expect(up.seen).toHaveLength(0);
   });
+
+  it.each([
+    [
+      'HTTP/1.0 listing keep-alive and close',
+      'HTTP/1.0',
+      'Connection: keep-alive, x-secret\r\nX-Secret: 1\r\nConnection: close',
+    ],
+    [
+      'HTTP/1.0 with close and keep-alive in one header',
+      'HTTP/1.0',
+      'Connection: Keep-Alive, CLOSE',
+    ],
+    ['HTTP/1.1 with close among other options', 'HTTP/1.1', 'Connection: x-a, close'],
+  ])(
+    'closes the connection after the answer for %s (RFC 9112 §9.3)',
+    async (_name, version, headers) => {
+      const up = await upstream();
+      const g = await gatewayFor(up);
+      const socket = connect(g.port, '127.0.0.1');
+      socket.on('error', () => {});
+      await once(socket, 'connect');
+      let text = '';
+      socket.on('data', (c: Buffer) => {
+        text += c.toString('latin1');
+      });
+      socket.write(`GET /api/x ${version}\r\nHost: gw\r\n${headers}\r\n\r\n`);
+      // The gateway must end the connection itself; the test waits for that, with no timer.
+      await once(socket, 'close');
+      expect(statusOf(text)).toBe(200);
+      expect(text).toMatch(/\r\nconnection: close\r\n/i);
+      expect(up.seen[0]?.headers['x-secret']).toBeUndefined();
+    },
+  );
 
   it('forwards percent-encoded reserved characters as the client encoded them (§6.2.2.2)', async () => {
     const up = await upstream();

@@ -15,6 +15,11 @@ export function handleRequest(
   rt: GatewayRuntime,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
+    // RFC 9112 §9.3: a `close` connection option ends the connection after this response,
+    // whatever else the header lists (Node keeps an HTTP/1.0 connection open when `keep-alive`
+    // is listed too).
+    const connection = req.headers.connection;
+    if (connection !== undefined && hasCloseOption(connection)) res.shouldKeepAlive = false;
     const ctx = createContext(rt, rt.current, req, res);
     // One shared listener (no closure or `once` wrapper per request): `finish()` removes it.
     ctx.watchClose();
@@ -62,4 +67,13 @@ function failed(rt: GatewayRuntime, ctx: RequestContext, err: unknown): void {
   }
   if (ctx.done) return;
   replyError(ctx, err instanceof TrellisError ? err : internal(err));
+}
+
+/** True when a `Connection` header value lists the `close` option (case-insensitive). */
+export function hasCloseOption(value: string): boolean {
+  if (value.length < 5) return false;
+  for (const token of value.split(',')) {
+    if (token.trim().toLowerCase() === 'close') return true;
+  }
+  return false;
 }
