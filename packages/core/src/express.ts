@@ -19,7 +19,7 @@ import {
   type RequestObserver,
 } from './server/createRequestObserver.js';
 import { mountPattern, routerStackOf } from './server/mountPattern.js';
-import { createShedder, writeShed } from './server/shed/createShedder.js';
+import { createShedder, trustedShed, writeShed } from './server/shed/createShedder.js';
 
 export type { Handler, HandlerInput, HandlerResult, Handlers } from './server/serve/Handlers.js';
 export {
@@ -228,7 +228,7 @@ export function trellis(options: TrellisExpressOptions = {}): TrellisExpressMidd
   });
   const shedder =
     opts.shed &&
-    createShedder(opts.shed, {
+    createShedder(trustedShed(opts.shed, opts.trustDeadline), {
       metrics: opts.metrics,
       basePath: opts.basePath,
       routeOf: (req, res) => observationOf(res)?.route ?? routeOf(req),

@@ -14,7 +14,7 @@ import { PROBLEM_CONTENT_TYPE } from './problem/Problem.js';
 import { type AdapterOptions, adapterOptionsSchema } from './server/adapterOptions.js';
 import { HEALTH_CONTENT_TYPE } from './server/createObservabilityHandler.js';
 import { createRequestObserver, REQUEST_ID_HEADER } from './server/createRequestObserver.js';
-import { createShedder, type Shedder } from './server/shed/createShedder.js';
+import { createShedder, type Shedder, trustedShed } from './server/shed/createShedder.js';
 
 export type { Handler, HandlerInput, HandlerResult, Handlers } from './server/serve/Handlers.js';
 export { problemFrameworkErrors, serve } from './server/serve/serveFastify.js';
@@ -64,7 +64,10 @@ const plugin: FastifyPluginCallback<TrellisFastifyOptions> = (fastify, options, 
       ...(opts.trustDeadline !== undefined && { trustDeadline: opts.trustDeadline }),
     });
     if (opts.shed) {
-      shedder = createShedder(opts.shed, { metrics, basePath: opts.basePath });
+      shedder = createShedder(trustedShed(opts.shed, opts.trustDeadline), {
+        metrics,
+        basePath: opts.basePath,
+      });
     }
   } catch (err) {
     done(err as Error);

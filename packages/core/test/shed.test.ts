@@ -92,7 +92,13 @@ async function start(
   let stop: () => Promise<void>;
   if (kind === 'fastify') {
     const app = Fastify();
-    await app.register(fastifyTrellis, { health, metrics, tracing: false, shed });
+    await app.register(fastifyTrellis, {
+      health,
+      metrics,
+      tracing: false,
+      shed,
+      trustDeadline: true,
+    });
     app.get('/slow', slow);
     app.get('/items/:id', item);
     app.get('/hold', held);
@@ -105,7 +111,7 @@ async function start(
   } else {
     const express = kind === 'express5' ? express5 : express4;
     const app = express();
-    app.use(expressTrellis({ health, metrics, tracing: false, shed }));
+    app.use(expressTrellis({ health, metrics, tracing: false, shed, trustDeadline: true }));
     app.get('/slow', async (_q, r) => void r.json(await slow()));
     app.get('/items/:id', async (_q, r) => void r.json(await item()));
     app.get('/hold', async (_q, r) => void r.json(await held()));
@@ -239,3 +245,51 @@ describe('shed options', () => {
     }
   });
 });
+
+describe.each(['express5', 'fastify'] as const)(
+  'an untrusted x-trellis-deadline-ms on %s (trustDeadline not set)',
+  (kind) => {
+    it('neither sheds the request nor teaches the limiter a drop', async () => {
+      const outcomes: PermitOutcome[] = [];
+      const limit: AdmissionLimiter = {
+        tryAcquire: () => ({ release: (outcome) => void outcomes.push(outcome) }),
+      };
+      const metrics = createMetrics();
+      let server: Server;
+      let stop: () => Promise<void>;
+      const slow = () => new Promise((r) => setTimeout(() => r({ ok: true }), 30));
+      if (kind === 'fastify') {
+        const app = Fastify();
+        await app.register(fastifyTrellis, { metrics, tracing: false, shed: { limit } });
+        app.get('/slow', slow);
+        await app.listen({ port: 0, host: '127.0.0.1' });
+        server = app.server;
+        stop = () => app.close();
+      } else {
+        const app = express5();
+        app.use(expressTrellis({ metrics, tracing: false, shed: { limit } }));
+        app.get('/slow', async (_q, r) => void r.json(await slow()));
+        server = app.listen(0, '127.0.0.1');
+        await once(server, 'listening');
+        stop = () => new Promise<void>((r) => server.close(() => r()));
+      }
+      try {
+        const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/slow`;
+        // "0 ms left" would be shed, and "1 ms" answered late would be a drop, if believed.
+        for (const deadline of ['0', '1']) {
+          const res = await fetch(url, { headers: { 'x-trellis-deadline-ms': deadline } });
+          expect(res.status).toBe(200);
+          expect(res.headers.get('x-trellis-shed')).toBeNull();
+          await res.text();
+        }
+        await expect.poll(() => outcomes.length).toBe(2);
+        expect(outcomes).toEqual(['success', 'success']);
+        expect(await metrics.text()).not.toMatch(/trellis_server_shed_total\{reason="deadline"/);
+      } finally {
+        server.closeAllConnections();
+        await stop();
+        metrics.close();
+      }
+    });
+  },
+);

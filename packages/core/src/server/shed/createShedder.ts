@@ -293,3 +293,12 @@ export function createShedder(options: ShedOptions = {}, context: ShedderContext
 export function writeShed(res: ServerResponse, answer: ShedAnswer): void {
   writeProblem(res, answer.problem, answer.headers);
 }
+
+/**
+ * The adapters' shed options with the deadline check on only where the service trusts the
+ * caller's `x-trellis-deadline-ms` (`trustDeadline`): an untrusted header must neither shed a
+ * request nor, by making answers look late, teach the limiter to shrink for everyone.
+ */
+export function trustedShed(shed: ShedOptions, trustDeadline: boolean | undefined): ShedOptions {
+  return trustDeadline === true ? shed : { ...shed, deadline: false };
+}
