@@ -24,7 +24,7 @@ it('a client facing a shedding upstream rejects most calls locally', async () =>
     req.headers['x-trellis-deadline-ms'] = '0';
     next();
   });
-  app.use(trellis({ tracing: false, shed: {} }));
+  app.use(trellis({ tracing: false, trustDeadline: true, shed: {} }));
   app.get('/x', (_req, res) => {
     served++;
     res.json({ ok: true });
