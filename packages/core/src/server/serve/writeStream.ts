@@ -50,11 +50,6 @@ export async function writeStream(
   res.on('drain', onDrain);
   const it = iterable[Symbol.asyncIterator]();
   let finished = false;
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    if (!closed) res.uncork();
-  };
   try {
     while (!closed && !head) {
       const r = await it.next();
@@ -66,18 +61,13 @@ export async function writeStream(
       if (contract.checkItem(ep, r.value) !== undefined) {
         // Send what was valid, then cut the response short (no final chunk): the client sees
         // a broken stream, never the invalid item.
-        if (corked) uncork();
         res.socket?.end();
         closed = true;
         return;
       }
       const chunk = sse ? formatSse(r.value as SseEvent<unknown>) : `${JSON.stringify(r.value)}\n`;
-      // Items that arrive in one tick go out in one write.
-      if (!corked) {
-        corked = true;
-        res.cork();
-        process.nextTick(uncork);
-      }
+      // One write per item. (Corking items of one tick into one write broke streams on Node 24:
+      // the corked writes never reached the socket.)
       if (!res.write(chunk) && !closed) {
         await new Promise<void>((resolve) => {
           wake = resolve;
